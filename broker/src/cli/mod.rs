@@ -1,0 +1,96 @@
+//! `depot`, the admin CLI: stations, produce, fetch and tail over the wire
+//! protocol. Human-readable tables by default, `--json` for scripts; every
+//! error prints one line and exits non-zero.
+
+mod fetch;
+mod output;
+mod produce;
+mod stations;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::client::BrokerClient;
+
+#[derive(Debug, Parser)]
+#[command(name = "depot", version, about = "Administer a Depot broker")]
+pub struct Cli {
+    /// The broker's wire address.
+    #[arg(
+        long,
+        global = true,
+        env = "DEPOT_BROKER",
+        default_value = "127.0.0.1:6666"
+    )]
+    broker: String,
+
+    #[arg(long, global = true, env = "DEPOT_USER", default_value = "root")]
+    user: String,
+
+    #[arg(long, global = true, env = "DEPOT_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, list, inspect, change and delete stations.
+    #[command(subcommand)]
+    Stations(stations::StationsCommand),
+    /// Produce one message, or every line of a file.
+    Produce(produce::ProduceArgs),
+    /// Print stored messages from an offset.
+    Fetch(fetch::FetchArgs),
+    /// Follow a station, printing new messages until Ctrl-C.
+    Tail(fetch::TailArgs),
+}
+
+/// Everything a command needs: the connection and the output mode.
+pub struct Context {
+    pub client: BrokerClient,
+    pub json: bool,
+}
+
+pub type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Parses the command line and runs the command.
+pub fn cli_main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("depot: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> CliResult {
+    let password = cli
+        .password
+        .ok_or("no password: pass --password or set DEPOT_PASSWORD")?;
+    let client = BrokerClient::connect(&cli.broker, &cli.user, &password)
+        .await
+        .map_err(|e| format!("{} ({})", e, cli.broker))?;
+    let context = Context {
+        client,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Stations(command) => stations::run(&context, command).await,
+        Command::Produce(args) => produce::run(&context, args).await,
+        Command::Fetch(args) => fetch::run_fetch(&context, args).await,
+        Command::Tail(args) => fetch::run_tail(&context, args).await,
+    }
+}

@@ -1,0 +1,208 @@
+//! How the CLI prints: tables and readable lines for people, one JSON value
+//! per line with `--json` for scripts.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::Engine as _;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use serde_json::{Value, json};
+
+use depot_schemas::wire::{StationInfo, StoredMessage};
+
+use crate::cli::Context;
+
+fn settings_json(info: &StationInfo) -> Value {
+    let s = info.settings.unwrap_or_default();
+    json!({
+        "retention_age_ms": s.retention_age_ms.unwrap_or(0),
+        "retention_messages": s.retention_messages.unwrap_or(0),
+        "retention_bytes": s.retention_bytes.unwrap_or(0),
+        "idempotency_window_ms": s.idempotency_window_ms.unwrap_or(0),
+        "max_message_bytes": s.max_message_bytes.unwrap_or(0),
+    })
+}
+
+fn station_json(info: &StationInfo) -> Value {
+    json!({
+        "name": info.name,
+        "settings": settings_json(info),
+        "created_at": time(info.created_at_ms),
+        "message_count": info.message_count,
+        "bytes": info.bytes,
+        "first_offset": info.first_offset,
+        "next_offset": info.next_offset,
+    })
+}
+
+pub fn station(context: &Context, info: &StationInfo) {
+    if context.json {
+        println!("{}", station_json(info));
+        return;
+    }
+    let s = info.settings.unwrap_or_default();
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    let rows = [
+        ("name", info.name.clone()),
+        ("created", time(info.created_at_ms)),
+        ("messages", info.message_count.to_string()),
+        ("bytes", size(info.bytes)),
+        ("first offset", info.first_offset.to_string()),
+        ("next offset", info.next_offset.to_string()),
+        (
+            "retention age",
+            duration_or_unlimited(s.retention_age_ms.unwrap_or(0)),
+        ),
+        (
+            "retention messages",
+            count_or_unlimited(s.retention_messages.unwrap_or(0)),
+        ),
+        (
+            "retention bytes",
+            size_or_unlimited(s.retention_bytes.unwrap_or(0)),
+        ),
+        (
+            "idempotency window",
+            duration_or_unlimited(s.idempotency_window_ms.unwrap_or(0)),
+        ),
+        ("max message size", size(s.max_message_bytes.unwrap_or(0))),
+    ];
+    for (key, value) in rows {
+        table.add_row(vec![key.to_owned(), value]);
+    }
+    println!("{table}");
+}
+
+pub fn station_list(context: &Context, stations: &[StationInfo]) {
+    if context.json {
+        println!(
+            "{}",
+            Value::Array(stations.iter().map(station_json).collect())
+        );
+        return;
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(vec![
+        "name",
+        "messages",
+        "bytes",
+        "first",
+        "next",
+        "retention",
+    ]);
+    for info in stations {
+        let s = info.settings.unwrap_or_default();
+        table.add_row(vec![
+            info.name.clone(),
+            info.message_count.to_string(),
+            size(info.bytes),
+            info.first_offset.to_string(),
+            info.next_offset.to_string(),
+            duration_or_unlimited(s.retention_age_ms.unwrap_or(0)),
+        ]);
+    }
+    println!("{table}");
+}
+
+pub fn done(context: &Context, what: &str) {
+    if context.json {
+        println!("{}", json!({ "ok": true, "message": what }));
+    } else {
+        println!("{what}");
+    }
+}
+
+/// Payloads that are text (JSON, text/*) print as text; others as base64.
+fn payload_text(message: &StoredMessage) -> Option<&str> {
+    let textual = message.content_type.starts_with("text/")
+        || message.content_type.starts_with("application/json");
+    textual
+        .then(|| std::str::from_utf8(&message.payload).ok())
+        .flatten()
+}
+
+pub fn message(context: &Context, message: &StoredMessage) {
+    let headers: serde_json::Map<String, Value> = message
+        .headers
+        .iter()
+        .map(|h| (h.key.clone(), Value::String(h.value.clone())))
+        .collect();
+    let text = payload_text(message);
+    if context.json {
+        let mut value = json!({
+            "offset": message.offset,
+            "id": message.id,
+            "timestamp": time(message.timestamp_ms),
+            "producer": message.producer,
+            "content_type": message.content_type,
+            "headers": headers,
+        });
+        match text {
+            Some(text) => value["payload"] = Value::String(text.to_owned()),
+            None => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&message.payload);
+                value["payload_base64"] = Value::String(encoded);
+            }
+        }
+        println!("{value}");
+        return;
+    }
+    let headers = if headers.is_empty() {
+        String::new()
+    } else {
+        format!(" headers={}", Value::Object(headers))
+    };
+    println!(
+        "offset={} time={} producer={} type={}{} id={}",
+        message.offset,
+        time(message.timestamp_ms),
+        message.producer,
+        if message.content_type.is_empty() {
+            "-"
+        } else {
+            &message.content_type
+        },
+        headers,
+        message.id,
+    );
+    match text {
+        Some(text) => println!("  {text}"),
+        None => println!(
+            "  base64:{}",
+            base64::engine::general_purpose::STANDARD.encode(&message.payload)
+        ),
+    }
+}
+
+fn time(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+fn size(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec().to_string()
+}
+
+fn size_or_unlimited(bytes: u64) -> String {
+    if bytes == 0 {
+        "unlimited".into()
+    } else {
+        size(bytes)
+    }
+}
+
+fn count_or_unlimited(count: u64) -> String {
+    if count == 0 {
+        "unlimited".into()
+    } else {
+        count.to_string()
+    }
+}
+
+fn duration_or_unlimited(ms: u64) -> String {
+    if ms == 0 {
+        "unlimited".into()
+    } else {
+        humantime::format_duration(Duration::from_millis(ms)).to_string()
+    }
+}

@@ -1,0 +1,90 @@
+//! `depot stations ...`
+
+use clap::{Args, Subcommand};
+
+use depot_schemas::wire::StationSettings;
+
+use crate::{
+    cli::{CliResult, Context, output},
+    config::{parse_bytes, parse_duration},
+};
+
+#[derive(Debug, Subcommand)]
+pub enum StationsCommand {
+    /// Create a station.
+    Create {
+        name: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// List every station with its counters.
+    List,
+    /// Show one station's settings and counters.
+    Info { name: String },
+    /// Change a station's settings (only the ones given).
+    Update {
+        name: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Delete a station and all its messages.
+    Delete { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// Remove messages older than this (e.g. 7d, 12h; 0 = keep forever).
+    #[arg(long, value_parser = parse_duration)]
+    retention_age: Option<std::time::Duration>,
+    /// Keep at most this many messages (0 = no limit).
+    #[arg(long)]
+    retention_messages: Option<u64>,
+    /// Keep at most this many payload bytes (e.g. 1GiB; 0 = no limit).
+    #[arg(long, value_parser = parse_bytes)]
+    retention_bytes: Option<u64>,
+    /// A repeated msg-id within this window is a duplicate (e.g. 2m).
+    #[arg(long, value_parser = parse_duration)]
+    idempotency_window: Option<std::time::Duration>,
+    /// Largest accepted payload (e.g. 1MiB).
+    #[arg(long, value_parser = parse_bytes)]
+    max_message_size: Option<u64>,
+}
+
+impl SettingsArgs {
+    fn to_wire(&self) -> StationSettings {
+        StationSettings {
+            retention_age_ms: self.retention_age.map(|d| d.as_millis() as u64),
+            retention_messages: self.retention_messages,
+            retention_bytes: self.retention_bytes,
+            idempotency_window_ms: self.idempotency_window.map(|d| d.as_millis() as u64),
+            max_message_bytes: self.max_message_size,
+        }
+    }
+}
+
+pub async fn run(context: &Context, command: StationsCommand) -> CliResult {
+    let client = &context.client;
+    match command {
+        StationsCommand::Create { name, settings } => {
+            let info = client.create_station(&name, settings.to_wire()).await?;
+            output::station(context, &info);
+        }
+        StationsCommand::List => {
+            let stations = client.list_stations().await?;
+            output::station_list(context, &stations);
+        }
+        StationsCommand::Info { name } => {
+            let info = client.describe_station(&name).await?;
+            output::station(context, &info);
+        }
+        StationsCommand::Update { name, settings } => {
+            let info = client.update_station(&name, settings.to_wire()).await?;
+            output::station(context, &info);
+        }
+        StationsCommand::Delete { name } => {
+            client.delete_station(&name).await?;
+            output::done(context, &format!("deleted station {name}"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,335 @@
+//! [`BrokerClient`]: an async client of the wire protocol, used by the `depot`
+//! CLI, the benchmarks and the HTTP proxy.
+//!
+//! One TCP connection, pipelined: every call takes a fresh request id, the
+//! writer task sends it, and the reader task routes each answer to its caller
+//! by id, so any number of calls can be in flight at once from clones of one
+//! client. Subscriptions receive pushed batches on their own channel and
+//! grant credit back as they consume.
+
+mod subscription;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use futures::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use tokio::{
+    net::{TcpStream, ToSocketAddrs},
+    sync::{mpsc, oneshot},
+};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use depot_schemas::{
+    FrameCodec,
+    wire::{
+        self, ErrorCode, ProtocolVersion, Request, Response, request::Op, response::Result as Reply,
+    },
+};
+
+pub use subscription::Subscription;
+
+/// Requests queued for the writer task.
+const SEND_QUEUE: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the broker: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("the connection to the broker closed")]
+    Disconnected,
+    #[error("{message}")]
+    Broker { code: ErrorCode, message: String },
+    #[error("unexpected answer from the broker: {0}")]
+    Protocol(String),
+}
+
+pub type ClientResult<T> = Result<T, ClientError>;
+
+enum Waiter {
+    Once(oneshot::Sender<Response>),
+    Stream(mpsc::UnboundedSender<Response>),
+}
+
+struct Shared {
+    requests: mpsc::Sender<Request>,
+    waiters: Mutex<HashMap<u64, Waiter>>,
+    next_id: AtomicU64,
+}
+
+/// A connected, authenticated client; clones share the connection.
+#[derive(Clone)]
+pub struct BrokerClient {
+    shared: Arc<Shared>,
+}
+
+impl BrokerClient {
+    /// Connects, performs the version handshake and authenticates.
+    pub async fn connect(
+        address: impl ToSocketAddrs,
+        username: &str,
+        password: &str,
+    ) -> ClientResult<Self> {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(ClientError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let client = Self::over(stream);
+        let hello = wire::Hello {
+            version: ProtocolVersion::V1 as i32,
+            client: concat!("depot-client/", env!("CARGO_PKG_VERSION")).to_owned(),
+        };
+        match client.call(Op::Hello(hello)).await? {
+            Reply::HelloOk(_) => {}
+            other => return Err(unexpected(other)),
+        }
+        let credentials = wire::Authenticate {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        match client.call(Op::Authenticate(credentials)).await? {
+            Reply::AuthenticateOk(_) => Ok(client),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Wraps a connected stream without any handshake (for tests of the
+    /// protocol's session rules).
+    pub fn over(stream: TcpStream) -> Self {
+        let (read_half, write_half) = stream.into_split();
+        let (requests, queue) = mpsc::channel(SEND_QUEUE);
+        let shared = Arc::new(Shared {
+            requests,
+            waiters: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        });
+        tokio::spawn(send_requests(
+            FramedWrite::new(write_half, FrameCodec::<Response, Request>::default()),
+            queue,
+        ));
+        tokio::spawn(route_answers(
+            FramedRead::new(read_half, FrameCodec::<Response, Request>::default()),
+            shared.clone(),
+        ));
+        Self { shared }
+    }
+
+    /// Sends one operation and waits for its answer; a broker error becomes
+    /// [`ClientError::Broker`].
+    pub async fn call(&self, op: Op) -> ClientResult<Reply> {
+        let (id, answer) = self.register_once();
+        self.send(Request { id, op: Some(op) }).await?;
+        let response = answer.await.map_err(|_| ClientError::Disconnected)?;
+        into_reply(response)
+    }
+
+    pub async fn ping(&self) -> ClientResult<()> {
+        match self.call(Op::Ping(wire::Ping::default())).await? {
+            Reply::Pong(_) => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn create_station(
+        &self,
+        name: &str,
+        settings: wire::StationSettings,
+    ) -> ClientResult<wire::StationInfo> {
+        let op = Op::CreateStation(wire::CreateStation {
+            name: name.to_owned(),
+            settings: Some(settings),
+        });
+        expect_station(self.call(op).await?)
+    }
+
+    pub async fn update_station(
+        &self,
+        name: &str,
+        settings: wire::StationSettings,
+    ) -> ClientResult<wire::StationInfo> {
+        let op = Op::UpdateStation(wire::UpdateStation {
+            name: name.to_owned(),
+            settings: Some(settings),
+        });
+        expect_station(self.call(op).await?)
+    }
+
+    pub async fn describe_station(&self, name: &str) -> ClientResult<wire::StationInfo> {
+        let op = Op::DescribeStation(wire::DescribeStation {
+            name: name.to_owned(),
+        });
+        expect_station(self.call(op).await?)
+    }
+
+    pub async fn delete_station(&self, name: &str) -> ClientResult<()> {
+        let op = Op::DeleteStation(wire::DeleteStation {
+            name: name.to_owned(),
+        });
+        match self.call(op).await? {
+            Reply::Done(_) => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn list_stations(&self) -> ClientResult<Vec<wire::StationInfo>> {
+        match self.call(Op::ListStations(wire::ListStations {})).await? {
+            Reply::StationList(list) => Ok(list.stations),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Produces messages; one outcome per message, in order.
+    pub async fn produce(
+        &self,
+        station: &str,
+        messages: Vec<wire::NewMessage>,
+    ) -> ClientResult<Vec<wire::ProduceOutcome>> {
+        let op = Op::Produce(wire::Produce {
+            station: station.to_owned(),
+            messages,
+        });
+        match self.call(op).await? {
+            Reply::ProduceResult(result) => Ok(result.outcomes),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn fetch(
+        &self,
+        station: &str,
+        from_offset: u64,
+        max_messages: u32,
+    ) -> ClientResult<wire::FetchResult> {
+        let op = Op::Fetch(wire::Fetch {
+            station: station.to_owned(),
+            from_offset,
+            max_messages,
+            max_bytes: 0,
+        });
+        match self.call(op).await? {
+            Reply::FetchResult(result) => Ok(result),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Follows a station from `start` (`None`: only new messages).
+    pub async fn subscribe(
+        &self,
+        station: &str,
+        start: Option<u64>,
+        credit: u32,
+    ) -> ClientResult<Subscription> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (pushed, batches) = mpsc::unbounded_channel();
+        self.shared
+            .waiters
+            .lock()
+            .insert(id, Waiter::Stream(pushed));
+        let start = match start {
+            Some(offset) => wire::subscribe::Start::FromOffset(offset),
+            None => wire::subscribe::Start::Latest(true),
+        };
+        let op = Op::Subscribe(wire::Subscribe {
+            station: station.to_owned(),
+            start: Some(start),
+            initial_credit: credit,
+        });
+        self.send(Request { id, op: Some(op) }).await?;
+        Subscription::open(self.clone(), id, credit, batches).await
+    }
+
+    /// Sends a request that has no answer (credit).
+    async fn send(&self, request: Request) -> ClientResult<()> {
+        self.shared
+            .requests
+            .send(request)
+            .await
+            .map_err(|_| ClientError::Disconnected)
+    }
+
+    fn register_once(&self) -> (u64, oneshot::Receiver<Response>) {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        self.shared.waiters.lock().insert(id, Waiter::Once(sender));
+        (id, receiver)
+    }
+
+    fn forget(&self, id: u64) {
+        self.shared.waiters.lock().remove(&id);
+    }
+}
+
+async fn send_requests(
+    mut sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, FrameCodec<Response, Request>>,
+    mut queue: mpsc::Receiver<Request>,
+) {
+    while let Some(first) = queue.recv().await {
+        if sink.feed(first).await.is_err() {
+            return;
+        }
+        while let Ok(next) = queue.try_recv() {
+            if sink.feed(next).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn route_answers(
+    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec<Response, Request>>,
+    shared: Arc<Shared>,
+) {
+    while let Some(Ok(Ok(response))) = frames.next().await {
+        let id = response.id;
+        let mut waiters = shared.waiters.lock();
+        match waiters.get(&id) {
+            Some(Waiter::Stream(stream)) => {
+                if stream.send(response).is_err() {
+                    waiters.remove(&id);
+                }
+            }
+            Some(Waiter::Once(_)) => {
+                if let Some(Waiter::Once(once)) = waiters.remove(&id) {
+                    let _ = once.send(response);
+                }
+            }
+            None => {
+                if let Some(Reply::Error(error)) = response.result {
+                    tracing::warn!(id = response.id, message = %error.message, "broker error");
+                }
+            }
+        }
+    }
+    // Dropping every waiter tells each caller the connection is gone.
+    shared.waiters.lock().clear();
+}
+
+fn into_reply(response: Response) -> ClientResult<Reply> {
+    match response.result {
+        Some(Reply::Error(error)) => Err(ClientError::Broker {
+            code: ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unspecified),
+            message: error.message,
+        }),
+        Some(reply) => Ok(reply),
+        None => Err(ClientError::Protocol("an answer without a result".into())),
+    }
+}
+
+fn expect_station(reply: Reply) -> ClientResult<wire::StationInfo> {
+    match reply {
+        Reply::Station(info) => Ok(info),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(reply: Reply) -> ClientError {
+    ClientError::Protocol(format!("{reply:?}"))
+}

@@ -1,0 +1,160 @@
+//! The broker's configuration: clap flags with `DEPOT_*` environment
+//! fallbacks, parsed once at start-up and passed down as [`BrokerConfig`].
+//! Nothing below this module reads the environment.
+
+use std::{path::PathBuf, str::FromStr, time::Duration};
+
+use clap::{ArgAction, Args};
+
+/// How produce acknowledgements relate to fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Acknowledge only after the messages are flushed to disk. Concurrent
+    /// produces share one flush (group commit). Nothing acknowledged is lost.
+    Always,
+    /// Acknowledge once written to sled's memory; flush every interval. A crash
+    /// loses up to one interval of acknowledged messages.
+    Interval(Duration),
+    /// Acknowledge once written to sled's memory; never flush except at clean
+    /// shutdown. A crash loses everything since the last clean shutdown that
+    /// the OS had not yet written back.
+    Never,
+}
+
+impl FromStr for FsyncPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(Self::Always),
+            "never" => Ok(Self::Never),
+            _ => {
+                let ms = s
+                    .strip_prefix("interval:")
+                    .and_then(|ms| ms.parse::<u64>().ok())
+                    .filter(|ms| *ms > 0)
+                    .ok_or_else(|| {
+                        format!("'{s}' is not one of: always, interval:<milliseconds>, never")
+                    })?;
+                Ok(Self::Interval(Duration::from_millis(ms)))
+            }
+        }
+    }
+}
+
+/// Parses a size such as `16MiB`, `512KB` or `1048576`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    s.parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|e| format!("'{s}' is not a size (e.g. 16MiB): {e}"))
+}
+
+/// Parses a duration such as `7d`, `2m`, `15s` or `0` (zero).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration (e.g. 7d, 2m): {e}"))
+}
+
+/// Everything the broker needs to start.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerConfig {
+    /// Directory holding all of the broker's data (sled).
+    #[arg(long = "data", env = "DEPOT_DATA", default_value = "./depot-data")]
+    pub data_dir: PathBuf,
+
+    /// Address the wire protocol listens on.
+    #[arg(long, env = "DEPOT_LISTEN", default_value = "127.0.0.1:6666")]
+    pub listen: String,
+
+    /// always (durable acks, group commit), interval:<ms>, or never.
+    #[arg(long, env = "DEPOT_FSYNC", default_value = "always")]
+    pub fsync: FsyncPolicy,
+
+    /// sled's page cache; bounds the broker's memory whatever it stores.
+    #[arg(long, env = "DEPOT_CACHE", default_value = "16MiB", value_parser = parse_bytes)]
+    pub cache_bytes: u64,
+
+    /// Largest wire frame accepted; a larger one closes the connection.
+    #[arg(long, env = "DEPOT_MAX_FRAME", default_value = "16MiB", value_parser = parse_bytes)]
+    pub max_frame_bytes: u64,
+
+    /// Open connections accepted at once; more are refused at accept.
+    #[arg(long, env = "DEPOT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Requests one connection may have in flight; beyond it the broker stops
+    /// reading that connection until answers drain (TCP backpressure).
+    #[arg(long, env = "DEPOT_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight_per_connection: usize,
+
+    /// Subscriptions one connection may hold.
+    #[arg(long, env = "DEPOT_MAX_SUBSCRIPTIONS", default_value_t = 64)]
+    pub max_subscriptions_per_connection: usize,
+
+    /// Create unknown stations on produce (for users allowed to create them).
+    #[arg(long, env = "DEPOT_AUTO_CREATE", default_value_t = true, action = ArgAction::Set)]
+    pub auto_create: bool,
+
+    /// Threads serving connections (0: one per core).
+    #[arg(long, env = "DEPOT_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+
+    /// Password of `root` on first start (generated and printed when unset).
+    /// Ignored once the data directory has a root user.
+    #[arg(long, env = "DEPOT_ROOT_PASSWORD", hide_env_values = true)]
+    pub root_password: Option<String>,
+}
+
+impl BrokerConfig {
+    /// A configuration with every default, for a data directory and address.
+    pub fn new(data_dir: impl Into<PathBuf>, listen: impl Into<String>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: listen.into(),
+            fsync: FsyncPolicy::Always,
+            cache_bytes: 16 * 1024 * 1024,
+            max_frame_bytes: depot_schemas::DEFAULT_MAX_FRAME_BYTES as u64,
+            max_connections: 10_000,
+            max_in_flight_per_connection: 1024,
+            max_subscriptions_per_connection: 64,
+            auto_create: true,
+            workers: 0,
+            root_password: None,
+        }
+    }
+
+    /// Connection worker threads to start.
+    pub fn worker_threads(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_fsync_policies() {
+        assert_eq!("always".parse(), Ok(FsyncPolicy::Always));
+        assert_eq!("never".parse(), Ok(FsyncPolicy::Never));
+        assert_eq!(
+            "interval:50".parse(),
+            Ok(FsyncPolicy::Interval(Duration::from_millis(50)))
+        );
+        assert!("interval:".parse::<FsyncPolicy>().is_err());
+        assert!("sometimes".parse::<FsyncPolicy>().is_err());
+    }
+
+    #[test]
+    fn parses_sizes_and_durations() {
+        assert_eq!(parse_bytes("1KiB"), Ok(1024));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    }
+}

@@ -1,0 +1,184 @@
+//! Group commit: many writers, one fsync.
+//!
+//! A writer applies its sled batch (in memory), then asks [`GroupCommit`] for
+//! durability and waits. One dedicated thread takes every waiter registered so
+//! far, flushes sled once, and releases them all. Writers that arrive during a
+//! flush form the next group. So under load there is one fsync per group, not
+//! per message, and an idle broker adds no delay: a lone writer is flushed
+//! at once.
+//!
+//! Correctness rests on one fact: a waiter registers *after* its batch is
+//! applied, and the flush that releases it *starts after* it registered, so
+//! the flush covers the batch.
+
+use std::{
+    sync::{Arc, Condvar, Mutex},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use tokio::sync::oneshot;
+
+use crate::{config::FsyncPolicy, error::BrokerError};
+
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+#[derive(Default)]
+struct Queue {
+    waiters: Vec<Waiter>,
+    shutting_down: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    db: sled::Db,
+}
+
+/// Hands out durability; cheap to clone.
+#[derive(Clone)]
+pub struct GroupCommit {
+    policy: FsyncPolicy,
+    shared: Arc<Shared>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl GroupCommit {
+    /// Starts the flushing thread the policy needs (none for `never`).
+    pub fn start(db: sled::Db, policy: FsyncPolicy) -> Self {
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            wake: Condvar::new(),
+            db,
+        });
+        let thread = match policy {
+            FsyncPolicy::Always => Some(spawn("depot-group-commit", {
+                let shared = shared.clone();
+                move || run_group_commit(&shared)
+            })),
+            FsyncPolicy::Interval(every) => Some(spawn("depot-interval-flush", {
+                let shared = shared.clone();
+                move || run_interval_flush(&shared, every)
+            })),
+            FsyncPolicy::Never => None,
+        };
+        Self {
+            policy,
+            shared,
+            thread: Arc::new(Mutex::new(thread)),
+        }
+    }
+
+    /// Resolves when everything applied to sled before this call is durable
+    /// as the policy defines it: on disk for `always`, at once otherwise.
+    pub fn commit(&self) -> impl Future<Output = Result<(), BrokerError>> + use<> {
+        let receiver = (self.policy == FsyncPolicy::Always).then(|| {
+            let (sender, receiver) = oneshot::channel();
+            let mut queue = self.shared.queue.lock().expect("group commit lock");
+            if queue.shutting_down {
+                drop(sender);
+            } else {
+                queue.waiters.push(sender);
+                self.shared.wake.notify_one();
+            }
+            receiver
+        });
+        async move {
+            match receiver {
+                None => Ok(()),
+                Some(receiver) => match receiver.await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(reason)) => Err(BrokerError::FlushFailed { reason }),
+                    Err(_) => Err(BrokerError::ShuttingDown),
+                },
+            }
+        }
+    }
+
+    /// Flushes what is left and stops the thread. Idempotent.
+    pub fn shutdown(&self) {
+        self.shared
+            .queue
+            .lock()
+            .expect("group commit lock")
+            .shutting_down = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.thread.lock().expect("thread lock").take() {
+            let _ = thread.join();
+        }
+        if let Err(e) = self.shared.db.flush() {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .expect("spawn flush thread")
+}
+
+fn run_group_commit(shared: &Shared) {
+    loop {
+        let group = {
+            let mut queue = shared.queue.lock().expect("group commit lock");
+            while queue.waiters.is_empty() && !queue.shutting_down {
+                queue = shared.wake.wait(queue).expect("group commit lock");
+            }
+            if queue.waiters.is_empty() {
+                return;
+            }
+            std::mem::take(&mut queue.waiters)
+        };
+        let outcome = shared.db.flush().map(drop).map_err(|e| e.to_string());
+        if let Err(reason) = &outcome {
+            tracing::error!(%reason, waiters = group.len(), "group commit flush failed");
+        }
+        for waiter in group {
+            let _ = waiter.send(outcome.clone());
+        }
+    }
+}
+
+fn run_interval_flush(shared: &Shared, every: Duration) {
+    let mut queue = shared.queue.lock().expect("group commit lock");
+    while !queue.shutting_down {
+        queue = shared
+            .wake
+            .wait_timeout(queue, every)
+            .expect("group commit lock")
+            .0;
+        drop(queue);
+        if let Err(e) = shared.db.flush() {
+            tracing::error!(error = %e, "interval flush failed");
+        }
+        queue = shared.queue.lock().expect("group commit lock");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn releases_every_waiter_of_a_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let commit = GroupCommit::start(db.clone(), FsyncPolicy::Always);
+        let waits: Vec<_> = (0..100u32)
+            .map(|i| {
+                db.insert(i.to_be_bytes(), &[1]).unwrap();
+                commit.commit()
+            })
+            .collect();
+        for wait in waits {
+            wait.await.unwrap();
+        }
+        commit.shutdown();
+        assert!(matches!(
+            commit.commit().await,
+            Err(BrokerError::ShuttingDown)
+        ));
+    }
+}

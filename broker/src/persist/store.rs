@@ -1,0 +1,123 @@
+//! The sled database and its layout. Everything the broker keeps lives under
+//! one data directory:
+//!
+//! | tree              | key            | value                          |
+//! |-------------------|----------------|--------------------------------|
+//! | `stations`        | station name   | `StationDefinition`            |
+//! | `users`           | user name      | `UserRecord` (argon2 hash)     |
+//! | `station/<name>`  | see `station::log` (records, dedup index, counters) |
+//!
+//! Values are protobuf (`depot_schemas::storage`), so the format is written
+//! down in `schemas/proto/depot/storage/v1/storage.proto`.
+
+use prost::Message;
+
+use depot_schemas::storage::{StationDefinition, UserRecord};
+
+use crate::{config::BrokerConfig, error::BrokerResult, station::StationName};
+
+const STATIONS_TREE: &str = "stations";
+const USERS_TREE: &str = "users";
+const STATION_TREE_PREFIX: &str = "station/";
+
+/// The open database; cheap to clone (sled handles are reference counted).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    stations: sled::Tree,
+    users: sled::Tree,
+}
+
+impl Store {
+    pub fn open(config: &BrokerConfig) -> BrokerResult<Self> {
+        let db = sled::Config::new()
+            .path(&config.data_dir)
+            .cache_capacity(config.cache_bytes)
+            // Depot decides when to fsync (`persist::group_commit`); sled's
+            // own timer would only add flushes nobody waits for.
+            .flush_every_ms(None)
+            .open()?;
+        Ok(Self {
+            stations: db.open_tree(STATIONS_TREE)?,
+            users: db.open_tree(USERS_TREE)?,
+            db,
+        })
+    }
+
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    pub fn station_definitions(&self) -> BrokerResult<Vec<StationDefinition>> {
+        self.stations
+            .iter()
+            .values()
+            .map(|value| Ok(StationDefinition::decode(&*value?)?))
+            .collect()
+    }
+
+    pub fn station_definition(
+        &self,
+        name: &StationName,
+    ) -> BrokerResult<Option<StationDefinition>> {
+        match self.stations.get(name.as_str())? {
+            Some(value) => Ok(Some(StationDefinition::decode(&*value)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put_station_definition(&self, definition: &StationDefinition) -> BrokerResult<()> {
+        self.stations
+            .insert(definition.name.as_bytes(), definition.encode_to_vec())?;
+        Ok(())
+    }
+
+    pub fn remove_station_definition(&self, name: &StationName) -> BrokerResult<()> {
+        self.stations.remove(name.as_str())?;
+        Ok(())
+    }
+
+    pub fn open_station_tree(&self, name: &StationName) -> BrokerResult<sled::Tree> {
+        Ok(self.db.open_tree(station_tree_name(name.as_str()))?)
+    }
+
+    pub fn drop_station_tree(&self, name: &StationName) -> BrokerResult<()> {
+        self.db.drop_tree(station_tree_name(name.as_str()))?;
+        Ok(())
+    }
+
+    /// Drops station trees that have no definition: left behind when a crash
+    /// interrupted a create or a delete between its two writes.
+    pub fn drop_orphan_station_trees(&self) -> BrokerResult<()> {
+        for tree_name in self.db.tree_names() {
+            let Some(station) = tree_name.strip_prefix(STATION_TREE_PREFIX.as_bytes()) else {
+                continue;
+            };
+            if !self.stations.contains_key(station)? {
+                tracing::warn!(
+                    station = %String::from_utf8_lossy(station),
+                    "dropping the log of a station that has no definition"
+                );
+                self.db.drop_tree(&tree_name)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn user(&self, name: &str) -> BrokerResult<Option<UserRecord>> {
+        match self.users.get(name)? {
+            Some(value) => Ok(Some(UserRecord::decode(&*value)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put_user(&self, user: &UserRecord) -> BrokerResult<()> {
+        self.users
+            .insert(user.name.as_bytes(), user.encode_to_vec())?;
+        Ok(())
+    }
+}
+
+fn station_tree_name(station: &str) -> String {
+    format!("{STATION_TREE_PREFIX}{station}")
+}

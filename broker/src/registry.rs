@@ -1,0 +1,237 @@
+//! The station registry: creates, finds and deletes stations.
+//!
+//! Two parts, each for its own kind of traffic:
+//! - [`StationRegistry`], an actor, serialises every change to the set of
+//!   stations (create, update, delete), so two creates of one name can never
+//!   race, and a delete finishes (actor stopped, tree dropped) before the
+//!   next change starts.
+//! - [`StationDirectory`], a read-mostly map shared by every connection
+//!   thread, answers "which actor owns station X" on the produce and fetch
+//!   paths without a message round trip through the registry.
+//!
+//! Station actors are spread over a few arbiters (threads), so stations
+//! append in parallel while each stays single-writer.
+
+use std::{collections::HashMap, sync::Arc};
+
+use actix::prelude::*;
+use parking_lot::RwLock;
+
+use depot_schemas::storage::StationDefinition;
+
+use crate::{
+    clock::now_ms,
+    error::{BrokerError, BrokerResult},
+    persist::{GroupCommit, Store},
+    station::{
+        SettingsChange, StationActor, StationHandle, StationLog, StationName, StationSettings,
+        actor::{Shutdown, UpdateSettings},
+    },
+};
+
+/// Where lookups go: name -> handle. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct StationDirectory {
+    stations: Arc<RwLock<HashMap<StationName, StationHandle>>>,
+}
+
+impl StationDirectory {
+    pub fn get(&self, name: &StationName) -> Option<StationHandle> {
+        self.stations.read().get(name).cloned()
+    }
+
+    /// Every station, sorted by name.
+    pub fn all(&self) -> Vec<StationHandle> {
+        let mut all: Vec<_> = self.stations.read().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+}
+
+/// Creates a station; with `if_absent`, an existing one is returned instead
+/// of `StationExists` (the auto-create path).
+#[derive(Message)]
+#[rtype(result = "BrokerResult<StationHandle>")]
+pub struct CreateStation {
+    pub name: StationName,
+    pub settings: StationSettings,
+    pub if_absent: bool,
+}
+
+/// Changes a station's settings, persisted before the actor applies them.
+#[derive(Message)]
+#[rtype(result = "BrokerResult<StationSettings>")]
+pub struct UpdateStation {
+    pub name: StationName,
+    pub change: SettingsChange,
+}
+
+/// Deletes a station and every message in it.
+#[derive(Message)]
+#[rtype(result = "BrokerResult<()>")]
+pub struct DeleteStation {
+    pub name: StationName,
+}
+
+pub struct StationRegistry {
+    store: Store,
+    group_commit: GroupCommit,
+    directory: StationDirectory,
+    /// Threads the station actors run on, used round-robin.
+    arbiters: Vec<ArbiterHandle>,
+    next_arbiter: usize,
+}
+
+impl StationRegistry {
+    /// Starts an actor for every station on disk.
+    pub fn recover(
+        store: Store,
+        group_commit: GroupCommit,
+        arbiters: Vec<ArbiterHandle>,
+    ) -> BrokerResult<(Self, StationDirectory)> {
+        store.drop_orphan_station_trees()?;
+        let mut registry = Self {
+            store,
+            group_commit,
+            directory: StationDirectory::default(),
+            arbiters,
+            next_arbiter: 0,
+        };
+        for definition in registry.store.station_definitions()? {
+            let name = StationName::parse(&definition.name)?;
+            let settings = definition
+                .settings
+                .as_ref()
+                .map(StationSettings::from_storage)
+                .unwrap_or_default();
+            registry.start_station(name, definition.created_at_ms, settings)?;
+        }
+        let directory = registry.directory.clone();
+        Ok((registry, directory))
+    }
+
+    fn start_station(
+        &mut self,
+        name: StationName,
+        created_at_ms: u64,
+        settings: StationSettings,
+    ) -> BrokerResult<StationHandle> {
+        let log = StationLog::new(self.store.open_station_tree(&name)?);
+        let (actor, durable_head) = StationActor::recover(
+            name.clone(),
+            created_at_ms,
+            settings,
+            log.clone(),
+            self.group_commit.clone(),
+        )?;
+        let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
+        self.next_arbiter += 1;
+        let actor = StationActor::start_in_arbiter(arbiter, move |_| actor);
+        let handle = StationHandle {
+            name: name.clone(),
+            actor,
+            log,
+            durable_head,
+        };
+        self.directory.stations.write().insert(name, handle.clone());
+        Ok(handle)
+    }
+
+    fn definition(
+        name: &StationName,
+        created_at_ms: u64,
+        settings: StationSettings,
+    ) -> StationDefinition {
+        StationDefinition {
+            name: name.to_string(),
+            settings: Some(settings.to_storage()),
+            created_at_ms,
+        }
+    }
+}
+
+impl Actor for StationRegistry {
+    type Context = Context<Self>;
+}
+
+impl Handler<CreateStation> for StationRegistry {
+    type Result = ResponseFuture<BrokerResult<StationHandle>>;
+
+    fn handle(&mut self, create: CreateStation, _: &mut Self::Context) -> Self::Result {
+        let created = match self.directory.get(&create.name) {
+            Some(existing) if create.if_absent => Ok(existing),
+            Some(_) => Err(BrokerError::StationExists {
+                name: create.name.to_string(),
+            }),
+            None => {
+                let created_at_ms = now_ms();
+                let definition = Self::definition(&create.name, created_at_ms, create.settings);
+                self.store
+                    .put_station_definition(&definition)
+                    .and_then(|()| self.start_station(create.name, created_at_ms, create.settings))
+            }
+        };
+        let commit = self.group_commit.commit();
+        Box::pin(async move {
+            let handle = created?;
+            commit.await?;
+            Ok(handle)
+        })
+    }
+}
+
+impl Handler<UpdateStation> for StationRegistry {
+    type Result = AtomicResponse<Self, BrokerResult<StationSettings>>;
+
+    fn handle(&mut self, update: UpdateStation, _: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        let commit = self.group_commit.clone();
+        let station = self.directory.get(&update.name);
+        let not_found = move || BrokerError::StationNotFound {
+            name: update.name.to_string(),
+        };
+        AtomicResponse::new(Box::pin(
+            async move {
+                let station = station.ok_or_else(not_found.clone())?;
+                let mut definition = store
+                    .station_definition(&station.name)?
+                    .ok_or_else(not_found.clone())?;
+                let settings = station
+                    .actor
+                    .send(UpdateSettings(update.change))
+                    .await
+                    .map_err(|_| not_found())?;
+                definition.settings = Some(settings.to_storage());
+                store.put_station_definition(&definition)?;
+                commit.commit().await?;
+                Ok(settings)
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<DeleteStation> for StationRegistry {
+    type Result = AtomicResponse<Self, BrokerResult<()>>;
+
+    fn handle(&mut self, delete: DeleteStation, _: &mut Self::Context) -> Self::Result {
+        let removed = self.directory.stations.write().remove(&delete.name);
+        let store = self.store.clone();
+        let commit = self.group_commit.clone();
+        // Atomic: the registry handles nothing else until the station's actor
+        // has stopped and its tree is gone, so a create of the same name
+        // cannot interleave.
+        AtomicResponse::new(Box::pin(
+            async move {
+                let station = removed.ok_or_else(|| BrokerError::StationNotFound {
+                    name: delete.name.to_string(),
+                })?;
+                let _ = station.actor.send(Shutdown).await;
+                store.remove_station_definition(&delete.name)?;
+                store.drop_station_tree(&delete.name)?;
+                commit.commit().await
+            }
+            .into_actor(self),
+        ))
+    }
+}

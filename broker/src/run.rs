@@ -1,0 +1,69 @@
+//! Running the broker as a process: logging, start-up, the first-start root
+//! password, and a clean shutdown on Ctrl-C or SIGTERM (final flush).
+//! Shared by `depot-broker` and every harness that starts the real thing.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::{broker::Broker, config::BrokerConfig, server::WireServer};
+
+/// `depot-broker`: durable stations over the Depot wire protocol.
+#[derive(Debug, Parser)]
+#[command(name = "depot-broker", version, about)]
+pub struct BrokerCommand {
+    #[command(flatten)]
+    pub config: BrokerConfig,
+}
+
+/// Parses the command line and runs the broker until it is told to stop.
+pub fn broker_main() -> ExitCode {
+    let command = BrokerCommand::parse();
+    init_logging();
+    match actix::System::new().block_on(serve(command.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("depot-broker: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `DEPOT_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DEPOT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn serve(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = std::net::TcpListener::bind(&config.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let data_dir = config.data_dir.clone();
+    let opened = Broker::open(config)?;
+    if let Some(password) = &opened.generated_root_password {
+        // Printed once, on first start, and never logged.
+        println!("Generated the password of user 'root' (shown only now): {password}");
+        println!("Set DEPOT_ROOT_PASSWORD before the first start to choose it instead.");
+    }
+    let broker = opened.broker;
+    let server = WireServer::start(broker.clone(), listener)?;
+    tracing::info!(address = %server.local_addr(), data = %data_dir.display(), "depot-broker ready");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.stop();
+    broker.shutdown();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

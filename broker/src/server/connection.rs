@@ -1,0 +1,332 @@
+//! One wire connection: handshake, authentication, then pipelined requests.
+//!
+//! The read loop decodes frames and hands each request to its own task, so
+//! many are in flight and answers leave in completion order; a semaphore caps
+//! the requests in flight, and when it is exhausted the loop stops reading
+//! (TCP backpressure) instead of queueing. A single writer task batches
+//! answers into as few socket writes as it can.
+//!
+//! Bad input is answered where framing survives: an undecodable frame gets an
+//! error with id 0, an unknown operation or a request before authentication
+//! an error with its id, and the connection stays usable. An oversize frame
+//! loses the framing: it is answered, then the connection closes.
+
+use std::{collections::HashMap, sync::Arc};
+
+use futures::{SinkExt, StreamExt};
+use tokio::{
+    net::TcpStream,
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
+    task::JoinHandle,
+};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use depot_schemas::{
+    FrameCodec, FrameError,
+    wire::{
+        self, ErrorCode, ProtocolVersion, Request, Response, request::Op, response::Result as Reply,
+    },
+};
+
+use crate::{
+    auth::Principal,
+    broker::Broker,
+    server::{
+        convert, operations,
+        subscription::{self, Credit},
+    },
+};
+
+/// Answers queued for the writer before request tasks wait for it.
+const WRITE_QUEUE: usize = 1024;
+/// The server's name in `HelloOk`.
+const SERVER_NAME: &str = concat!("depot-broker/", env!("CARGO_PKG_VERSION"));
+
+type Codec = FrameCodec<Request, Response>;
+
+enum Stage {
+    AwaitingHello,
+    AwaitingAuthentication,
+    Ready(Arc<Principal>),
+}
+
+struct Subscription {
+    credit: Arc<Credit>,
+    task: JoinHandle<()>,
+}
+
+struct Session {
+    broker: Broker,
+    stage: Stage,
+    responses: mpsc::Sender<Response>,
+    in_flight: Arc<Semaphore>,
+    subscriptions: HashMap<u64, Subscription>,
+}
+
+/// Serves one connection until the peer leaves or framing is lost.
+pub async fn serve(stream: TcpStream, broker: Broker, _connection_slot: OwnedSemaphorePermit) {
+    let peer = stream.peer_addr().ok();
+    let max_frame = broker.config().max_frame_bytes as usize;
+    let (read_half, write_half) = stream.into_split();
+    let mut frames = FramedRead::new(read_half, Codec::new(max_frame));
+    let (responses, queue) = mpsc::channel(WRITE_QUEUE);
+    let writer = actix_rt::spawn(write_answers(
+        FramedWrite::new(write_half, Codec::new(max_frame)),
+        queue,
+    ));
+    let mut session = Session {
+        in_flight: Arc::new(Semaphore::new(broker.config().max_in_flight_per_connection)),
+        broker,
+        stage: Stage::AwaitingHello,
+        responses,
+        subscriptions: HashMap::new(),
+    };
+
+    while let Some(frame) = frames.next().await {
+        match frame {
+            Ok(Ok(request)) => session.handle(request).await,
+            Ok(Err(decode_error)) => {
+                let message = format!("frame does not decode as a Request: {decode_error}");
+                session
+                    .answer_error(0, ErrorCode::UndecodableFrame, message)
+                    .await;
+            }
+            Err(error @ FrameError::TooLarge { .. }) => {
+                session
+                    .answer_error(0, ErrorCode::FrameTooLarge, format!("{error}; closing"))
+                    .await;
+                break;
+            }
+            Err(FrameError::Io(error)) => {
+                tracing::debug!(?peer, %error, "connection read failed");
+                break;
+            }
+        }
+    }
+
+    for (_, subscription) in session.subscriptions.drain() {
+        subscription.task.abort();
+    }
+    drop(session);
+    let _ = writer.await;
+    tracing::debug!(?peer, "connection closed");
+}
+
+async fn write_answers(
+    mut sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, Codec>,
+    mut queue: mpsc::Receiver<Response>,
+) {
+    while let Some(first) = queue.recv().await {
+        if sink.feed(first).await.is_err() {
+            return;
+        }
+        while let Ok(next) = queue.try_recv() {
+            if sink.feed(next).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Session {
+    async fn handle(&mut self, request: Request) {
+        let id = request.id;
+        let Some(op) = request.op else {
+            let message = "the request names no operation this broker knows";
+            return self
+                .answer_error(id, ErrorCode::UnknownOperation, message)
+                .await;
+        };
+        let (principal, op) = match (&self.stage, op) {
+            (_, Op::Ping(ping)) => {
+                return self
+                    .answer(
+                        id,
+                        Reply::Pong(wire::Pong {
+                            payload: ping.payload,
+                        }),
+                    )
+                    .await;
+            }
+            (Stage::AwaitingHello, Op::Hello(hello)) => return self.hello(id, hello).await,
+            (Stage::AwaitingHello, _) => {
+                let message = "the connection must open with Hello, then Authenticate";
+                return self
+                    .answer_error(id, ErrorCode::Unauthenticated, message)
+                    .await;
+            }
+            (Stage::AwaitingAuthentication, Op::Authenticate(credentials)) => {
+                return self.authenticate(id, credentials).await;
+            }
+            (Stage::AwaitingAuthentication, _) => {
+                let message = "authenticate first";
+                return self
+                    .answer_error(id, ErrorCode::Unauthenticated, message)
+                    .await;
+            }
+            (Stage::Ready(_), Op::Hello(_) | Op::Authenticate(_)) => {
+                let message = "the session is already open";
+                return self.answer_error(id, ErrorCode::BadRequest, message).await;
+            }
+            (Stage::Ready(principal), op) => (principal.clone(), op),
+        };
+        match op {
+            Op::Subscribe(subscribe) => self.subscribe(id, &principal, subscribe).await,
+            Op::Credit(credit) => self.credit(id, credit).await,
+            Op::Unsubscribe(unsubscribe) => self.unsubscribe(id, unsubscribe).await,
+            op => self.spawn_operation(id, principal, op).await,
+        }
+    }
+
+    async fn hello(&mut self, id: u64, hello: wire::Hello) {
+        if hello.version != ProtocolVersion::V1 as i32 {
+            let message = format!(
+                "protocol version {} is not supported; this broker speaks version 1",
+                hello.version
+            );
+            return self
+                .answer_error(id, ErrorCode::UnsupportedVersion, message)
+                .await;
+        }
+        self.stage = Stage::AwaitingAuthentication;
+        let ok = wire::HelloOk {
+            version: ProtocolVersion::V1 as i32,
+            server: SERVER_NAME.to_owned(),
+        };
+        self.answer(id, Reply::HelloOk(ok)).await;
+    }
+
+    async fn authenticate(&mut self, id: u64, credentials: wire::Authenticate) {
+        match self
+            .broker
+            .authenticate(credentials.username, credentials.password)
+            .await
+        {
+            Ok(principal) => {
+                let ok = wire::AuthenticateOk {
+                    username: principal.username.clone(),
+                };
+                self.stage = Stage::Ready(Arc::new(principal));
+                self.answer(id, Reply::AuthenticateOk(ok)).await;
+            }
+            Err(e) => {
+                self.answer(id, Reply::Error(convert::broker_error(&e)))
+                    .await
+            }
+        }
+    }
+
+    /// Runs a request in its own task so that answers can overtake each other.
+    async fn spawn_operation(&mut self, id: u64, principal: Arc<Principal>, op: Op) {
+        let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let broker = self.broker.clone();
+        let responses = self.responses.clone();
+        actix_rt::spawn(async move {
+            let reply = operations::run(&broker, &principal, op).await;
+            let _ = responses
+                .send(Response {
+                    id,
+                    result: Some(reply),
+                })
+                .await;
+            drop(permit);
+        });
+    }
+
+    async fn subscribe(&mut self, id: u64, principal: &Principal, subscribe: wire::Subscribe) {
+        // Subscriptions whose station was deleted have ended by themselves.
+        self.subscriptions.retain(|_, s| !s.task.is_finished());
+        if self.subscriptions.len() >= self.broker.config().max_subscriptions_per_connection {
+            let message = format!(
+                "this connection already holds {} subscriptions, the limit",
+                self.subscriptions.len()
+            );
+            return self
+                .answer_error(id, ErrorCode::LimitExceeded, message)
+                .await;
+        }
+        if self.subscriptions.contains_key(&id) {
+            let message = format!("subscription id {id} is already in use on this connection");
+            return self.answer_error(id, ErrorCode::BadRequest, message).await;
+        }
+        let station = match self
+            .broker
+            .station_for_reading(principal, &subscribe.station)
+        {
+            Ok(station) => station,
+            Err(e) => {
+                return self
+                    .answer(id, Reply::Error(convert::broker_error(&e)))
+                    .await;
+            }
+        };
+        let head = *station.durable_head.borrow();
+        let start = match subscribe.start {
+            Some(wire::subscribe::Start::FromOffset(offset)) => offset,
+            Some(wire::subscribe::Start::Latest(_)) | None => head,
+        };
+        self.answer(
+            id,
+            Reply::SubscribeOk(wire::SubscribeOk {
+                start_offset: start,
+            }),
+        )
+        .await;
+        let credit = Arc::new(Credit::default());
+        credit.grant(u64::from(subscribe.initial_credit));
+        let task = actix_rt::spawn(subscription::push(
+            id,
+            station,
+            start,
+            credit.clone(),
+            self.responses.clone(),
+        ));
+        self.subscriptions.insert(id, Subscription { credit, task });
+    }
+
+    async fn credit(&mut self, id: u64, credit: wire::Credit) {
+        match self.subscriptions.get(&credit.subscription) {
+            Some(subscription) => subscription.credit.grant(u64::from(credit.messages)),
+            None => self.no_such_subscription(id, credit.subscription).await,
+        }
+    }
+
+    async fn unsubscribe(&mut self, id: u64, unsubscribe: wire::Unsubscribe) {
+        match self.subscriptions.remove(&unsubscribe.subscription) {
+            Some(subscription) => {
+                subscription.task.abort();
+                self.answer(id, Reply::Done(wire::Done {})).await;
+            }
+            None => {
+                self.no_such_subscription(id, unsubscribe.subscription)
+                    .await
+            }
+        }
+    }
+
+    async fn no_such_subscription(&mut self, id: u64, subscription: u64) {
+        let message = format!("no subscription {subscription} on this connection");
+        self.answer_error(id, ErrorCode::SubscriptionNotFound, message)
+            .await;
+    }
+
+    async fn answer_error(&mut self, id: u64, code: ErrorCode, message: impl Into<String>) {
+        self.answer(id, Reply::Error(convert::error(code, message)))
+            .await;
+    }
+
+    async fn answer(&mut self, id: u64, result: Reply) {
+        let _ = self
+            .responses
+            .send(Response {
+                id,
+                result: Some(result),
+            })
+            .await;
+    }
+}

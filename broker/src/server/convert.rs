@@ -1,0 +1,116 @@
+//! The wire boundary: conversions between wire types and domain types, and
+//! the one mapping from [`BrokerError`] to wire error codes.
+
+use std::time::Duration;
+
+use depot_schemas::wire::{self, ErrorCode};
+
+use crate::{
+    error::BrokerError,
+    station::{
+        Message, NewMessage, ProduceOutcome, RejectReason, SettingsChange, StationSettings,
+        actor::StationStats,
+    },
+};
+
+pub fn error(code: ErrorCode, message: impl Into<String>) -> wire::Error {
+    wire::Error {
+        code: code as i32,
+        message: message.into(),
+    }
+}
+
+pub fn error_code(e: &BrokerError) -> ErrorCode {
+    match e {
+        BrokerError::InvalidStationName { .. } => ErrorCode::InvalidStationName,
+        BrokerError::StationNotFound { .. } => ErrorCode::StationNotFound,
+        BrokerError::StationExists { .. } => ErrorCode::StationExists,
+        BrokerError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+        BrokerError::BadRequest { .. } => ErrorCode::BadRequest,
+        BrokerError::BadCredentials => ErrorCode::Unauthenticated,
+        BrokerError::PermissionDenied { .. } => ErrorCode::PermissionDenied,
+        BrokerError::Storage(_)
+        | BrokerError::FlushFailed { .. }
+        | BrokerError::Corrupt(_)
+        | BrokerError::ShuttingDown => ErrorCode::Internal,
+    }
+}
+
+pub fn broker_error(e: &BrokerError) -> wire::Error {
+    error(error_code(e), e.to_string())
+}
+
+pub fn settings_change(settings: Option<wire::StationSettings>) -> SettingsChange {
+    let s = settings.unwrap_or_default();
+    SettingsChange {
+        retention_age: s.retention_age_ms.map(Duration::from_millis),
+        retention_messages: s.retention_messages,
+        retention_bytes: s.retention_bytes,
+        idempotency_window: s.idempotency_window_ms.map(Duration::from_millis),
+        max_message_bytes: s.max_message_bytes,
+    }
+}
+
+fn settings_to_wire(s: &StationSettings) -> wire::StationSettings {
+    wire::StationSettings {
+        retention_age_ms: Some(s.retention_age.as_millis() as u64),
+        retention_messages: Some(s.retention_messages),
+        retention_bytes: Some(s.retention_bytes),
+        idempotency_window_ms: Some(s.idempotency_window.as_millis() as u64),
+        max_message_bytes: Some(s.max_message_bytes),
+    }
+}
+
+pub fn station_info(stats: &StationStats) -> wire::StationInfo {
+    wire::StationInfo {
+        name: stats.name.to_string(),
+        settings: Some(settings_to_wire(&stats.settings)),
+        created_at_ms: stats.created_at_ms,
+        message_count: stats.message_count,
+        bytes: stats.bytes,
+        first_offset: stats.first_offset,
+        next_offset: stats.next_offset,
+    }
+}
+
+pub fn new_message(m: wire::NewMessage) -> NewMessage {
+    NewMessage {
+        msg_id: (!m.msg_id.is_empty()).then_some(m.msg_id),
+        headers: m.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+        content_type: m.content_type,
+        payload: m.payload,
+    }
+}
+
+pub fn stored_message(m: Message) -> wire::StoredMessage {
+    wire::StoredMessage {
+        offset: m.offset,
+        id: m.id,
+        timestamp_ms: m.timestamp_ms,
+        headers: m
+            .headers
+            .into_iter()
+            .map(|(key, value)| wire::Header { key, value })
+            .collect(),
+        content_type: m.content_type,
+        payload: m.payload,
+        producer: m.producer,
+    }
+}
+
+pub fn produce_outcome(outcome: ProduceOutcome) -> wire::ProduceOutcome {
+    use wire::produce_outcome::Outcome;
+    let outcome = match outcome {
+        ProduceOutcome::Stored { offset } => Outcome::Offset(offset),
+        ProduceOutcome::Duplicate { offset } => Outcome::DuplicateOf(offset),
+        ProduceOutcome::Rejected { reason } => Outcome::Error(error(
+            match reason {
+                RejectReason::TooLarge { .. } => ErrorCode::MessageTooLarge,
+            },
+            reason.to_string(),
+        )),
+    };
+    wire::ProduceOutcome {
+        outcome: Some(outcome),
+    }
+}

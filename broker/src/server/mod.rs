@@ -1,0 +1,116 @@
+//! The wire-protocol server: accepts TCP connections and serves each on one
+//! of a few worker threads (actix arbiters), so decoding, encoding and reads
+//! run in parallel across cores while station actors do the writes.
+//!
+//! - [`connection`]: one connection's session and pipelined requests.
+//! - [`operations`]: request/response operations, each calling the core.
+//! - [`subscription`]: credit-based pushes to subscribers.
+//! - [`convert`]: wire <-> domain conversions and error codes.
+
+pub mod connection;
+pub mod convert;
+pub mod operations;
+pub mod subscription;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use actix::Arbiter;
+use futures::SinkExt;
+use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
+use tokio_util::codec::FramedWrite;
+
+use depot_schemas::{
+    FrameCodec,
+    wire::{ErrorCode, Request, Response, response::Result as Reply},
+};
+
+use crate::broker::Broker;
+
+/// A running wire server; dropping it does not stop it, [`WireServer::stop`]
+/// does.
+pub struct WireServer {
+    local_addr: SocketAddr,
+    accept: JoinHandle<()>,
+    workers: Vec<Arbiter>,
+}
+
+impl WireServer {
+    /// Serves `listener` (already bound, so tests can bind port 0 and learn
+    /// the port first). Must run inside an actix system.
+    pub fn start(broker: Broker, listener: std::net::TcpListener) -> std::io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let listener = TcpListener::from_std(listener)?;
+        let workers: Vec<Arbiter> = (0..broker.config().worker_threads())
+            .map(|_| Arbiter::new())
+            .collect();
+        let handles = workers.iter().map(Arbiter::handle).collect();
+        let accept = actix_rt::spawn(accept_loop(listener, broker, handles));
+        Ok(Self {
+            local_addr,
+            accept,
+            workers,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting and closes every connection.
+    pub fn stop(self) {
+        self.accept.abort();
+        for worker in self.workers {
+            worker.stop();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, broker: Broker, workers: Vec<actix::ArbiterHandle>) {
+    let slots = Arc::new(Semaphore::new(broker.config().max_connections));
+    let mut next_worker = 0;
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Typically EMFILE: back off briefly instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; refusing");
+            actix_rt::spawn(refuse(stream, broker.config().max_connections));
+            continue;
+        };
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        let broker = broker.clone();
+        let worker = &workers[next_worker % workers.len()];
+        next_worker += 1;
+        worker.spawn(async move {
+            match tokio::net::TcpStream::from_std(stream) {
+                Ok(stream) => connection::serve(stream, broker, slot).await,
+                Err(error) => tracing::warn!(%error, "cannot adopt connection"),
+            }
+        });
+    }
+}
+
+/// Tells a client over the connection limit why it is being closed.
+async fn refuse(stream: tokio::net::TcpStream, limit: usize) {
+    let mut sink = FramedWrite::new(stream, FrameCodec::<Request, Response>::default());
+    let error = crate::server::convert::error(
+        ErrorCode::LimitExceeded,
+        format!("the broker is at its limit of {limit} connections"),
+    );
+    let _ = sink
+        .send(Response {
+            id: 0,
+            result: Some(Reply::Error(error)),
+        })
+        .await;
+}

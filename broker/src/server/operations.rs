@@ -1,0 +1,107 @@
+//! The request/response operations: each parses its wire request, calls one
+//! [`Broker`] method, and maps the result to a wire answer. Session-level
+//! operations (handshake, subscriptions) live in `connection`.
+
+use depot_schemas::wire::{self, ErrorCode, request::Op, response::Result as Reply};
+
+use crate::{
+    auth::Principal,
+    broker::Broker,
+    error::BrokerResult,
+    server::convert,
+    station::{ReadLimits, StationSettings},
+};
+
+/// Messages a fetch returns when the request does not say.
+const DEFAULT_FETCH_MESSAGES: usize = 100;
+/// Most messages one fetch may return.
+const MAX_FETCH_MESSAGES: usize = 10_000;
+/// Payload bytes a fetch returns when the request does not say.
+const DEFAULT_FETCH_BYTES: u64 = 1024 * 1024;
+/// Room left in a frame for everything but payloads.
+const FRAME_OVERHEAD_MARGIN: u64 = 1024 * 1024;
+
+pub async fn run(broker: &Broker, who: &Principal, op: Op) -> Reply {
+    let answer: BrokerResult<Reply> = match op {
+        Op::CreateStation(create) => {
+            let settings =
+                StationSettings::default().with(convert::settings_change(create.settings));
+            broker
+                .create_station(who, &create.name, settings)
+                .await
+                .map(|stats| Reply::Station(convert::station_info(&stats)))
+        }
+        Op::UpdateStation(update) => broker
+            .update_station(who, &update.name, convert::settings_change(update.settings))
+            .await
+            .map(|stats| Reply::Station(convert::station_info(&stats))),
+        Op::DeleteStation(delete) => broker
+            .delete_station(who, &delete.name)
+            .await
+            .map(|()| Reply::Done(wire::Done {})),
+        Op::ListStations(_) => broker.list_stations(who).await.map(|stations| {
+            Reply::StationList(wire::StationList {
+                stations: stations.iter().map(convert::station_info).collect(),
+            })
+        }),
+        Op::DescribeStation(describe) => broker
+            .describe_station(who, &describe.name)
+            .await
+            .map(|stats| Reply::Station(convert::station_info(&stats))),
+        Op::Produce(produce) => {
+            let messages = produce
+                .messages
+                .into_iter()
+                .map(convert::new_message)
+                .collect();
+            broker
+                .produce(who, &produce.station, messages)
+                .await
+                .map(|outcomes| {
+                    Reply::ProduceResult(wire::ProduceResult {
+                        outcomes: outcomes.into_iter().map(convert::produce_outcome).collect(),
+                    })
+                })
+        }
+        Op::Fetch(fetch) => fetch_messages(broker, who, fetch),
+        Op::Hello(_)
+        | Op::Authenticate(_)
+        | Op::Ping(_)
+        | Op::Subscribe(_)
+        | Op::Credit(_)
+        | Op::Unsubscribe(_) => Ok(Reply::Error(convert::error(
+            ErrorCode::BadRequest,
+            "session operation out of place",
+        ))),
+    };
+    answer.unwrap_or_else(|e| Reply::Error(convert::broker_error(&e)))
+}
+
+fn fetch_messages(broker: &Broker, who: &Principal, fetch: wire::Fetch) -> BrokerResult<Reply> {
+    let frame_room = broker
+        .config()
+        .max_frame_bytes
+        .saturating_sub(FRAME_OVERHEAD_MARGIN)
+        .max(1);
+    let limits = ReadLimits {
+        max_messages: match fetch.max_messages {
+            0 => DEFAULT_FETCH_MESSAGES,
+            n => (n as usize).min(MAX_FETCH_MESSAGES),
+        },
+        max_bytes: match fetch.max_bytes {
+            0 => DEFAULT_FETCH_BYTES,
+            n => n,
+        }
+        .min(frame_room),
+    };
+    let (batch, head) = broker.fetch(who, &fetch.station, fetch.from_offset, limits)?;
+    Ok(Reply::FetchResult(wire::FetchResult {
+        messages: batch
+            .messages
+            .into_iter()
+            .map(convert::stored_message)
+            .collect(),
+        next_offset: batch.next_offset,
+        head_offset: head,
+    }))
+}

@@ -1,0 +1,417 @@
+//! [`StationActor`]: the one writer of a station.
+//!
+//! Every produce to a station goes through its actor, which gives the
+//! station a total order without locks: it checks each message, assigns
+//! offsets, and stages the messages. Staged messages are written as one
+//! atomic sled batch when the actor's mailbox is empty (a `WriteStaged`
+//! notification is handled after every message already queued), so producers
+//! that arrive together share one write and one group commit. Answers are sent
+//! only once the group commit says the write is durable; the durable head that
+//! readers follow moves at the same moment.
+//!
+//! The actor does little CPU work per message (a size check, a dedup lookup,
+//! an encode); decoding requests happens on the connection threads before,
+//! and schema validation will too.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use actix::prelude::*;
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use depot_schemas::storage::{DedupEntry, StationCounters, StoredMessage, StoredRecord};
+
+use crate::{
+    clock::now_ms,
+    error::{BrokerError, BrokerResult},
+    persist::GroupCommit,
+    station::{
+        Message, NewMessage, ProduceOutcome, RejectReason, SettingsChange, StationLog, StationName,
+        StationSettings,
+        log::{WriteBatch, message_to_storage},
+        retention,
+    },
+};
+
+/// Payload bytes per stored record before a new one starts: records are read
+/// whole, so they stay small enough to fetch cheaply from any offset.
+const RECORD_TARGET_BYTES: usize = 64 * 1024;
+/// Produce requests queued for one station before senders wait.
+const MAILBOX_CAPACITY: usize = 4096;
+/// How often retention and dedup expiry run.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(5);
+
+type ProduceReply = oneshot::Sender<BrokerResult<Vec<ProduceOutcome>>>;
+
+/// Appends messages; answers with one outcome per message once durable.
+#[derive(Message)]
+#[rtype(result = "BrokerResult<Vec<ProduceOutcome>>")]
+pub struct Produce {
+    pub messages: Vec<NewMessage>,
+    pub producer: String,
+}
+
+/// Changes the station's settings (takes effect for the next message).
+#[derive(Message)]
+#[rtype(result = "StationSettings")]
+pub struct UpdateSettings(pub SettingsChange);
+
+/// Reports settings and counters.
+#[derive(Message)]
+#[rtype(result = "StationStats")]
+pub struct Describe;
+
+/// Stops the actor (the station is being deleted): staged writes are
+/// answered with an error, readers see the durable head close.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Writes staged messages; sent by the actor to itself.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WriteStaged;
+
+/// A station's settings and counters at one moment.
+#[derive(Debug, Clone)]
+pub struct StationStats {
+    pub name: StationName,
+    pub settings: StationSettings,
+    pub created_at_ms: u64,
+    pub message_count: u64,
+    pub bytes: u64,
+    pub first_offset: u64,
+    pub next_offset: u64,
+}
+
+struct StagedProduce {
+    outcomes: Vec<ProduceOutcome>,
+    reply: ProduceReply,
+}
+
+pub struct StationActor {
+    name: StationName,
+    created_at_ms: u64,
+    settings: StationSettings,
+    log: StationLog,
+    group_commit: GroupCommit,
+    /// Counters including staged messages.
+    counters: StationCounters,
+    /// Counters as last written, to roll back to when a write fails.
+    written: StationCounters,
+    staged: Vec<StagedProduce>,
+    staged_messages: Vec<StoredMessage>,
+    /// msg-ids staged but not yet written, so duplicates inside one group
+    /// are caught too.
+    staged_ids: HashMap<String, u64>,
+    write_scheduled: bool,
+    /// Set once the station is being deleted: nothing more is written.
+    deleted: bool,
+    durable_head: Arc<watch::Sender<u64>>,
+}
+
+impl StationActor {
+    /// Recovers the station's counters from its log. The durable head starts
+    /// at the recovered next offset: everything on disk is durable.
+    pub fn recover(
+        name: StationName,
+        created_at_ms: u64,
+        settings: StationSettings,
+        log: StationLog,
+        group_commit: GroupCommit,
+    ) -> BrokerResult<(Self, watch::Receiver<u64>)> {
+        let counters = log.counters()?;
+        let (durable_head, readers) = watch::channel(counters.next_offset);
+        let actor = Self {
+            name,
+            created_at_ms,
+            settings,
+            log,
+            group_commit,
+            written: counters,
+            counters,
+            staged: Vec::new(),
+            staged_messages: Vec::new(),
+            staged_ids: HashMap::new(),
+            write_scheduled: false,
+            deleted: false,
+            durable_head: Arc::new(durable_head),
+        };
+        Ok((actor, readers))
+    }
+
+    fn stage(&mut self, produce: Produce, reply: ProduceReply) {
+        let mut outcomes = Vec::with_capacity(produce.messages.len());
+        for message in produce.messages {
+            match self.stage_message(message, &produce.producer) {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                    return;
+                }
+            }
+        }
+        self.staged.push(StagedProduce { outcomes, reply });
+    }
+
+    fn stage_message(
+        &mut self,
+        message: NewMessage,
+        producer: &str,
+    ) -> BrokerResult<ProduceOutcome> {
+        let size = message.payload.len();
+        if size as u64 > self.settings.max_message_bytes {
+            return Ok(ProduceOutcome::Rejected {
+                reason: RejectReason::TooLarge {
+                    size,
+                    limit: self.settings.max_message_bytes,
+                },
+            });
+        }
+        let now = now_ms();
+        if let Some(msg_id) = &message.msg_id {
+            if let Some(offset) = self.original_of(msg_id, now)? {
+                return Ok(ProduceOutcome::Duplicate { offset });
+            }
+        }
+        let offset = self.counters.next_offset;
+        self.counters.next_offset += 1;
+        self.counters.bytes += size as u64;
+        let producer_id = message.msg_id.is_some();
+        let id = match message.msg_id {
+            Some(msg_id) => {
+                self.staged_ids.insert(msg_id.clone(), offset);
+                msg_id
+            }
+            None => Uuid::now_v7().to_string(),
+        };
+        let stored = Message {
+            offset,
+            id,
+            timestamp_ms: now,
+            headers: message.headers,
+            content_type: message.content_type,
+            payload: message.payload,
+            producer: producer.to_owned(),
+        };
+        self.staged_messages
+            .push(message_to_storage(stored, producer_id));
+        Ok(ProduceOutcome::Stored { offset })
+    }
+
+    /// The offset of an earlier message with this msg-id inside the
+    /// idempotency window, if any.
+    fn original_of(&self, msg_id: &str, now: u64) -> BrokerResult<Option<u64>> {
+        if let Some(&offset) = self.staged_ids.get(msg_id) {
+            return Ok(Some(offset));
+        }
+        let window = self.settings.idempotency_window.as_millis() as u64;
+        Ok(self
+            .log
+            .dedup_entry(msg_id)?
+            .filter(|entry| now.saturating_sub(entry.timestamp_ms) < window)
+            .map(|entry| entry.offset))
+    }
+
+    /// Writes every staged message in one atomic batch, then answers the
+    /// producers once the group commit has made it durable.
+    fn write_staged(&mut self) {
+        self.write_scheduled = false;
+        if self.staged.is_empty() || self.deleted {
+            return;
+        }
+        let staged = std::mem::take(&mut self.staged);
+        let messages = std::mem::take(&mut self.staged_messages);
+        self.staged_ids.clear();
+
+        let mut batch = WriteBatch::default();
+        for message in messages.iter().filter(|m| m.producer_id) {
+            let entry = DedupEntry {
+                offset: message.offset,
+                timestamp_ms: message.timestamp_ms,
+            };
+            batch.put_dedup(&message.id, &entry);
+        }
+        for record in into_records(messages) {
+            batch.put_record(&record);
+        }
+        batch.put_counters(&self.counters);
+
+        if let Err(error) = self.log.apply(batch) {
+            tracing::error!(station = %self.name, %error, "write failed");
+            self.counters = self.written;
+            let reason = error.to_string();
+            for produce in staged {
+                let _ = produce.reply.send(Err(BrokerError::FlushFailed {
+                    reason: reason.clone(),
+                }));
+            }
+            return;
+        }
+        self.written = self.counters;
+
+        let commit = self.group_commit.commit();
+        let durable_head = self.durable_head.clone();
+        let head = self.counters.next_offset;
+        actix::spawn(async move {
+            match commit.await {
+                Ok(()) => {
+                    // Groups may complete out of order across tasks; the head
+                    // only moves forward, and a later group's flush covers
+                    // every earlier write.
+                    durable_head.send_if_modified(|current| {
+                        let advance = head > *current;
+                        if advance {
+                            *current = head;
+                        }
+                        advance
+                    });
+                    for produce in staged {
+                        let _ = produce.reply.send(Ok(produce.outcomes));
+                    }
+                }
+                Err(error) => {
+                    let reason = error.to_string();
+                    for produce in staged {
+                        let _ = produce.reply.send(Err(BrokerError::FlushFailed {
+                            reason: reason.clone(),
+                        }));
+                    }
+                }
+            }
+        });
+    }
+
+    fn not_found(&self) -> BrokerError {
+        BrokerError::StationNotFound {
+            name: self.name.to_string(),
+        }
+    }
+
+    /// Answers staged produces with "station not found" (it is being deleted).
+    fn abandon_staged(&mut self) {
+        self.staged_messages.clear();
+        self.staged_ids.clear();
+        for produce in std::mem::take(&mut self.staged) {
+            let _ = produce.reply.send(Err(self.not_found()));
+        }
+    }
+
+    fn enforce_retention(&mut self) {
+        if self.deleted {
+            return;
+        }
+        // Retention rewrites the counters, so staged messages go first:
+        // otherwise it would persist a next offset ahead of the records.
+        self.write_staged();
+        match retention::enforce(&self.log, &self.settings, self.counters, now_ms()) {
+            Ok(counters) => {
+                self.counters = counters;
+                self.written = counters;
+            }
+            Err(error) => tracing::error!(station = %self.name, %error, "retention failed"),
+        }
+    }
+
+    fn stats(&self) -> StationStats {
+        let next_offset = *self.durable_head.borrow();
+        StationStats {
+            name: self.name.clone(),
+            settings: self.settings,
+            created_at_ms: self.created_at_ms,
+            message_count: next_offset.saturating_sub(self.counters.first_offset),
+            bytes: self.written.bytes,
+            first_offset: self.counters.first_offset.min(next_offset),
+            next_offset,
+        }
+    }
+}
+
+/// Splits consecutive messages into records of about [`RECORD_TARGET_BYTES`].
+fn into_records(messages: Vec<StoredMessage>) -> Vec<StoredRecord> {
+    let mut records = Vec::new();
+    let mut current = StoredRecord::default();
+    let mut bytes = 0;
+    for message in messages {
+        if !current.messages.is_empty() && bytes + message.payload.len() > RECORD_TARGET_BYTES {
+            records.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += message.payload.len();
+        current.messages.push(message);
+    }
+    if !current.messages.is_empty() {
+        records.push(current);
+    }
+    records
+}
+
+impl Actor for StationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        ctx.run_interval(RETENTION_INTERVAL, |actor, _| actor.enforce_retention());
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.abandon_staged();
+    }
+}
+
+impl Handler<Produce> for StationActor {
+    type Result = ResponseFuture<BrokerResult<Vec<ProduceOutcome>>>;
+
+    fn handle(&mut self, produce: Produce, ctx: &mut Self::Context) -> Self::Result {
+        if self.deleted {
+            let error = self.not_found();
+            return Box::pin(async move { Err(error) });
+        }
+        let (reply, answer) = oneshot::channel();
+        self.stage(produce, reply);
+        if !self.write_scheduled {
+            self.write_scheduled = true;
+            ctx.notify(WriteStaged);
+        }
+        Box::pin(async move { answer.await.unwrap_or(Err(BrokerError::ShuttingDown)) })
+    }
+}
+
+impl Handler<WriteStaged> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: WriteStaged, _: &mut Self::Context) {
+        self.write_staged();
+    }
+}
+
+impl Handler<UpdateSettings> for StationActor {
+    type Result = MessageResult<UpdateSettings>;
+
+    fn handle(
+        &mut self,
+        UpdateSettings(change): UpdateSettings,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        self.settings = self.settings.with(change);
+        MessageResult(self.settings)
+    }
+}
+
+impl Handler<Describe> for StationActor {
+    type Result = MessageResult<Describe>;
+
+    fn handle(&mut self, _: Describe, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.stats())
+    }
+}
+
+impl Handler<Shutdown> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        self.deleted = true;
+        self.abandon_staged();
+        ctx.stop();
+    }
+}

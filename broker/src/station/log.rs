@@ -1,0 +1,218 @@
+//! [`StationLog`]: one station's sled tree, and how messages sit in it.
+//!
+//! Keys, by their first byte:
+//! - `r` + offset (u64 big-endian): a `StoredRecord`, a run of consecutive
+//!   messages starting at that offset. Big-endian keys sort by offset.
+//! - `d` + msg-id: a `DedupEntry` (the idempotency index).
+//! - `c`: the `StationCounters` (next offset, first offset, bytes).
+//!
+//! Writes go through one `sled::Batch` per group of produces, so records,
+//! dedup entries and counters land together or not at all. Only the station
+//! actor writes; anyone may read (sled is concurrent).
+
+use prost::Message as _;
+
+use depot_schemas::storage::{DedupEntry, Header, StationCounters, StoredMessage, StoredRecord};
+
+use crate::{error::BrokerResult, station::Message};
+
+const RECORD_TAG: u8 = b'r';
+const DEDUP_TAG: u8 = b'd';
+const COUNTERS_KEY: &[u8] = b"c";
+
+/// Limits of one read.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    pub max_messages: usize,
+    /// Payload bytes; at least one message is returned whatever its size.
+    pub max_bytes: u64,
+}
+
+/// What a read returns.
+#[derive(Debug, Default)]
+pub struct ReadBatch {
+    pub messages: Vec<Message>,
+    /// Where the next read should start.
+    pub next_offset: u64,
+}
+
+/// A handle on one station's tree; cheap to clone.
+#[derive(Clone)]
+pub struct StationLog {
+    tree: sled::Tree,
+}
+
+pub fn record_key(offset: u64) -> [u8; 9] {
+    let mut key = [RECORD_TAG; 9];
+    key[1..].copy_from_slice(&offset.to_be_bytes());
+    key
+}
+
+fn offset_of_record_key(key: &[u8]) -> u64 {
+    u64::from_be_bytes(key[1..9].try_into().expect("record keys are 9 bytes"))
+}
+
+pub fn dedup_key(msg_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + msg_id.len());
+    key.push(DEDUP_TAG);
+    key.extend_from_slice(msg_id.as_bytes());
+    key
+}
+
+impl StationLog {
+    pub fn new(tree: sled::Tree) -> Self {
+        Self { tree }
+    }
+
+    pub fn counters(&self) -> BrokerResult<StationCounters> {
+        match self.tree.get(COUNTERS_KEY)? {
+            Some(value) => Ok(StationCounters::decode(&*value)?),
+            None => Ok(StationCounters::default()),
+        }
+    }
+
+    pub fn dedup_entry(&self, msg_id: &str) -> BrokerResult<Option<DedupEntry>> {
+        match self.tree.get(dedup_key(msg_id))? {
+            Some(value) => Ok(Some(DedupEntry::decode(&*value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Applies a write batch built with [`WriteBatch`] atomically.
+    pub fn apply(&self, batch: WriteBatch) -> BrokerResult<()> {
+        self.tree.apply_batch(batch.0)?;
+        Ok(())
+    }
+
+    /// Reads messages with offsets in `from..head`, oldest first. Offsets
+    /// below the oldest stored message (removed by retention) are skipped.
+    pub fn read(&self, from: u64, head: u64, limits: ReadLimits) -> BrokerResult<ReadBatch> {
+        let mut batch = ReadBatch {
+            messages: Vec::new(),
+            next_offset: from,
+        };
+        if from >= head || limits.max_messages == 0 {
+            return Ok(batch);
+        }
+        // The record holding `from` starts at or before it.
+        let start = match self
+            .tree
+            .range(record_key(0)..=record_key(from))
+            .next_back()
+        {
+            Some(entry) => offset_of_record_key(&entry?.0),
+            None => from,
+        };
+        let mut bytes = 0u64;
+        for entry in self.tree.range(record_key(start)..record_key(head)) {
+            let (_, value) = entry?;
+            let record = StoredRecord::decode(&*value)?;
+            for stored in record.messages {
+                if stored.offset < batch.next_offset {
+                    continue;
+                }
+                if stored.offset >= head
+                    || batch.messages.len() >= limits.max_messages
+                    || (!batch.messages.is_empty()
+                        && bytes + stored.payload.len() as u64 > limits.max_bytes)
+                {
+                    return Ok(batch);
+                }
+                bytes += stored.payload.len() as u64;
+                batch.next_offset = stored.offset + 1;
+                batch.messages.push(message_from_storage(stored));
+            }
+        }
+        // Every record below the head was seen: nothing else is there (what
+        // is missing was removed by retention).
+        batch.next_offset = head;
+        Ok(batch)
+    }
+
+    /// Every record with the offset of its first message, oldest first, for
+    /// retention to decide what to remove (it stops early, so this is lazy).
+    pub fn records_from_start(
+        &self,
+    ) -> impl Iterator<Item = BrokerResult<(u64, StoredRecord)>> + '_ {
+        self.tree
+            .range(record_key(0)..=record_key(u64::MAX))
+            .map(|entry| {
+                let (key, value) = entry?;
+                Ok((offset_of_record_key(&key), StoredRecord::decode(&*value)?))
+            })
+    }
+
+    /// Dedup entries, for expiry.
+    pub fn dedup_entries(
+        &self,
+    ) -> impl Iterator<Item = BrokerResult<(sled::IVec, DedupEntry)>> + '_ {
+        self.tree.scan_prefix([DEDUP_TAG]).map(|entry| {
+            let (key, value) = entry?;
+            Ok((key, DedupEntry::decode(&*value)?))
+        })
+    }
+}
+
+/// An atomic set of changes to a station's tree.
+#[derive(Default)]
+pub struct WriteBatch(sled::Batch);
+
+impl WriteBatch {
+    pub fn put_record(&mut self, record: &StoredRecord) {
+        let first = record
+            .messages
+            .first()
+            .expect("records are never empty")
+            .offset;
+        self.0.insert(&record_key(first), record.encode_to_vec());
+    }
+
+    pub fn remove_record(&mut self, first_offset: u64) {
+        self.0.remove(&record_key(first_offset));
+    }
+
+    pub fn put_dedup(&mut self, msg_id: &str, entry: &DedupEntry) {
+        self.0.insert(dedup_key(msg_id), entry.encode_to_vec());
+    }
+
+    pub fn remove_key(&mut self, key: sled::IVec) {
+        self.0.remove(key);
+    }
+
+    pub fn put_counters(&mut self, counters: &StationCounters) {
+        self.0.insert(COUNTERS_KEY, counters.encode_to_vec());
+    }
+}
+
+pub fn message_to_storage(message: Message, producer_id: bool) -> StoredMessage {
+    StoredMessage {
+        offset: message.offset,
+        id: message.id,
+        timestamp_ms: message.timestamp_ms,
+        headers: message
+            .headers
+            .into_iter()
+            .map(|(key, value)| Header { key, value })
+            .collect(),
+        content_type: message.content_type,
+        payload: message.payload,
+        producer: message.producer,
+        producer_id,
+    }
+}
+
+pub fn message_from_storage(stored: StoredMessage) -> Message {
+    Message {
+        offset: stored.offset,
+        id: stored.id,
+        timestamp_ms: stored.timestamp_ms,
+        headers: stored
+            .headers
+            .into_iter()
+            .map(|h| (h.key, h.value))
+            .collect(),
+        content_type: stored.content_type,
+        payload: stored.payload,
+        producer: stored.producer,
+    }
+}

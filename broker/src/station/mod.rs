@@ -1,0 +1,45 @@
+//! Stations: named, durable, append-only logs.
+//!
+//! - [`name`]: the naming rule, checked once into [`StationName`].
+//! - [`settings`]: retention, idempotency window, message size limit.
+//! - [`message`]: messages as the core sees them.
+//! - [`log`]: how a station's messages sit in its sled tree.
+//! - [`actor`]: [`StationActor`], the single writer of a station.
+//! - [`retention`]: removing the oldest messages, run by the actor.
+
+pub mod actor;
+pub mod log;
+pub mod message;
+pub mod name;
+pub mod retention;
+pub mod settings;
+
+use actix::Addr;
+use tokio::sync::watch;
+
+pub use actor::StationActor;
+pub use log::{ReadBatch, ReadLimits, StationLog};
+pub use message::{Message, NewMessage, ProduceOutcome, RejectReason};
+pub use name::StationName;
+pub use settings::{SettingsChange, StationSettings};
+
+/// Everything needed to use a station: its actor for writes, its log and
+/// durable head for reads. Cheap to clone.
+#[derive(Clone)]
+pub struct StationHandle {
+    pub name: StationName,
+    pub actor: Addr<StationActor>,
+    pub log: StationLog,
+    /// The offset below which every message is durable; readers never look
+    /// past it, and wait on it for new messages. Closed when the station is
+    /// deleted.
+    pub durable_head: watch::Receiver<u64>,
+}
+
+impl StationHandle {
+    /// Reads durable messages from `from` on.
+    pub fn read(&self, from: u64, limits: ReadLimits) -> crate::error::BrokerResult<ReadBatch> {
+        let head = *self.durable_head.borrow();
+        self.log.read(from, head, limits)
+    }
+}

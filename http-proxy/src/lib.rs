@@ -1,0 +1,1 @@
+//! Depot HTTP proxy: arrives with the HTTP proxy issue.
