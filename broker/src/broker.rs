@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use crate::{
     auth::{self, Principal},
@@ -57,6 +58,7 @@ impl Broker {
         let (registry, directory) = StationRegistry::recover(
             store.clone(),
             group_commit.clone(),
+            config.retention_interval,
             station_arbiters.iter().map(Arbiter::handle).collect(),
         )?;
         let registry = registry.start();
@@ -162,6 +164,19 @@ impl Broker {
         station: &str,
         messages: Vec<NewMessage>,
     ) -> BrokerResult<Vec<ProduceOutcome>> {
+        self.start_produce(who, station, messages).await?.await
+    }
+
+    /// Hands messages to the station's actor and returns the wait for their
+    /// outcomes. Produces started one after another (from one connection, say)
+    /// are stored in that order, even if their answers are awaited
+    /// concurrently: the caller bounds how many it leaves in flight.
+    pub async fn start_produce(
+        &self,
+        who: &Principal,
+        station: &str,
+        messages: Vec<NewMessage>,
+    ) -> BrokerResult<impl Future<Output = BrokerResult<Vec<ProduceOutcome>>> + use<>> {
         let name = StationName::parse(station)?;
         let station = match self.inner.directory.get(&name) {
             Some(station) => station,
@@ -175,14 +190,18 @@ impl Broker {
             }
             None => return Err(not_found(&name)),
         };
-        station
-            .actor
-            .send(Produce {
-                messages,
-                producer: who.username.clone(),
-            })
-            .await
-            .map_err(|_| not_found(&station.name))?
+        let (reply, outcomes) = oneshot::channel();
+        station.actor.do_send(Produce {
+            messages,
+            producer: who.username.clone(),
+            reply,
+        });
+        // A dropped reply means the actor stopped: the station was deleted.
+        Ok(async move {
+            outcomes
+                .await
+                .unwrap_or_else(|_| Err(not_found(&station.name)))
+        })
     }
 
     /// Reads durable messages from `from` on.

@@ -73,11 +73,11 @@ pub struct BrokerConfig {
     pub fsync: FsyncPolicy,
 
     /// sled's page cache; bounds the broker's memory whatever it stores.
-    #[arg(long, env = "DEPOT_CACHE", default_value = "16MiB", value_parser = parse_bytes)]
+    #[arg(long = "cache", env = "DEPOT_CACHE", default_value = "16MiB", value_parser = parse_bytes)]
     pub cache_bytes: u64,
 
     /// Largest wire frame accepted; a larger one closes the connection.
-    #[arg(long, env = "DEPOT_MAX_FRAME", default_value = "16MiB", value_parser = parse_bytes)]
+    #[arg(long = "max-frame", env = "DEPOT_MAX_FRAME", default_value = "16MiB", value_parser = parse_bytes)]
     pub max_frame_bytes: u64,
 
     /// Open connections accepted at once; more are refused at accept.
@@ -86,16 +86,28 @@ pub struct BrokerConfig {
 
     /// Requests one connection may have in flight; beyond it the broker stops
     /// reading that connection until answers drain (TCP backpressure).
-    #[arg(long, env = "DEPOT_MAX_IN_FLIGHT", default_value_t = 1024)]
+    #[arg(
+        long = "max-in-flight",
+        env = "DEPOT_MAX_IN_FLIGHT",
+        default_value_t = 1024
+    )]
     pub max_in_flight_per_connection: usize,
 
     /// Subscriptions one connection may hold.
-    #[arg(long, env = "DEPOT_MAX_SUBSCRIPTIONS", default_value_t = 64)]
+    #[arg(
+        long = "max-subscriptions",
+        env = "DEPOT_MAX_SUBSCRIPTIONS",
+        default_value_t = 64
+    )]
     pub max_subscriptions_per_connection: usize,
 
     /// Create unknown stations on produce (for users allowed to create them).
     #[arg(long, env = "DEPOT_AUTO_CREATE", default_value_t = true, action = ArgAction::Set)]
     pub auto_create: bool,
+
+    /// How often each station applies retention and expires dedup entries.
+    #[arg(long, env = "DEPOT_RETENTION_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub retention_interval: Duration,
 
     /// Threads serving connections (0: one per core).
     #[arg(long, env = "DEPOT_WORKERS", default_value_t = 0)]
@@ -120,6 +132,7 @@ impl BrokerConfig {
             max_in_flight_per_connection: 1024,
             max_subscriptions_per_connection: 64,
             auto_create: true,
+            retention_interval: Duration::from_secs(5),
             workers: 0,
             root_password: None,
         }

@@ -17,9 +17,6 @@ pub enum BrokerError {
     #[error("station already exists: {name}")]
     StationExists { name: String },
 
-    #[error("message of {size} bytes exceeds the station's limit of {limit} bytes")]
-    MessageTooLarge { size: usize, limit: u64 },
-
     #[error("bad request: {reason}")]
     BadRequest { reason: String },
 

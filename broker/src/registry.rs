@@ -12,7 +12,7 @@
 //! Station actors are spread over a few arbiters (threads), so stations
 //! append in parallel while each stays single-writer.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use actix::prelude::*;
 use parking_lot::RwLock;
@@ -76,6 +76,7 @@ pub struct DeleteStation {
 pub struct StationRegistry {
     store: Store,
     group_commit: GroupCommit,
+    retention_interval: Duration,
     directory: StationDirectory,
     /// Threads the station actors run on, used round-robin.
     arbiters: Vec<ArbiterHandle>,
@@ -87,12 +88,14 @@ impl StationRegistry {
     pub fn recover(
         store: Store,
         group_commit: GroupCommit,
+        retention_interval: Duration,
         arbiters: Vec<ArbiterHandle>,
     ) -> BrokerResult<(Self, StationDirectory)> {
         store.drop_orphan_station_trees()?;
         let mut registry = Self {
             store,
             group_commit,
+            retention_interval,
             directory: StationDirectory::default(),
             arbiters,
             next_arbiter: 0,
@@ -123,6 +126,7 @@ impl StationRegistry {
             settings,
             log.clone(),
             self.group_commit.clone(),
+            self.retention_interval,
         )?;
         let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
         self.next_arbiter += 1;

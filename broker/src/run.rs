@@ -52,6 +52,9 @@ async fn serve(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let broker = opened.broker;
     let server = WireServer::start(broker.clone(), listener)?;
     tracing::info!(address = %server.local_addr(), data = %data_dir.display(), "depot-broker ready");
+    // A stable line on stdout for scripts and test harnesses that start the
+    // broker on port 0 and need to learn the port.
+    println!("depot-broker listening on {}", server.local_addr());
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.stop();

@@ -25,7 +25,6 @@ pub fn error_code(e: &BrokerError) -> ErrorCode {
         BrokerError::InvalidStationName { .. } => ErrorCode::InvalidStationName,
         BrokerError::StationNotFound { .. } => ErrorCode::StationNotFound,
         BrokerError::StationExists { .. } => ErrorCode::StationExists,
-        BrokerError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
         BrokerError::BadRequest { .. } => ErrorCode::BadRequest,
         BrokerError::BadCredentials => ErrorCode::Unauthenticated,
         BrokerError::PermissionDenied { .. } => ErrorCode::PermissionDenied,

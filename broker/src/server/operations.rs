@@ -9,7 +9,7 @@ use crate::{
     broker::Broker,
     error::BrokerResult,
     server::convert,
-    station::{ReadLimits, StationSettings},
+    station::{ProduceOutcome, ReadLimits, StationSettings},
 };
 
 /// Messages a fetch returns when the request does not say.
@@ -75,6 +75,37 @@ pub async fn run(broker: &Broker, who: &Principal, op: Op) -> Reply {
         ))),
     };
     answer.unwrap_or_else(|e| Reply::Error(convert::broker_error(&e)))
+}
+
+/// The part of a produce that must happen in request order: parse, and hand
+/// the messages to the station.
+pub async fn start_produce(
+    broker: &Broker,
+    who: &Principal,
+    produce: wire::Produce,
+) -> BrokerResult<impl Future<Output = BrokerResult<Vec<ProduceOutcome>>> + use<>> {
+    let messages = produce
+        .messages
+        .into_iter()
+        .map(convert::new_message)
+        .collect();
+    broker.start_produce(who, &produce.station, messages).await
+}
+
+/// Waits for a started produce to be durable and maps its outcomes.
+pub async fn finish_produce(
+    started: BrokerResult<impl Future<Output = BrokerResult<Vec<ProduceOutcome>>>>,
+) -> Reply {
+    let outcomes = match started {
+        Ok(outcomes) => outcomes.await,
+        Err(e) => Err(e),
+    };
+    match outcomes {
+        Ok(outcomes) => Reply::ProduceResult(wire::ProduceResult {
+            outcomes: outcomes.into_iter().map(convert::produce_outcome).collect(),
+        }),
+        Err(e) => Reply::Error(convert::broker_error(&e)),
+    }
 }
 
 fn fetch_messages(broker: &Broker, who: &Principal, fetch: wire::Fetch) -> BrokerResult<Reply> {

@@ -36,19 +36,18 @@ use crate::{
 /// Payload bytes per stored record before a new one starts: records are read
 /// whole, so they stay small enough to fetch cheaply from any offset.
 const RECORD_TARGET_BYTES: usize = 64 * 1024;
-/// Produce requests queued for one station before senders wait.
-const MAILBOX_CAPACITY: usize = 4096;
-/// How often retention and dedup expiry run.
-const RETENTION_INTERVAL: Duration = Duration::from_secs(5);
 
-type ProduceReply = oneshot::Sender<BrokerResult<Vec<ProduceOutcome>>>;
+pub type ProduceReply = oneshot::Sender<BrokerResult<Vec<ProduceOutcome>>>;
 
-/// Appends messages; answers with one outcome per message once durable.
+/// Appends messages; `reply` gets one outcome per message once they are
+/// durable. Sent with `do_send`, so produces enter the mailbox in exactly the
+/// order they were sent (the callers bound what they have in flight).
 #[derive(Message)]
-#[rtype(result = "BrokerResult<Vec<ProduceOutcome>>")]
+#[rtype(result = "()")]
 pub struct Produce {
     pub messages: Vec<NewMessage>,
     pub producer: String,
+    pub reply: ProduceReply,
 }
 
 /// Changes the station's settings (takes effect for the next message).
@@ -95,6 +94,8 @@ pub struct StationActor {
     settings: StationSettings,
     log: StationLog,
     group_commit: GroupCommit,
+    /// How often retention runs.
+    retention_interval: Duration,
     /// Counters including staged messages.
     counters: StationCounters,
     /// Counters as last written, to roll back to when a write fails.
@@ -119,6 +120,7 @@ impl StationActor {
         settings: StationSettings,
         log: StationLog,
         group_commit: GroupCommit,
+        retention_interval: Duration,
     ) -> BrokerResult<(Self, watch::Receiver<u64>)> {
         let counters = log.counters()?;
         let (durable_head, readers) = watch::channel(counters.next_offset);
@@ -128,6 +130,7 @@ impl StationActor {
             settings,
             log,
             group_commit,
+            retention_interval,
             written: counters,
             counters,
             staged: Vec::new(),
@@ -140,7 +143,8 @@ impl StationActor {
         Ok((actor, readers))
     }
 
-    fn stage(&mut self, produce: Produce, reply: ProduceReply) {
+    fn stage(&mut self, produce: Produce) {
+        let reply = produce.reply;
         let mut outcomes = Vec::with_capacity(produce.messages.len());
         for message in produce.messages {
             match self.stage_message(message, &produce.producer) {
@@ -169,10 +173,10 @@ impl StationActor {
             });
         }
         let now = now_ms();
-        if let Some(msg_id) = &message.msg_id {
-            if let Some(offset) = self.original_of(msg_id, now)? {
-                return Ok(ProduceOutcome::Duplicate { offset });
-            }
+        if let Some(msg_id) = &message.msg_id
+            && let Some(offset) = self.original_of(msg_id, now)?
+        {
+            return Ok(ProduceOutcome::Duplicate { offset });
         }
         let offset = self.counters.next_offset;
         self.counters.next_offset += 1;
@@ -350,8 +354,9 @@ impl Actor for StationActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        ctx.run_interval(RETENTION_INTERVAL, |actor, _| actor.enforce_retention());
+        ctx.run_interval(self.retention_interval, |actor, _| {
+            actor.enforce_retention()
+        });
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -360,20 +365,18 @@ impl Actor for StationActor {
 }
 
 impl Handler<Produce> for StationActor {
-    type Result = ResponseFuture<BrokerResult<Vec<ProduceOutcome>>>;
+    type Result = ();
 
-    fn handle(&mut self, produce: Produce, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, produce: Produce, ctx: &mut Self::Context) {
         if self.deleted {
-            let error = self.not_found();
-            return Box::pin(async move { Err(error) });
+            let _ = produce.reply.send(Err(self.not_found()));
+            return;
         }
-        let (reply, answer) = oneshot::channel();
-        self.stage(produce, reply);
+        self.stage(produce);
         if !self.write_scheduled {
             self.write_scheduled = true;
             ctx.notify(WriteStaged);
         }
-        Box::pin(async move { answer.await.unwrap_or(Err(BrokerError::ShuttingDown)) })
     }
 }
 

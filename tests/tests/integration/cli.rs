@@ -1,0 +1,127 @@
+//! The `depot` CLI against a real broker, as an operator would use it.
+
+use std::io::Write;
+
+use serde_json::Value;
+
+use crate::harness::TestBroker;
+
+fn stdout(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "depot failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[test]
+fn stations_produce_and_fetch_from_the_cli() {
+    let broker = TestBroker::start();
+    let created = stdout(&broker.cli(&[
+        "stations",
+        "create",
+        "cli.orders",
+        "--retention-age",
+        "3d",
+        "--idempotency-window",
+        "5m",
+    ]));
+    assert!(
+        created.contains("cli.orders") && created.contains("3days"),
+        "{created}"
+    );
+
+    let stored = stdout(&broker.cli(&[
+        "produce",
+        "cli.orders",
+        "--header",
+        "source=cli",
+        "--msg-id",
+        "o-1",
+        r#"{"id":1}"#,
+    ]));
+    assert_eq!(stored.trim(), "stored at offset 0");
+    let duplicate =
+        stdout(&broker.cli(&["--json", "produce", "cli.orders", "--msg-id", "o-1", "{}"]));
+    let duplicate: Value = serde_json::from_str(&duplicate).unwrap();
+    assert_eq!(
+        duplicate,
+        serde_json::json!({"offset": 0, "duplicate": true})
+    );
+    stdout(&broker.cli(&["produce", "cli.orders", "plain words"]));
+
+    let fetched = stdout(&broker.cli(&["--json", "fetch", "cli.orders"]));
+    let lines: Vec<Value> = fetched
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["payload"], r#"{"id":1}"#);
+    assert_eq!(lines[0]["headers"]["source"], "cli");
+    assert_eq!(lines[0]["content_type"], "application/json");
+    assert_eq!(lines[1]["payload"], "plain words");
+    assert_eq!(lines[1]["content_type"], "text/plain");
+
+    let listed = stdout(&broker.cli(&["--json", "stations", "list"]));
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["name"], "cli.orders");
+    assert_eq!(listed[0]["message_count"], 2);
+
+    stdout(&broker.cli(&[
+        "stations",
+        "update",
+        "cli.orders",
+        "--retention-messages",
+        "100",
+    ]));
+    let info = stdout(&broker.cli(&["--json", "stations", "info", "cli.orders"]));
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["settings"]["retention_messages"], 100);
+    assert_eq!(info["settings"]["idempotency_window_ms"], 300_000);
+
+    stdout(&broker.cli(&["stations", "delete", "cli.orders"]));
+    let gone = broker.cli(&["stations", "info", "cli.orders"]);
+    assert!(!gone.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&gone.stderr).trim(),
+        "depot: station not found: cli.orders"
+    );
+}
+
+#[test]
+fn produce_a_file_of_json_lines() {
+    let broker = TestBroker::start();
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    for i in 0..1234 {
+        writeln!(file, r#"{{"event":{i}}}"#).unwrap();
+    }
+    let path = file.path().to_str().unwrap();
+    let summary = stdout(&broker.cli(&["--json", "produce", "bulk", "--file", path]));
+    let summary: Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["sent"], 1234);
+    assert_eq!(summary["failed"], 0);
+    let page = stdout(&broker.cli(&["--json", "fetch", "bulk", "--from", "1233", "--count", "5"]));
+    let last: Value = serde_json::from_str(page.trim()).unwrap();
+    assert_eq!(last["offset"], 1233);
+    assert_eq!(last["payload"], r#"{"event":1233}"#);
+}
+
+#[test]
+fn errors_are_one_line_and_exit_non_zero() {
+    let broker = TestBroker::start();
+    let bad = broker.cli(&["stations", "create", "Not Valid"]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("^[a-z0-9][a-z0-9._-]{0,127}$"), "{stderr}");
+
+    let wrong_password = std::process::Command::new(crate::harness::CLI_BIN)
+        .args(["stations", "list"])
+        .env("DEPOT_BROKER", broker.addr.to_string())
+        .env("DEPOT_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert!(!wrong_password.status.success());
+    assert!(String::from_utf8_lossy(&wrong_password.stderr).contains("authentication failed"));
+}

@@ -1,0 +1,148 @@
+//! The wire protocol's session rules and its handling of bad input: each bad
+//! frame gets a clear answer where framing allows, and never disturbs other
+//! connections or stored data.
+
+use std::time::Duration;
+
+use depot_schemas::wire::{
+    self, ErrorCode, ProtocolVersion, Request, request::Op, response::Result as Reply,
+};
+use prost::Message;
+
+use crate::harness::{RawConnection, TestBroker, fetch_all, json_message};
+
+fn error_of(reply: &Reply) -> (ErrorCode, String) {
+    match reply {
+        Reply::Error(e) => (ErrorCode::try_from(e.code).unwrap(), e.message.clone()),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn list() -> Op {
+    Op::ListStations(wire::ListStations {})
+}
+
+#[tokio::test]
+async fn requests_before_hello_and_authenticate_are_refused() {
+    let broker = TestBroker::start();
+    let mut raw = RawConnection::connect(broker.addr).await;
+    let (code, _) = error_of(&raw.call(1, list()).await);
+    assert_eq!(code, ErrorCode::Unauthenticated);
+    assert!(matches!(
+        raw.call(2, Op::Ping(wire::Ping::default())).await,
+        Reply::Pong(_)
+    ));
+
+    let future = Op::Hello(wire::Hello {
+        version: 99,
+        client: "from-the-future".into(),
+    });
+    let (code, message) = error_of(&raw.call(3, future).await);
+    assert_eq!(code, ErrorCode::UnsupportedVersion);
+    assert!(message.contains("version 1"), "{message}");
+
+    let hello = Op::Hello(wire::Hello {
+        version: ProtocolVersion::V1 as i32,
+        client: "t".into(),
+    });
+    assert!(matches!(raw.call(4, hello).await, Reply::HelloOk(_)));
+    let (code, _) = error_of(&raw.call(5, list()).await);
+    assert_eq!(code, ErrorCode::Unauthenticated);
+
+    let wrong = Op::Authenticate(wire::Authenticate {
+        username: "root".into(),
+        password: "nope".into(),
+    });
+    let (code, message) = error_of(&raw.call(6, wrong).await);
+    assert_eq!(code, ErrorCode::Unauthenticated);
+    assert!(!message.contains("nope"), "the password is never echoed");
+    let right = Op::Authenticate(wire::Authenticate {
+        username: "root".into(),
+        password: crate::harness::ROOT_PASSWORD.into(),
+    });
+    assert!(matches!(raw.call(7, right).await, Reply::AuthenticateOk(_)));
+    assert!(matches!(raw.call(8, list()).await, Reply::StationList(_)));
+}
+
+#[tokio::test]
+async fn an_undecodable_frame_is_answered_and_the_connection_stays_usable() {
+    let broker = TestBroker::start();
+    let mut raw = broker.raw_session().await;
+    raw.send_raw(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).await;
+    let response = raw.receive().await.expect("an answer");
+    assert_eq!(response.id, 0, "the id of an undecodable frame is unknown");
+    let (code, _) = error_of(response.result.as_ref().unwrap());
+    assert_eq!(code, ErrorCode::UndecodableFrame);
+    assert!(matches!(raw.call(9, list()).await, Reply::StationList(_)));
+}
+
+#[tokio::test]
+async fn an_unknown_operation_is_answered_with_its_id() {
+    let broker = TestBroker::start();
+    let mut raw = broker.raw_session().await;
+    // Field 99 is an operation from a newer protocol this broker lacks.
+    let mut frame = Request { id: 77, op: None }.encode_to_vec();
+    frame.extend_from_slice(&[0x9a, 0x06, 0x00]); // field 99, length-delimited, empty
+    let mut bytes = (frame.len() as u32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&frame);
+    raw.send_raw(&bytes).await;
+    let response = raw.receive().await.expect("an answer");
+    assert_eq!(response.id, 77);
+    let (code, _) = error_of(response.result.as_ref().unwrap());
+    assert_eq!(code, ErrorCode::UnknownOperation);
+    assert!(matches!(raw.call(10, list()).await, Reply::StationList(_)));
+}
+
+#[tokio::test]
+async fn an_oversize_frame_is_answered_then_closed_and_nothing_else_is_touched() {
+    let broker = TestBroker::start_with(
+        std::sync::Arc::new(tempfile::TempDir::new().unwrap()),
+        &["--max-frame", "64KiB"],
+    );
+    let client = broker.client().await;
+    client
+        .produce("safe", vec![json_message("{\"kept\":true}")])
+        .await
+        .unwrap();
+    let mut bystander = broker.raw_session().await;
+
+    let mut raw = broker.raw_session().await;
+    raw.send_raw(&(1u32 << 20).to_be_bytes()).await;
+    let response = raw.receive().await.expect("an answer before closing");
+    let (code, message) = error_of(response.result.as_ref().unwrap());
+    assert_eq!(code, ErrorCode::FrameTooLarge);
+    assert!(message.contains("65536"), "{message}");
+    assert!(raw.receive().await.is_none(), "the connection closes");
+
+    assert!(matches!(
+        bystander.call(11, list()).await,
+        Reply::StationList(_)
+    ));
+    let stored = fetch_all(&client, "safe", 0).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(&stored[0].payload[..], b"{\"kept\":true}");
+}
+
+#[tokio::test]
+async fn pipelined_requests_all_get_their_own_answers() {
+    let broker = TestBroker::start();
+    let mut raw = broker.raw_session().await;
+    for id in 100..200u64 {
+        let produce = Op::Produce(wire::Produce {
+            station: "pipelined".into(),
+            messages: vec![json_message(&id.to_string())],
+        });
+        raw.send(id, produce).await;
+    }
+    let mut ids = Vec::new();
+    while ids.len() < 100 {
+        let response = raw
+            .receive_within(Duration::from_secs(10))
+            .await
+            .expect("all answers");
+        assert!(matches!(response.result, Some(Reply::ProduceResult(_))));
+        ids.push(response.id);
+    }
+    ids.sort();
+    assert_eq!(ids, (100..200).collect::<Vec<_>>());
+}
