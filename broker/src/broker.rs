@@ -9,7 +9,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::{
-    auth::{self, Principal},
+    auth::{self, PasswordHasher, Principal},
     config::BrokerConfig,
     error::{BrokerError, BrokerResult},
     persist::{GroupCommit, Store},
@@ -37,6 +37,7 @@ struct Inner {
     registry: Addr<StationRegistry>,
     directory: StationDirectory,
     station_arbiters: Vec<Arbiter>,
+    passwords: PasswordHasher,
 }
 
 /// What [`Broker::open`] learned on the way.
@@ -52,7 +53,9 @@ impl Broker {
     /// actors. Must run inside an actix system.
     pub fn open(config: BrokerConfig) -> BrokerResult<Opened> {
         let store = Store::open(&config)?;
-        let generated_root_password = auth::ensure_root(&store, config.root_password.as_deref())?;
+        let passwords = PasswordHasher::start();
+        let generated_root_password =
+            auth::ensure_root(&store, &passwords, config.root_password.as_deref())?;
         let group_commit = GroupCommit::start(store.db().clone(), config.fsync);
         let station_arbiters: Vec<Arbiter> = (0..STATION_THREADS).map(|_| Arbiter::new()).collect();
         let (registry, directory) = StationRegistry::recover(
@@ -70,6 +73,7 @@ impl Broker {
                 registry,
                 directory,
                 station_arbiters,
+                passwords,
             }),
         };
         Ok(Opened {
@@ -82,16 +86,19 @@ impl Broker {
         &self.inner.config
     }
 
-    /// Checks credentials off the async threads (argon2 is slow on purpose).
+    /// Checks credentials on the password thread (argon2 is slow on purpose).
     pub async fn authenticate(
         &self,
         username: String,
         password: String,
     ) -> BrokerResult<Principal> {
-        let store = self.inner.store.clone();
-        tokio::task::spawn_blocking(move || auth::authenticate(&store, &username, &password))
-            .await
-            .map_err(|_| BrokerError::ShuttingDown)?
+        auth::authenticate(
+            &self.inner.store,
+            &self.inner.passwords,
+            &username,
+            &password,
+        )
+        .await
     }
 
     pub async fn create_station(

@@ -18,9 +18,13 @@ pub struct BrokerCommand {
 
 /// Parses the command line and runs the broker until it is told to stop.
 pub fn broker_main() -> ExitCode {
-    let command = BrokerCommand::parse();
+    run_broker(BrokerCommand::parse().config)
+}
+
+/// Runs the broker with this configuration until SIGINT or SIGTERM.
+pub fn run_broker(config: BrokerConfig) -> ExitCode {
     init_logging();
-    match actix::System::new().block_on(serve(command.config)) {
+    match actix::System::new().block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("depot-broker: {error}");

@@ -169,10 +169,16 @@ async fn produce_file(context: &Context, args: &ProduceArgs, path: PathBuf) -> C
                 let messages = std::mem::take(&mut batch);
                 let count = messages.len() as u64;
                 let bytes = std::mem::take(&mut batch_bytes);
-                let client = context.client.clone();
-                let station = args.station.clone();
-                in_flight
-                    .push(async move { (client.produce(&station, messages).await, count, bytes) });
+                // Sent here, in file order; only the answers are awaited
+                // together, so the station keeps the lines in order.
+                let answer = context.client.start_produce(&args.station, messages).await;
+                in_flight.push(async move {
+                    let outcomes = match answer {
+                        Ok(answer) => answer.await,
+                        Err(e) => Err(e),
+                    };
+                    (outcomes, count, bytes)
+                });
             }
         }
         let Some((result, count, bytes)) = in_flight.next().await else {

@@ -58,8 +58,23 @@ enum Waiter {
 
 struct Shared {
     requests: mpsc::Sender<Request>,
-    waiters: Mutex<HashMap<u64, Waiter>>,
+    /// Callers waiting for answers, by request id; `None` once the
+    /// connection is gone, so that no caller can start waiting after the
+    /// reader has given up (it would wait forever).
+    waiters: Mutex<Option<HashMap<u64, Waiter>>>,
     next_id: AtomicU64,
+}
+
+impl Shared {
+    fn wait_for(&self, id: u64, waiter: Waiter) -> ClientResult<()> {
+        match self.waiters.lock().as_mut() {
+            Some(waiters) => {
+                waiters.insert(id, waiter);
+                Ok(())
+            }
+            None => Err(ClientError::Disconnected),
+        }
+    }
 }
 
 /// A connected, authenticated client; clones share the connection.
@@ -105,7 +120,7 @@ impl BrokerClient {
         let (requests, queue) = mpsc::channel(SEND_QUEUE);
         let shared = Arc::new(Shared {
             requests,
-            waiters: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(Some(HashMap::new())),
             next_id: AtomicU64::new(1),
         });
         tokio::spawn(send_requests(
@@ -122,10 +137,22 @@ impl BrokerClient {
     /// Sends one operation and waits for its answer; a broker error becomes
     /// [`ClientError::Broker`].
     pub async fn call(&self, op: Op) -> ClientResult<Reply> {
-        let (id, answer) = self.register_once();
+        self.start(op).await?.await
+    }
+
+    /// Sends one operation and returns the wait for its answer. Operations
+    /// started one after another reach the broker in that order, even when
+    /// their answers are awaited together.
+    pub async fn start(
+        &self,
+        op: Op,
+    ) -> ClientResult<impl Future<Output = ClientResult<Reply>> + use<>> {
+        let (id, answer) = self.register_once()?;
         self.send(Request { id, op: Some(op) }).await?;
-        let response = answer.await.map_err(|_| ClientError::Disconnected)?;
-        into_reply(response)
+        Ok(async move {
+            let response = answer.await.map_err(|_| ClientError::Disconnected)?;
+            into_reply(response)
+        })
     }
 
     pub async fn ping(&self) -> ClientResult<()> {
@@ -189,14 +216,27 @@ impl BrokerClient {
         station: &str,
         messages: Vec<wire::NewMessage>,
     ) -> ClientResult<Vec<wire::ProduceOutcome>> {
+        self.start_produce(station, messages).await?.await
+    }
+
+    /// Sends a produce and returns the wait for its outcomes; produces
+    /// started in sequence are stored in that order.
+    pub async fn start_produce(
+        &self,
+        station: &str,
+        messages: Vec<wire::NewMessage>,
+    ) -> ClientResult<impl Future<Output = ClientResult<Vec<wire::ProduceOutcome>>> + use<>> {
         let op = Op::Produce(wire::Produce {
             station: station.to_owned(),
             messages,
         });
-        match self.call(op).await? {
-            Reply::ProduceResult(result) => Ok(result.outcomes),
-            other => Err(unexpected(other)),
-        }
+        let answer = self.start(op).await?;
+        Ok(async move {
+            match answer.await? {
+                Reply::ProduceResult(result) => Ok(result.outcomes),
+                other => Err(unexpected(other)),
+            }
+        })
     }
 
     pub async fn fetch(
@@ -226,10 +266,7 @@ impl BrokerClient {
     ) -> ClientResult<Subscription> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (pushed, batches) = mpsc::unbounded_channel();
-        self.shared
-            .waiters
-            .lock()
-            .insert(id, Waiter::Stream(pushed));
+        self.shared.wait_for(id, Waiter::Stream(pushed))?;
         let start = match start {
             Some(offset) => wire::subscribe::Start::FromOffset(offset),
             None => wire::subscribe::Start::Latest(true),
@@ -252,15 +289,17 @@ impl BrokerClient {
             .map_err(|_| ClientError::Disconnected)
     }
 
-    fn register_once(&self) -> (u64, oneshot::Receiver<Response>) {
+    fn register_once(&self) -> ClientResult<(u64, oneshot::Receiver<Response>)> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = oneshot::channel();
-        self.shared.waiters.lock().insert(id, Waiter::Once(sender));
-        (id, receiver)
+        self.shared.wait_for(id, Waiter::Once(sender))?;
+        Ok((id, receiver))
     }
 
     fn forget(&self, id: u64) {
-        self.shared.waiters.lock().remove(&id);
+        if let Some(waiters) = self.shared.waiters.lock().as_mut() {
+            waiters.remove(&id);
+        }
     }
 }
 
@@ -290,6 +329,9 @@ async fn route_answers(
     while let Some(Ok(Ok(response))) = frames.next().await {
         let id = response.id;
         let mut waiters = shared.waiters.lock();
+        let Some(waiters) = waiters.as_mut() else {
+            return;
+        };
         match waiters.get(&id) {
             Some(Waiter::Stream(stream)) => {
                 if stream.send(response).is_err() {
@@ -308,8 +350,9 @@ async fn route_answers(
             }
         }
     }
-    // Dropping every waiter tells each caller the connection is gone.
-    shared.waiters.lock().clear();
+    // Dropping every waiter tells each caller the connection is gone, and
+    // `None` refuses new ones.
+    shared.waiters.lock().take();
 }
 
 fn into_reply(response: Response) -> ClientResult<Reply> {

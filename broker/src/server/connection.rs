@@ -13,7 +13,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::{
     net::TcpStream,
     sync::{OwnedSemaphorePermit, Semaphore, mpsc},
@@ -224,16 +224,23 @@ impl Session {
         let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
             return;
         };
-        let broker = self.broker.clone();
         let responses = self.responses.clone();
+        // A produce is handed to its station here, in the read loop, so one
+        // connection's produces are stored in the order it sent them; only
+        // the wait for durability runs in the task.
+        let reply = match op {
+            Op::Produce(produce) => {
+                let started = operations::start_produce(&self.broker, &principal, produce).await;
+                operations::finish_produce(started).boxed_local()
+            }
+            op => {
+                let broker = self.broker.clone();
+                async move { operations::run(&broker, &principal, op).await }.boxed_local()
+            }
+        };
         actix_rt::spawn(async move {
-            let reply = operations::run(&broker, &principal, op).await;
-            let _ = responses
-                .send(Response {
-                    id,
-                    result: Some(reply),
-                })
-                .await;
+            let result = Some(reply.await);
+            let _ = responses.send(Response { id, result }).await;
             drop(permit);
         });
     }

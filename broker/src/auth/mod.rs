@@ -5,7 +5,10 @@
 //! password comes from `DEPOT_ROOT_PASSWORD` on first start (or is generated
 //! and printed once).
 
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
+mod password;
+
+pub use password::PasswordHasher;
+
 use rand::{Rng, distr::Alphanumeric};
 
 use depot_schemas::storage::UserRecord;
@@ -49,7 +52,11 @@ impl Principal {
 
 /// Creates `root` on first start. Returns the password when it was generated,
 /// so the caller can show it once.
-pub fn ensure_root(store: &Store, configured: Option<&str>) -> BrokerResult<Option<String>> {
+pub fn ensure_root(
+    store: &Store,
+    hasher: &PasswordHasher,
+    configured: Option<&str>,
+) -> BrokerResult<Option<String>> {
     if store.user(ROOT_USER)?.is_some() {
         return Ok(None);
     }
@@ -66,32 +73,27 @@ pub fn ensure_root(store: &Store, configured: Option<&str>) -> BrokerResult<Opti
     };
     store.put_user(&UserRecord {
         name: ROOT_USER.to_owned(),
-        password_hash: hash_secret(&password)?,
+        password_hash: hasher.hash_blocking(password.clone())?,
     })?;
     store.db().flush()?;
     Ok(generated.then_some(password))
 }
 
-/// Checks a username and password against the store. CPU-heavy by design
-/// (argon2): call it off the async threads.
-pub fn authenticate(store: &Store, username: &str, password: &str) -> BrokerResult<Principal> {
-    let user = store.user(username)?.ok_or(BrokerError::BadCredentials)?;
-    let hash = PasswordHash::new(&user.password_hash).map_err(|_| BrokerError::BadCredentials)?;
-    Argon2::default()
-        .verify_password(password.as_bytes(), &hash)
-        .map_err(|_| BrokerError::BadCredentials)?;
+/// Checks a username and password against the store, on the password
+/// thread. Unknown users and wrong passwords are indistinguishable, in the
+/// answer and in the time it takes.
+pub async fn authenticate(
+    store: &Store,
+    hasher: &PasswordHasher,
+    username: &str,
+    password: &str,
+) -> BrokerResult<Principal> {
+    let stored = store.user(username)?.map(|user| user.password_hash);
+    if !hasher.verify(password.to_owned(), stored).await? {
+        return Err(BrokerError::BadCredentials);
+    }
     match username {
         ROOT_USER => Ok(Principal::root()),
         _ => Err(BrokerError::BadCredentials),
     }
-}
-
-fn hash_secret(secret: &str) -> BrokerResult<String> {
-    let salt_bytes: [u8; 16] = rand::random();
-    let salt = SaltString::encode_b64(&salt_bytes)
-        .map_err(|e| BrokerError::bad_request(format!("cannot encode salt: {e}")))?;
-    Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| BrokerError::bad_request(format!("cannot hash secret: {e}")))
 }

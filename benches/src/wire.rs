@@ -1,0 +1,307 @@
+//! `depot-bench wire`: produce throughput and acknowledgement latency over
+//! the wire protocol, with durable acks, against the sled ceiling measured in
+//! the same run on the same disk.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytesize::ByteSize;
+use clap::Args;
+use hdrhistogram::Histogram;
+
+use depot_broker::{client::BrokerClient, config::parse_duration};
+use depot_schemas::wire::NewMessage;
+
+use crate::{broker_process, ceiling, latency};
+
+#[derive(Debug, Args)]
+pub struct WireArgs {
+    /// Use this broker instead of starting one (memory is then not measured).
+    #[arg(long)]
+    broker: Option<String>,
+    /// root's password for `--broker`.
+    #[arg(long, env = "DEPOT_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Measured time of each phase.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unmeasured time before each phase.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Producers sending one message per request.
+    #[arg(long, default_value_t = 64)]
+    single_producers: usize,
+    /// Producers sending batches.
+    #[arg(long, default_value_t = 8)]
+    batch_producers: usize,
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 100)]
+    payload_bytes: usize,
+    /// Inserts for the sled ceiling measurement.
+    #[arg(long, default_value_t = 300_000)]
+    ceiling_inserts: u64,
+    /// After the phases, store this many more messages and report the
+    /// broker's idle memory (e.g. 10000000).
+    #[arg(long, default_value_t = 0)]
+    fill: u64,
+    /// Directory for the data (default: the system temp dir); the ceiling
+    /// runs on the same disk.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Extra flags for the started broker, e.g. --broker-arg=--cache=8MiB.
+    #[arg(long = "broker-arg", allow_hyphen_values = true)]
+    broker_args: Vec<String>,
+}
+
+/// Messages per request while filling.
+const FILL_BATCH: usize = 1000;
+/// Producers while filling.
+const FILL_PRODUCERS: usize = 8;
+/// Idle time before reading memory, so background work settles.
+const SETTLE: Duration = Duration::from_secs(3);
+
+struct PhaseResult {
+    messages: u64,
+    seconds: f64,
+    latency: Histogram<u64>,
+}
+
+impl PhaseResult {
+    fn rate(&self) -> f64 {
+        self.messages as f64 / self.seconds
+    }
+}
+
+pub fn run(args: WireArgs) -> Result<(), String> {
+    let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let workdir = tempfile::Builder::new()
+        .prefix("depot-bench-")
+        .tempdir_in(&base)
+        .map_err(|e| format!("cannot create a directory in {}: {e}", base.display()))?;
+
+    println!(
+        "depot-bench wire: payload {} B, durable acks",
+        args.payload_bytes
+    );
+    println!("machine: {}", machine());
+
+    let ceiling_100 = ceiling::sled_inserts_per_second(
+        &workdir.path().join("ceiling-flush-100"),
+        args.ceiling_inserts,
+        args.payload_bytes,
+        100,
+    )?;
+    let ceiling_none = ceiling::sled_inserts_per_second(
+        &workdir.path().join("ceiling-no-flush"),
+        args.ceiling_inserts,
+        args.payload_bytes,
+        0,
+    )?;
+    println!("sled ceiling, flush every 100 inserts: {ceiling_100:.0} inserts/s");
+    println!("sled ceiling, no flush:                {ceiling_none:.0} inserts/s");
+
+    const PASSWORD: &str = "depot-bench";
+    let (process, addr, password) = match &args.broker {
+        Some(addr) => {
+            let password = args.password.clone().ok_or("--broker needs --password")?;
+            (None, addr.clone(), password)
+        }
+        None => {
+            let process = broker_process::BrokerProcess::start(
+                &workdir.path().join("broker"),
+                PASSWORD,
+                &args.broker_args,
+            )?;
+            let addr = process.addr.to_string();
+            (Some(process), addr, PASSWORD.to_owned())
+        }
+    };
+    let rss = |label: &str| {
+        if let Some(process) = &process
+            && let Some(bytes) = broker_process::rss_bytes(process.pid())
+        {
+            println!("broker RSS {label}: {}", ByteSize(bytes).display().iec());
+        }
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rss("idle at start");
+
+        let single = phase(&args, &addr, &password, "bench.single", args.single_producers, 1).await?;
+        println!(
+            "single messages, {} producers: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}",
+            args.single_producers,
+            single.rate(),
+            single.rate() / ceiling_100,
+            latency::summary(&single.latency),
+        );
+
+        let batch = phase(
+            &args,
+            &addr,
+            &password,
+            "bench.batch",
+            args.batch_producers,
+            args.batch_size,
+        )
+        .await?;
+        println!(
+            "batches of {}, {} producers: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}",
+            args.batch_size,
+            args.batch_producers,
+            batch.rate(),
+            batch.rate() / ceiling_100,
+            latency::summary(&batch.latency),
+        );
+        rss("after the phases");
+
+        if args.fill > 0 {
+            let started = Instant::now();
+            fill(&args, &addr, &password).await?;
+            println!(
+                "stored {} more messages in {:.1}s",
+                args.fill,
+                started.elapsed().as_secs_f64()
+            );
+            tokio::time::sleep(SETTLE).await;
+            rss(&format!("idle after storing {} more messages", args.fill));
+        }
+        Ok::<_, String>(())
+    })?;
+    drop(process);
+    Ok(())
+}
+
+fn payload(bytes: usize) -> bytes::Bytes {
+    let mut body = String::from("{\"event\":\"bench\",\"pad\":\"");
+    while body.len() + 2 < bytes {
+        body.push('x');
+    }
+    body.push_str("\"}");
+    bytes::Bytes::from(body)
+}
+
+fn messages(count: usize, payload: &bytes::Bytes) -> Vec<NewMessage> {
+    (0..count)
+        .map(|_| NewMessage {
+            content_type: "application/json".into(),
+            payload: payload.clone(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// `producers` connections each sending `batch` messages per request, one
+/// request at a time, for warmup + duration; only the duration is measured.
+async fn phase(
+    args: &WireArgs,
+    addr: &str,
+    password: &str,
+    station: &str,
+    producers: usize,
+    batch: usize,
+) -> Result<PhaseResult, String> {
+    let payload = payload(args.payload_bytes);
+    let start = Instant::now();
+    let measure_from = start + args.warmup;
+    let stop_at = measure_from + args.duration;
+    let mut tasks = Vec::new();
+    for _ in 0..producers {
+        let client = BrokerClient::connect(addr, "root", password)
+            .await
+            .map_err(|e| e.to_string())?;
+        let station = station.to_owned();
+        let payload = payload.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut histogram = latency::new_histogram();
+            let mut sent = 0u64;
+            loop {
+                let sent_at = Instant::now();
+                if sent_at >= stop_at {
+                    break;
+                }
+                client
+                    .produce(&station, messages(batch, &payload))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if sent_at >= measure_from {
+                    latency::record(&mut histogram, sent_at.elapsed());
+                    sent += batch as u64;
+                }
+            }
+            Ok::<_, String>((sent, histogram))
+        }));
+    }
+    let mut result = PhaseResult {
+        messages: 0,
+        seconds: args.duration.as_secs_f64(),
+        latency: latency::new_histogram(),
+    };
+    for task in tasks {
+        let (sent, histogram) = task.await.map_err(|e| e.to_string())??;
+        result.messages += sent;
+        result.latency.add(histogram).map_err(|e| e.to_string())?;
+    }
+    Ok(result)
+}
+
+async fn fill(args: &WireArgs, addr: &str, password: &str) -> Result<(), String> {
+    let payload = Arc::new(payload(args.payload_bytes));
+    let per_producer = args.fill.div_ceil(FILL_PRODUCERS as u64);
+    let mut tasks = Vec::new();
+    for _ in 0..FILL_PRODUCERS {
+        let client = BrokerClient::connect(addr, "root", password)
+            .await
+            .map_err(|e| e.to_string())?;
+        let payload = payload.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut left = per_producer;
+            while left > 0 {
+                let count = left.min(FILL_BATCH as u64) as usize;
+                client
+                    .produce("bench.fill", messages(count, &payload))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                left -= count as u64;
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+/// CPU model and count, memory, for the report.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']))
+        })
+        .unwrap_or("unknown CPU")
+        .to_owned();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| ByteSize(kib * 1024).display().iec().to_string())
+        .unwrap_or_default();
+    format!("{cores} x {model}, {memory}")
+}
