@@ -24,6 +24,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
+mod frames;
 pub mod persist;
 pub mod registry;
 pub mod run;

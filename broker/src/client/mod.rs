@@ -17,7 +17,7 @@ use std::{
     },
 };
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::{
     net::{TcpStream, ToSocketAddrs},
@@ -123,7 +123,7 @@ impl BrokerClient {
             waiters: Mutex::new(Some(HashMap::new())),
             next_id: AtomicU64::new(1),
         });
-        tokio::spawn(send_requests(
+        tokio::spawn(crate::frames::write_queued(
             FramedWrite::new(write_half, FrameCodec::<Response, Request>::default()),
             queue,
         ));
@@ -299,25 +299,6 @@ impl BrokerClient {
     fn forget(&self, id: u64) {
         if let Some(waiters) = self.shared.waiters.lock().as_mut() {
             waiters.remove(&id);
-        }
-    }
-}
-
-async fn send_requests(
-    mut sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, FrameCodec<Response, Request>>,
-    mut queue: mpsc::Receiver<Request>,
-) {
-    while let Some(first) = queue.recv().await {
-        if sink.feed(first).await.is_err() {
-            return;
-        }
-        while let Ok(next) = queue.try_recv() {
-            if sink.feed(next).await.is_err() {
-                return;
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
         }
     }
 }

@@ -21,7 +21,9 @@ use tokio::sync::oneshot;
 
 use crate::{config::FsyncPolicy, error::BrokerError};
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+/// What to run once a group is durable (or the flush failed). Runs on the
+/// flushing thread, so it must be quick: advance a head, send answers.
+type Waiter = Box<dyn FnOnce(Result<(), BrokerError>) + Send>;
 
 #[derive(Default)]
 struct Queue {
@@ -69,30 +71,30 @@ impl GroupCommit {
         }
     }
 
-    /// Resolves when everything applied to sled before this call is durable
-    /// as the policy defines it: on disk for `always`, at once otherwise.
-    pub fn commit(&self) -> impl Future<Output = Result<(), BrokerError>> + use<> {
-        let receiver = (self.policy == FsyncPolicy::Always).then(|| {
-            let (sender, receiver) = oneshot::channel();
-            let mut queue = self.shared.queue.lock().expect("group commit lock");
-            if queue.shutting_down {
-                drop(sender);
-            } else {
-                queue.waiters.push(sender);
-                self.shared.wake.notify_one();
-            }
-            receiver
-        });
-        async move {
-            match receiver {
-                None => Ok(()),
-                Some(receiver) => match receiver.await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(reason)) => Err(BrokerError::FlushFailed { reason }),
-                    Err(_) => Err(BrokerError::ShuttingDown),
-                },
-            }
+    /// Runs `on_durable` once everything applied to sled before this call is
+    /// durable as the policy defines it: on disk for `always` (then it runs
+    /// on the flushing thread, sparing a hop through the caller's thread),
+    /// at once otherwise.
+    pub fn commit_then(&self, on_durable: impl FnOnce(Result<(), BrokerError>) + Send + 'static) {
+        if self.policy != FsyncPolicy::Always {
+            return on_durable(Ok(()));
         }
+        let mut queue = self.shared.queue.lock().expect("group commit lock");
+        if queue.shutting_down {
+            drop(queue);
+            return on_durable(Err(BrokerError::ShuttingDown));
+        }
+        queue.waiters.push(Box::new(on_durable));
+        self.shared.wake.notify_one();
+    }
+
+    /// Resolves when everything applied to sled before this call is durable.
+    pub fn commit(&self) -> impl Future<Output = Result<(), BrokerError>> + use<> {
+        let (sender, receiver) = oneshot::channel();
+        self.commit_then(move |outcome| {
+            let _ = sender.send(outcome);
+        });
+        async move { receiver.await.unwrap_or(Err(BrokerError::ShuttingDown)) }
     }
 
     /// Flushes what is left and stops the thread. Idempotent.
@@ -136,7 +138,11 @@ fn run_group_commit(shared: &Shared) {
             tracing::error!(%reason, waiters = group.len(), "group commit flush failed");
         }
         for waiter in group {
-            let _ = waiter.send(outcome.clone());
+            waiter(
+                outcome
+                    .clone()
+                    .map_err(|reason| BrokerError::FlushFailed { reason }),
+            );
         }
     }
 }

@@ -13,7 +13,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{FutureExt, StreamExt};
 use tokio::{
     net::TcpStream,
     sync::{OwnedSemaphorePermit, Semaphore, mpsc},
@@ -70,7 +70,7 @@ pub async fn serve(stream: TcpStream, broker: Broker, _connection_slot: OwnedSem
     let (read_half, write_half) = stream.into_split();
     let mut frames = FramedRead::new(read_half, Codec::new(max_frame));
     let (responses, queue) = mpsc::channel(WRITE_QUEUE);
-    let writer = actix_rt::spawn(write_answers(
+    let writer = actix_rt::spawn(crate::frames::write_queued(
         FramedWrite::new(write_half, Codec::new(max_frame)),
         queue,
     ));
@@ -110,25 +110,6 @@ pub async fn serve(stream: TcpStream, broker: Broker, _connection_slot: OwnedSem
     drop(session);
     let _ = writer.await;
     tracing::debug!(?peer, "connection closed");
-}
-
-async fn write_answers(
-    mut sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, Codec>,
-    mut queue: mpsc::Receiver<Response>,
-) {
-    while let Some(first) = queue.recv().await {
-        if sink.feed(first).await.is_err() {
-            return;
-        }
-        while let Ok(next) = queue.try_recv() {
-            if sink.feed(next).await.is_err() {
-                return;
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
-        }
-    }
 }
 
 impl Session {

@@ -247,45 +247,28 @@ impl StationActor {
         if let Err(error) = self.log.apply(batch) {
             tracing::error!(station = %self.name, %error, "write failed");
             self.counters = self.written;
-            let reason = error.to_string();
-            for produce in staged {
-                let _ = produce.reply.send(Err(BrokerError::FlushFailed {
-                    reason: reason.clone(),
-                }));
-            }
-            return;
+            return fail_all(staged, &error);
         }
         self.written = self.counters;
 
-        let commit = self.group_commit.commit();
         let durable_head = self.durable_head.clone();
         let head = self.counters.next_offset;
-        actix::spawn(async move {
-            match commit.await {
-                Ok(()) => {
-                    // Groups may complete out of order across tasks; the head
-                    // only moves forward, and a later group's flush covers
-                    // every earlier write.
-                    durable_head.send_if_modified(|current| {
-                        let advance = head > *current;
-                        if advance {
-                            *current = head;
-                        }
-                        advance
-                    });
-                    for produce in staged {
-                        let _ = produce.reply.send(Ok(produce.outcomes));
+        self.group_commit.commit_then(move |outcome| match outcome {
+            Ok(()) => {
+                // Groups complete in order and a later group's flush covers
+                // every earlier write, so the head only moves forward.
+                durable_head.send_if_modified(|current| {
+                    let advance = head > *current;
+                    if advance {
+                        *current = head;
                     }
-                }
-                Err(error) => {
-                    let reason = error.to_string();
-                    for produce in staged {
-                        let _ = produce.reply.send(Err(BrokerError::FlushFailed {
-                            reason: reason.clone(),
-                        }));
-                    }
+                    advance
+                });
+                for produce in staged {
+                    let _ = produce.reply.send(Ok(produce.outcomes));
                 }
             }
+            Err(error) => fail_all(staged, &error),
         });
     }
 
@@ -331,6 +314,16 @@ impl StationActor {
             first_offset: self.counters.first_offset.min(next_offset),
             next_offset,
         }
+    }
+}
+
+/// Answers every staged produce with a storage failure; they may retry.
+fn fail_all(staged: Vec<StagedProduce>, error: &BrokerError) {
+    let reason = error.to_string();
+    for produce in staged {
+        let _ = produce.reply.send(Err(BrokerError::FlushFailed {
+            reason: reason.clone(),
+        }));
     }
 }
 
