@@ -175,7 +175,7 @@ impl Handler<CreateStation> for StationRegistry {
                     .and_then(|()| self.start_station(create.name, created_at_ms, create.settings))
             }
         };
-        let commit = self.group_commit.commit();
+        let commit = self.group_commit.commit_metadata();
         Box::pin(async move {
             let handle = created?;
             commit.await?;
@@ -207,7 +207,7 @@ impl Handler<UpdateStation> for StationRegistry {
                     .map_err(|_| not_found())?;
                 definition.settings = Some(settings.to_storage());
                 store.put_station_definition(&definition)?;
-                commit.commit().await?;
+                commit.commit_metadata().await?;
                 Ok(settings)
             }
             .into_actor(self),
@@ -233,7 +233,7 @@ impl Handler<DeleteStation> for StationRegistry {
                 let _ = station.actor.send(Shutdown).await;
                 store.remove_station_definition(&delete.name)?;
                 store.drop_station_tree(&delete.name)?;
-                commit.commit().await
+                commit.commit_metadata().await
             }
             .into_actor(self),
         ))

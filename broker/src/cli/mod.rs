@@ -2,6 +2,14 @@
 //! protocol. Human-readable tables by default, `--json` for scripts; every
 //! error prints one line and exits non-zero.
 
+/// `println!` that ends the CLI quietly when stdout is closed (for example
+/// `depot fetch orders | head -1`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))
+    };
+}
+
 mod fetch;
 mod output;
 mod produce;

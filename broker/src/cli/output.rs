@@ -1,7 +1,11 @@
 //! How the CLI prints: tables and readable lines for people, one JSON value
 //! per line with `--json` for scripts.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::{
+    fmt,
+    io::Write,
+    time::{Duration, UNIX_EPOCH},
+};
 
 use base64::Engine as _;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
@@ -10,6 +14,17 @@ use serde_json::{Value, json};
 use depot_schemas::wire::{StationInfo, StoredMessage};
 
 use crate::cli::Context;
+
+/// Writes one line to stdout; a reader that went away ends the process.
+pub fn line(text: fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        std::process::exit(0);
+    }
+}
 
 fn settings_json(info: &StationInfo) -> Value {
     let s = info.settings.unwrap_or_default();
@@ -36,7 +51,7 @@ fn station_json(info: &StationInfo) -> Value {
 
 pub fn station(context: &Context, info: &StationInfo) {
     if context.json {
-        println!("{}", station_json(info));
+        outln!("{}", station_json(info));
         return;
     }
     let s = info.settings.unwrap_or_default();
@@ -70,12 +85,12 @@ pub fn station(context: &Context, info: &StationInfo) {
     for (key, value) in rows {
         table.add_row(vec![key.to_owned(), value]);
     }
-    println!("{table}");
+    outln!("{table}");
 }
 
 pub fn station_list(context: &Context, stations: &[StationInfo]) {
     if context.json {
-        println!(
+        outln!(
             "{}",
             Value::Array(stations.iter().map(station_json).collect())
         );
@@ -102,14 +117,14 @@ pub fn station_list(context: &Context, stations: &[StationInfo]) {
             duration_or_unlimited(s.retention_age_ms.unwrap_or(0)),
         ]);
     }
-    println!("{table}");
+    outln!("{table}");
 }
 
 pub fn done(context: &Context, what: &str) {
     if context.json {
-        println!("{}", json!({ "ok": true, "message": what }));
+        outln!("{}", json!({ "ok": true, "message": what }));
     } else {
-        println!("{what}");
+        outln!("{what}");
     }
 }
 
@@ -145,7 +160,7 @@ pub fn message(context: &Context, message: &StoredMessage) {
                 value["payload_base64"] = Value::String(encoded);
             }
         }
-        println!("{value}");
+        outln!("{value}");
         return;
     }
     let headers = if headers.is_empty() {
@@ -153,7 +168,7 @@ pub fn message(context: &Context, message: &StoredMessage) {
     } else {
         format!(" headers={}", Value::Object(headers))
     };
-    println!(
+    outln!(
         "offset={} time={} producer={} type={}{} id={}",
         message.offset,
         time(message.timestamp_ms),
@@ -167,8 +182,8 @@ pub fn message(context: &Context, message: &StoredMessage) {
         message.id,
     );
     match text {
-        Some(text) => println!("  {text}"),
-        None => println!(
+        Some(text) => outln!("  {text}"),
+        None => outln!(
             "  base64:{}",
             base64::engine::general_purpose::STANDARD.encode(&message.payload)
         ),

@@ -129,9 +129,9 @@ async fn produce_one(context: &Context, args: &ProduceArgs) -> CliResult {
         None => return Err("the broker gave no outcome".into()),
     };
     if context.json {
-        println!("{value}");
+        outln!("{value}");
     } else {
-        println!("{line}");
+        outln!("{line}");
     }
     Ok(())
 }
@@ -204,14 +204,18 @@ async fn produce_file(context: &Context, args: &ProduceArgs, path: PathBuf) -> C
             "msgs_per_second": rate.round(),
             "first_error": tally.first_error,
         });
-        println!("{summary}");
+        outln!("{summary}");
     } else {
-        println!(
+        outln!(
             "sent {}, duplicates {}, failed {} in {:.2}s ({:.0} msgs/s)",
-            tally.sent, tally.duplicates, tally.failed, seconds, rate
+            tally.sent,
+            tally.duplicates,
+            tally.failed,
+            seconds,
+            rate
         );
         if let Some(error) = &tally.first_error {
-            println!("first error: {error}");
+            outln!("first error: {error}");
         }
     }
     if tally.failed > 0 {

@@ -12,7 +12,10 @@
 //! the flush covers the batch.
 
 use std::{
-    sync::{Arc, Condvar, Mutex},
+    sync::{
+        Arc, Condvar, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     thread::JoinHandle,
     time::Duration,
 };
@@ -35,6 +38,8 @@ struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     db: sled::Db,
+    /// Flushes done, to show (and test) that writers share them.
+    flushes: AtomicU64,
 }
 
 /// Hands out durability; cheap to clone.
@@ -52,6 +57,7 @@ impl GroupCommit {
             queue: Mutex::default(),
             wake: Condvar::new(),
             db,
+            flushes: AtomicU64::new(0),
         });
         let thread = match policy {
             FsyncPolicy::Always => Some(spawn("depot-group-commit", {
@@ -97,6 +103,25 @@ impl GroupCommit {
         async move { receiver.await.unwrap_or(Err(BrokerError::ShuttingDown)) }
     }
 
+    /// Resolves when everything applied before is on disk, whatever the
+    /// policy: for station definitions and users, which change rarely and
+    /// whose loss would lose whole stations.
+    pub fn commit_metadata(&self) -> impl Future<Output = Result<(), BrokerError>> + use<> {
+        let always = (self.policy == FsyncPolicy::Always).then(|| self.commit());
+        let db = self.shared.db.clone();
+        async move {
+            match always {
+                Some(commit) => commit.await,
+                None => db.flush_async().await.map(drop).map_err(BrokerError::from),
+            }
+        }
+    }
+
+    /// Flushes done by the group commit thread so far.
+    pub fn flushes(&self) -> u64 {
+        self.shared.flushes.load(Ordering::Relaxed)
+    }
+
     /// Flushes what is left and stops the thread. Idempotent.
     pub fn shutdown(&self) {
         self.shared
@@ -134,6 +159,7 @@ fn run_group_commit(shared: &Shared) {
             std::mem::take(&mut queue.waiters)
         };
         let outcome = shared.db.flush().map(drop).map_err(|e| e.to_string());
+        shared.flushes.fetch_add(1, Ordering::Relaxed);
         if let Err(reason) = &outcome {
             tracing::error!(%reason, waiters = group.len(), "group commit flush failed");
         }
@@ -168,7 +194,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn releases_every_waiter_of_a_group() {
+    async fn writers_share_flushes_and_all_are_released() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let commit = GroupCommit::start(db.clone(), FsyncPolicy::Always);
@@ -181,6 +207,11 @@ mod tests {
         for wait in waits {
             wait.await.unwrap();
         }
+        assert!(
+            commit.flushes() < 50,
+            "100 writers shared {} flushes",
+            commit.flushes()
+        );
         commit.shutdown();
         assert!(matches!(
             commit.commit().await,

@@ -125,3 +125,39 @@ fn errors_are_one_line_and_exit_non_zero() {
     assert!(!wrong_password.status.success());
     assert!(String::from_utf8_lossy(&wrong_password.stderr).contains("authentication failed"));
 }
+
+#[test]
+fn tail_prints_new_messages_as_they_arrive() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let broker = TestBroker::start();
+    stdout(&broker.cli(&["produce", "tailed", "\"before\""]));
+    let mut tail = Command::new(crate::harness::CLI_BIN)
+        .args(["--json", "tail", "tailed"])
+        .env("DEPOT_BROKER", broker.addr.to_string())
+        .env("DEPOT_PASSWORD", crate::harness::ROOT_PASSWORD)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+    // tail subscribes from the newest message on; produce until one shows up
+    // (the first produce may race the subscription).
+    let reader = std::thread::spawn(move || lines.next().unwrap().unwrap());
+    for i in 0.. {
+        stdout(&broker.cli(&["produce", "tailed", &format!("{{\"after\":{i}}}")]));
+        if reader.is_finished() {
+            break;
+        }
+        assert!(i < 100, "tail printed nothing");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let line: Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
+    assert!(line["offset"].as_u64().unwrap() >= 1, "{line}");
+    assert!(
+        line["payload"].as_str().unwrap().starts_with("{\"after\":"),
+        "{line}"
+    );
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+}

@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod crash;
+mod durability;
 mod produce;
 mod protocol;
 mod retention;

@@ -194,3 +194,34 @@ async fn fetch_respects_offsets_and_limits() {
     assert!(end.messages.is_empty());
     assert_eq!(end.next_offset, 50);
 }
+
+#[tokio::test]
+async fn fetch_stops_at_the_byte_limit_but_returns_at_least_one_message() {
+    use depot_schemas::wire::{Fetch, request::Op, response::Result as Reply};
+
+    let broker = TestBroker::start();
+    let client = broker.client().await;
+    let big = format!("\"{}\"", "x".repeat(998));
+    let messages = (0..10).map(|_| json_message(&big)).collect();
+    client.produce("weighty", messages).await.unwrap();
+    let mut raw = broker.raw_session().await;
+    let fetch = |max_bytes| {
+        Op::Fetch(Fetch {
+            station: "weighty".into(),
+            from_offset: 0,
+            max_messages: 100,
+            max_bytes,
+        })
+    };
+    match raw.call(3, fetch(3500)).await {
+        Reply::FetchResult(result) => {
+            assert_eq!(result.messages.len(), 3, "3 x 1000 bytes fit in 3500");
+            assert_eq!(result.next_offset, 3);
+        }
+        other => panic!("{other:?}"),
+    }
+    match raw.call(4, fetch(10)).await {
+        Reply::FetchResult(result) => assert_eq!(result.messages.len(), 1),
+        other => panic!("{other:?}"),
+    }
+}
