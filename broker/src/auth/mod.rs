@@ -1,13 +1,19 @@
 //! Who is calling, and what they may do.
 //!
-//! Credentials are stored only as argon2 hashes. Until the user store
-//! arrives with the HTTP proxy issue, the broker has one user, `root`, whose
-//! password comes from `DEPOT_ROOT_PASSWORD` on first start (or is generated
-//! and printed once).
+//! - [`principal`]: an authenticated user and its permissions.
+//! - [`users`]: the user store's rules.
+//! - [`password`]: argon2id hashing on its own thread.
+//!
+//! Users are stored in the broker (sled tree `users`), secrets only as argon2
+//! hashes. `root` has every right; its password comes from
+//! `DEPOT_ROOT_PASSWORD` on first start (or is generated and printed once).
 
 mod password;
+pub mod principal;
+pub mod users;
 
 pub use password::PasswordHasher;
+pub use principal::{Permissions, Principal};
 
 use rand::{Rng, distr::Alphanumeric};
 
@@ -21,34 +27,6 @@ use crate::{
 pub const ROOT_USER: &str = "root";
 /// Length of a generated root password (alphanumeric, ~143 bits).
 const GENERATED_PASSWORD_CHARS: usize = 24;
-
-/// An authenticated caller and its rights.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub username: String,
-    pub may_create_stations: bool,
-    pub may_administer: bool,
-}
-
-impl Principal {
-    pub fn root() -> Self {
-        Self {
-            username: ROOT_USER.to_owned(),
-            may_create_stations: true,
-            may_administer: true,
-        }
-    }
-
-    pub fn require_admin(&self) -> BrokerResult<()> {
-        if self.may_administer {
-            Ok(())
-        } else {
-            Err(BrokerError::PermissionDenied {
-                reason: format!("user '{}' may not administer stations", self.username),
-            })
-        }
-    }
-}
 
 /// Creates `root` on first start. Returns the password when it was generated,
 /// so the caller can show it once.
@@ -74,26 +52,42 @@ pub fn ensure_root(
     store.put_user(&UserRecord {
         name: ROOT_USER.to_owned(),
         password_hash: hasher.hash_blocking(password.clone())?,
+        produce: vec!["*".into()],
+        consume: vec!["*".into()],
+        create_stations: true,
+        admin: true,
+        created_at_ms: crate::clock::now_ms(),
+        ..Default::default()
     })?;
     store.db().flush()?;
     Ok(generated.then_some(password))
 }
 
-/// Checks a username and password against the store, on the password
-/// thread. Unknown users and wrong passwords are indistinguishable, in the
-/// answer and in the time it takes.
+/// A secret presented at login.
+#[derive(Debug, Clone)]
+pub enum Secret {
+    Password(String),
+    ConnectionToken(String),
+}
+
+/// Checks a user's secret against the store, on the password thread.
+/// Unknown users, missing secrets and wrong ones are indistinguishable, in
+/// the answer and in the time it takes.
 pub async fn authenticate(
     store: &Store,
     hasher: &PasswordHasher,
     username: &str,
-    password: &str,
+    secret: Secret,
 ) -> BrokerResult<Principal> {
-    let stored = store.user(username)?.map(|user| user.password_hash);
-    if !hasher.verify(password.to_owned(), stored).await? {
+    let user = store.user(username)?;
+    let (presented, stored) = match secret {
+        Secret::Password(p) => (p, user.as_ref().map(|u| u.password_hash.clone())),
+        Secret::ConnectionToken(t) => (t, user.as_ref().map(|u| u.connection_token_hash.clone())),
+    };
+    let stored = stored.filter(|hash| !hash.is_empty());
+    if !hasher.verify(presented, stored).await? {
         return Err(BrokerError::BadCredentials);
     }
-    match username {
-        ROOT_USER => Ok(Principal::root()),
-        _ => Err(BrokerError::BadCredentials),
-    }
+    let user = user.ok_or(BrokerError::BadCredentials)?;
+    Principal::from_record(&user)
 }

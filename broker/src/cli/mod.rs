@@ -14,6 +14,7 @@ mod fetch;
 mod output;
 mod produce;
 mod stations;
+mod users;
 
 use std::process::ExitCode;
 
@@ -24,19 +25,18 @@ use crate::client::BrokerClient;
 #[derive(Debug, Parser)]
 #[command(name = "depot", version, about = "Administer a Depot broker")]
 pub struct Cli {
+    // The connection flags go before the command (`depot --user ana users
+    // list`): after it, `--password` is the password of a user being created.
     /// The broker's wire address.
-    #[arg(
-        long,
-        global = true,
-        env = "DEPOT_BROKER",
-        default_value = "127.0.0.1:6666"
-    )]
+    #[arg(long, env = "DEPOT_BROKER", default_value = "127.0.0.1:6666")]
     broker: String,
 
-    #[arg(long, global = true, env = "DEPOT_USER", default_value = "root")]
+    /// Who you are.
+    #[arg(long, env = "DEPOT_USER", default_value = "root")]
     user: String,
 
-    #[arg(long, global = true, env = "DEPOT_PASSWORD", hide_env_values = true)]
+    /// Your password.
+    #[arg(long, env = "DEPOT_PASSWORD", hide_env_values = true)]
     password: Option<String>,
 
     /// Print JSON instead of tables.
@@ -52,6 +52,9 @@ enum Command {
     /// Create, list, inspect, change and delete stations.
     #[command(subcommand)]
     Stations(stations::StationsCommand),
+    /// Create, list, change and delete users and their permissions.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
     /// Produce one message, or every line of a file.
     Produce(produce::ProduceArgs),
     /// Print stored messages from an offset.
@@ -97,6 +100,7 @@ async fn run(cli: Cli) -> CliResult {
     };
     match cli.command {
         Command::Stations(command) => stations::run(&context, command).await,
+        Command::Users(command) => users::run(&context, command).await,
         Command::Produce(args) => produce::run(&context, args).await,
         Command::Fetch(args) => fetch::run_fetch(&context, args).await,
         Command::Tail(args) => fetch::run_tail(&context, args).await,

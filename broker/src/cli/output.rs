@@ -11,7 +11,7 @@ use base64::Engine as _;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 
-use depot_schemas::wire::{StationInfo, StoredMessage};
+use depot_schemas::wire::{StationInfo, StoredMessage, UserInfo};
 
 use crate::cli::Context;
 
@@ -115,6 +115,64 @@ pub fn station_list(context: &Context, stations: &[StationInfo]) {
             info.first_offset.to_string(),
             info.next_offset.to_string(),
             duration_or_unlimited(s.retention_age_ms.unwrap_or(0)),
+        ]);
+    }
+    outln!("{table}");
+}
+
+fn user_json(u: &UserInfo) -> Value {
+    let p = u.permissions.clone().unwrap_or_default();
+    json!({
+        "name": u.name,
+        "produce": p.produce,
+        "consume": p.consume,
+        "create_stations": p.create_stations,
+        "admin": p.admin,
+        "has_password": u.has_password,
+        "has_connection_token": u.has_connection_token,
+        "created_at": time(u.created_at_ms),
+    })
+}
+
+pub fn user(context: &Context, user: &UserInfo) {
+    if context.json {
+        outln!("{}", user_json(user));
+    } else {
+        user_list(context, std::slice::from_ref(user));
+    }
+}
+
+pub fn user_list(context: &Context, users: &[UserInfo]) {
+    if context.json {
+        outln!("{}", Value::Array(users.iter().map(user_json).collect()));
+        return;
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(vec![
+        "name",
+        "produce",
+        "consume",
+        "create stations",
+        "admin",
+        "secrets",
+    ]);
+    for u in users {
+        let p = u.permissions.clone().unwrap_or_default();
+        let secrets: Vec<&str> = [
+            (u.has_password, "password"),
+            (u.has_connection_token, "connection token"),
+        ]
+        .into_iter()
+        .filter_map(|(has, what)| has.then_some(what))
+        .collect();
+        table.add_row(vec![
+            u.name.clone(),
+            p.produce.join(", "),
+            p.consume.join(", "),
+            p.create_stations.to_string(),
+            p.admin.to_string(),
+            secrets.join(", "),
         ]);
     }
     outln!("{table}");

@@ -34,6 +34,8 @@ use depot_schemas::{
 
 pub use subscription::Subscription;
 
+pub use crate::auth::Secret;
+
 /// Requests queued for the writer task.
 const SEND_QUEUE: usize = 1024;
 
@@ -90,6 +92,15 @@ impl BrokerClient {
         username: &str,
         password: &str,
     ) -> ClientResult<Self> {
+        Self::connect_with(address, username, Secret::Password(password.to_owned())).await
+    }
+
+    /// [`BrokerClient::connect`] with a password or a connection token.
+    pub async fn connect_with(
+        address: impl ToSocketAddrs,
+        username: &str,
+        secret: Secret,
+    ) -> ClientResult<Self> {
         let stream = TcpStream::connect(address)
             .await
             .map_err(ClientError::Connect)?;
@@ -103,9 +114,14 @@ impl BrokerClient {
             Reply::HelloOk(_) => {}
             other => return Err(unexpected(other)),
         }
+        let (password, connection_token) = match secret {
+            Secret::Password(password) => (password, String::new()),
+            Secret::ConnectionToken(token) => (String::new(), token),
+        };
         let credentials = wire::Authenticate {
             username: username.to_owned(),
-            password: password.to_owned(),
+            password,
+            connection_token,
         };
         match client.call(Op::Authenticate(credentials)).await? {
             Reply::AuthenticateOk(_) => Ok(client),
@@ -210,6 +226,37 @@ impl BrokerClient {
         }
     }
 
+    pub async fn create_user(&self, user: wire::CreateUser) -> ClientResult<wire::UserInfo> {
+        match self.call(Op::CreateUser(user)).await? {
+            Reply::User(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn update_user(&self, change: wire::UpdateUser) -> ClientResult<wire::UserInfo> {
+        match self.call(Op::UpdateUser(change)).await? {
+            Reply::User(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn delete_user(&self, name: &str) -> ClientResult<()> {
+        let op = Op::DeleteUser(wire::DeleteUser {
+            name: name.to_owned(),
+        });
+        match self.call(op).await? {
+            Reply::Done(_) => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn list_users(&self) -> ClientResult<Vec<wire::UserInfo>> {
+        match self.call(Op::ListUsers(wire::ListUsers {})).await? {
+            Reply::UserList(list) => Ok(list.users),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Produces messages; one outcome per message, in order.
     pub async fn produce(
         &self,
@@ -226,9 +273,21 @@ impl BrokerClient {
         station: &str,
         messages: Vec<wire::NewMessage>,
     ) -> ClientResult<impl Future<Output = ClientResult<Vec<wire::ProduceOutcome>>> + use<>> {
+        self.start_produce_as(station, messages, "").await
+    }
+
+    /// [`BrokerClient::start_produce`] on behalf of another user (needs an
+    /// administrator's connection; `""` means the connection's own user).
+    pub async fn start_produce_as(
+        &self,
+        station: &str,
+        messages: Vec<wire::NewMessage>,
+        on_behalf_of: &str,
+    ) -> ClientResult<impl Future<Output = ClientResult<Vec<wire::ProduceOutcome>>> + use<>> {
         let op = Op::Produce(wire::Produce {
             station: station.to_owned(),
             messages,
+            on_behalf_of: on_behalf_of.to_owned(),
         });
         let answer = self.start(op).await?;
         Ok(async move {
@@ -249,7 +308,7 @@ impl BrokerClient {
             station: station.to_owned(),
             from_offset,
             max_messages,
-            max_bytes: 0,
+            ..Default::default()
         });
         match self.call(op).await? {
             Reply::FetchResult(result) => Ok(result),
@@ -275,6 +334,7 @@ impl BrokerClient {
             station: station.to_owned(),
             start: Some(start),
             initial_credit: credit,
+            ..Default::default()
         });
         self.send(Request { id, op: Some(op) }).await?;
         Subscription::open(self.clone(), id, credit, batches).await

@@ -116,6 +116,20 @@ impl Store {
             .insert(user.name.as_bytes(), user.encode_to_vec())?;
         Ok(())
     }
+
+    /// Whether a user was there to remove.
+    pub fn remove_user(&self, name: &str) -> BrokerResult<bool> {
+        Ok(self.users.remove(name)?.is_some())
+    }
+
+    /// Every user, sorted by name.
+    pub fn users(&self) -> BrokerResult<Vec<UserRecord>> {
+        self.users
+            .iter()
+            .values()
+            .map(|value| Ok(UserRecord::decode(&*value?)?))
+            .collect()
+    }
 }
 
 fn station_tree_name(station: &str) -> String {

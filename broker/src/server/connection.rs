@@ -29,7 +29,7 @@ use depot_schemas::{
 };
 
 use crate::{
-    auth::Principal,
+    auth::{Principal, Secret},
     broker::Broker,
     server::{
         convert, operations,
@@ -181,9 +181,21 @@ impl Session {
     }
 
     async fn authenticate(&mut self, id: u64, credentials: wire::Authenticate) {
+        let secret = match (credentials.password, credentials.connection_token) {
+            (password, token) if !password.is_empty() && token.is_empty() => {
+                Secret::Password(password)
+            }
+            (password, token) if password.is_empty() && !token.is_empty() => {
+                Secret::ConnectionToken(token)
+            }
+            _ => {
+                let message = "authenticate with either a password or a connection token";
+                return self.answer_error(id, ErrorCode::BadRequest, message).await;
+            }
+        };
         match self
             .broker
-            .authenticate(credentials.username, credentials.password)
+            .authenticate(&credentials.username, secret)
             .await
         {
             Ok(principal) => {
@@ -226,7 +238,7 @@ impl Session {
         });
     }
 
-    async fn subscribe(&mut self, id: u64, principal: &Principal, subscribe: wire::Subscribe) {
+    async fn subscribe(&mut self, id: u64, principal: &Arc<Principal>, subscribe: wire::Subscribe) {
         // Subscriptions whose station was deleted have ended by themselves.
         self.subscriptions.retain(|_, s| !s.task.is_finished());
         if self.subscriptions.len() >= self.broker.config().max_subscriptions_per_connection {
@@ -244,7 +256,8 @@ impl Session {
         }
         let station = match self
             .broker
-            .station_for_reading(principal, &subscribe.station)
+            .acting_as(principal, &subscribe.on_behalf_of)
+            .and_then(|reader| self.broker.station_for_reading(&reader, &subscribe.station))
         {
             Ok(station) => station,
             Err(e) => {

@@ -6,7 +6,9 @@ use std::time::Duration;
 use depot_schemas::wire::{self, ErrorCode};
 
 use crate::{
-    error::BrokerError,
+    auth::users::{NewUser, UserChange},
+    broker::UserSummary,
+    error::{BrokerError, BrokerResult},
     station::{
         Message, NewMessage, ProduceOutcome, RejectReason, SettingsChange, StationSettings,
         actor::StationStats,
@@ -111,5 +113,47 @@ pub fn produce_outcome(outcome: ProduceOutcome) -> wire::ProduceOutcome {
     };
     wire::ProduceOutcome {
         outcome: Some(outcome),
+    }
+}
+
+pub fn new_user(create: wire::CreateUser) -> BrokerResult<NewUser> {
+    let permissions = create.permissions.unwrap_or_default();
+    Ok(NewUser {
+        name: create.name,
+        password: (!create.password.is_empty()).then_some(create.password),
+        connection_token: (!create.connection_token.is_empty()).then_some(create.connection_token),
+        produce: permissions.produce,
+        consume: permissions.consume,
+        create_stations: permissions.create_stations,
+        admin: permissions.admin,
+    })
+}
+
+/// An update's permissions replace the old ones when given.
+pub fn user_change(update: wire::UpdateUser) -> (String, UserChange) {
+    let permissions = update.permissions;
+    let change = UserChange {
+        password: update.password,
+        connection_token: update.connection_token,
+        produce: permissions.as_ref().map(|p| p.produce.clone()),
+        consume: permissions.as_ref().map(|p| p.consume.clone()),
+        create_stations: permissions.as_ref().map(|p| p.create_stations),
+        admin: permissions.as_ref().map(|p| p.admin),
+    };
+    (update.name, change)
+}
+
+pub fn user_info(user: &UserSummary) -> wire::UserInfo {
+    wire::UserInfo {
+        name: user.name.clone(),
+        permissions: Some(wire::Permissions {
+            produce: user.produce.clone(),
+            consume: user.consume.clone(),
+            create_stations: user.create_stations,
+            admin: user.admin,
+        }),
+        has_password: user.has_password,
+        has_connection_token: user.has_connection_token,
+        created_at_ms: user.created_at_ms,
     }
 }

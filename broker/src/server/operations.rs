@@ -4,9 +4,11 @@
 
 use depot_schemas::wire::{self, ErrorCode, request::Op, response::Result as Reply};
 
+use std::sync::Arc;
+
 use crate::{
     auth::Principal,
-    broker::Broker,
+    broker::{Broker, UserSummary},
     error::BrokerResult,
     server::convert,
     station::{ProduceOutcome, ReadLimits, StationSettings},
@@ -21,7 +23,7 @@ const DEFAULT_FETCH_BYTES: u64 = 1024 * 1024;
 /// Room left in a frame for everything but payloads.
 const FRAME_OVERHEAD_MARGIN: u64 = 1024 * 1024;
 
-pub async fn run(broker: &Broker, who: &Principal, op: Op) -> Reply {
+pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
     let answer: BrokerResult<Reply> = match op {
         Op::CreateStation(create) => {
             let settings =
@@ -64,6 +66,23 @@ pub async fn run(broker: &Broker, who: &Principal, op: Op) -> Reply {
                 })
         }
         Op::Fetch(fetch) => fetch_messages(broker, who, fetch),
+        Op::CreateUser(create) => match convert::new_user(create) {
+            Ok(new) => broker.create_user(who, new).await.map(user_reply),
+            Err(e) => Err(e),
+        },
+        Op::UpdateUser(update) => {
+            let (name, change) = convert::user_change(update);
+            broker.update_user(who, &name, change).await.map(user_reply)
+        }
+        Op::DeleteUser(delete) => broker
+            .delete_user(who, &delete.name)
+            .await
+            .map(|()| Reply::Done(wire::Done {})),
+        Op::ListUsers(_) => broker.list_users(who).map(|users| {
+            Reply::UserList(wire::UserList {
+                users: users.iter().map(convert::user_info).collect(),
+            })
+        }),
         Op::Hello(_)
         | Op::Authenticate(_)
         | Op::Ping(_)
@@ -81,15 +100,18 @@ pub async fn run(broker: &Broker, who: &Principal, op: Op) -> Reply {
 /// the messages to the station.
 pub async fn start_produce(
     broker: &Broker,
-    who: &Principal,
+    who: &Arc<Principal>,
     produce: wire::Produce,
 ) -> BrokerResult<impl Future<Output = BrokerResult<Vec<ProduceOutcome>>> + use<>> {
+    let producer = broker.acting_as(who, &produce.on_behalf_of)?;
     let messages = produce
         .messages
         .into_iter()
         .map(convert::new_message)
         .collect();
-    broker.start_produce(who, &produce.station, messages).await
+    broker
+        .start_produce(&producer, &produce.station, messages)
+        .await
 }
 
 /// Waits for a started produce to be durable and maps its outcomes.
@@ -108,7 +130,16 @@ pub async fn finish_produce(
     }
 }
 
-fn fetch_messages(broker: &Broker, who: &Principal, fetch: wire::Fetch) -> BrokerResult<Reply> {
+fn user_reply(user: UserSummary) -> Reply {
+    Reply::User(convert::user_info(&user))
+}
+
+fn fetch_messages(
+    broker: &Broker,
+    who: &Arc<Principal>,
+    fetch: wire::Fetch,
+) -> BrokerResult<Reply> {
+    let reader = broker.acting_as(who, &fetch.on_behalf_of)?;
     let frame_room = broker
         .config()
         .max_frame_bytes
@@ -125,7 +156,7 @@ fn fetch_messages(broker: &Broker, who: &Principal, fetch: wire::Fetch) -> Broke
         }
         .min(frame_room),
     };
-    let (batch, head) = broker.fetch(who, &fetch.station, fetch.from_offset, limits)?;
+    let (batch, head) = broker.fetch(&reader, &fetch.station, fetch.from_offset, limits)?;
     Ok(Reply::FetchResult(wire::FetchResult {
         messages: batch
             .messages

@@ -146,6 +146,7 @@ impl RawConnection {
         let auth = Op::Authenticate(wire::Authenticate {
             username: "root".into(),
             password: ROOT_PASSWORD.into(),
+            ..Default::default()
         });
         assert!(matches!(self.call(2, auth).await, Reply::AuthenticateOk(_)));
     }

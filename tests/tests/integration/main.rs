@@ -11,3 +11,4 @@ mod protocol;
 mod retention;
 mod stations;
 mod subscribe;
+mod users;

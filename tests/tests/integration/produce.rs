@@ -211,6 +211,7 @@ async fn fetch_stops_at_the_byte_limit_but_returns_at_least_one_message() {
             from_offset: 0,
             max_messages: 100,
             max_bytes,
+            ..Default::default()
         })
     };
     match raw.call(3, fetch(3500)).await {

@@ -52,6 +52,7 @@ async fn requests_before_hello_and_authenticate_are_refused() {
     let wrong = Op::Authenticate(wire::Authenticate {
         username: "root".into(),
         password: "nope".into(),
+        ..Default::default()
     });
     let (code, message) = error_of(&raw.call(6, wrong).await);
     assert_eq!(code, ErrorCode::Unauthenticated);
@@ -59,6 +60,7 @@ async fn requests_before_hello_and_authenticate_are_refused() {
     let right = Op::Authenticate(wire::Authenticate {
         username: "root".into(),
         password: crate::harness::ROOT_PASSWORD.into(),
+        ..Default::default()
     });
     assert!(matches!(raw.call(7, right).await, Reply::AuthenticateOk(_)));
     assert!(matches!(raw.call(8, list()).await, Reply::StationList(_)));
@@ -131,6 +133,7 @@ async fn pipelined_requests_all_get_their_own_answers() {
         let produce = Op::Produce(wire::Produce {
             station: "pipelined".into(),
             messages: vec![json_message(&id.to_string())],
+            ..Default::default()
         });
         raw.send(id, produce).await;
     }

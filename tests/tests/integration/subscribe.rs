@@ -11,6 +11,7 @@ fn subscribe(station: &str, from: u64, credit: u32) -> Op {
         station: station.into(),
         start: Some(wire::subscribe::Start::FromOffset(from)),
         initial_credit: credit,
+        ..Default::default()
     })
 }
 

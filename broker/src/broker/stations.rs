@@ -1,19 +1,14 @@
-//! [`Broker`]: the domain core every edge calls (the wire server today, the
-//! embedded HTTP proxy later). Each operation checks the caller's rights,
-//! then goes to the station's actor (writes) or straight to its log (reads).
-//! Edges parse and map results; they never touch sled or actors themselves.
+//! Station operations of the core: lifecycle, produce, fetch. Station
+//! management needs the admin right; produce and fetch need the caller's
+//! produce or consume pattern to match the station.
 
-use std::sync::Arc;
-
-use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::{
-    auth::{self, PasswordHasher, Principal},
-    config::BrokerConfig,
+    auth::Principal,
+    broker::Broker,
     error::{BrokerError, BrokerResult},
-    persist::{GroupCommit, Store},
-    registry::{CreateStation, DeleteStation, StationDirectory, StationRegistry, UpdateStation},
+    registry::{CreateStation, DeleteStation, UpdateStation},
     station::{
         NewMessage, ProduceOutcome, ReadBatch, ReadLimits, SettingsChange, StationHandle,
         StationName, StationSettings,
@@ -21,93 +16,14 @@ use crate::{
     },
 };
 
-/// Threads that run station actors; stations are spread across them.
-const STATION_THREADS: usize = 2;
-
-/// A running broker core; cheap to clone.
-#[derive(Clone)]
-pub struct Broker {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    config: BrokerConfig,
-    store: Store,
-    group_commit: GroupCommit,
-    registry: Addr<StationRegistry>,
-    directory: StationDirectory,
-    station_arbiters: Vec<Arbiter>,
-    passwords: PasswordHasher,
-}
-
-/// What [`Broker::open`] learned on the way.
-pub struct Opened {
-    pub broker: Broker,
-    /// `root`'s password when it was generated on this (first) start; show it
-    /// once.
-    pub generated_root_password: Option<String>,
-}
-
 impl Broker {
-    /// Opens the data directory, recovers every station and starts their
-    /// actors. Must run inside an actix system.
-    pub fn open(config: BrokerConfig) -> BrokerResult<Opened> {
-        let store = Store::open(&config)?;
-        let passwords = PasswordHasher::start();
-        let generated_root_password =
-            auth::ensure_root(&store, &passwords, config.root_password.as_deref())?;
-        let group_commit = GroupCommit::start(store.db().clone(), config.fsync);
-        let station_arbiters: Vec<Arbiter> = (0..STATION_THREADS).map(|_| Arbiter::new()).collect();
-        let (registry, directory) = StationRegistry::recover(
-            store.clone(),
-            group_commit.clone(),
-            config.retention_interval,
-            station_arbiters.iter().map(Arbiter::handle).collect(),
-        )?;
-        let registry = registry.start();
-        let broker = Broker {
-            inner: Arc::new(Inner {
-                config,
-                store,
-                group_commit,
-                registry,
-                directory,
-                station_arbiters,
-                passwords,
-            }),
-        };
-        Ok(Opened {
-            broker,
-            generated_root_password,
-        })
-    }
-
-    pub fn config(&self) -> &BrokerConfig {
-        &self.inner.config
-    }
-
-    /// Checks credentials on the password thread (argon2 is slow on purpose).
-    pub async fn authenticate(
-        &self,
-        username: String,
-        password: String,
-    ) -> BrokerResult<Principal> {
-        auth::authenticate(
-            &self.inner.store,
-            &self.inner.passwords,
-            &username,
-            &password,
-        )
-        .await
-    }
-
     pub async fn create_station(
         &self,
         who: &Principal,
         name: &str,
         settings: StationSettings,
     ) -> BrokerResult<StationStats> {
-        who.require_admin()?;
+        who.require_create_stations()?;
         let name = StationName::parse(name)?;
         let station = self
             .registry(CreateStation {
@@ -141,9 +57,14 @@ impl Broker {
         self.registry(DeleteStation { name }).await?
     }
 
-    pub async fn list_stations(&self, _who: &Principal) -> BrokerResult<Vec<StationStats>> {
+    /// The stations the caller may produce to or consume from (all, for an
+    /// administrator).
+    pub async fn list_stations(&self, who: &Principal) -> BrokerResult<Vec<StationStats>> {
         let mut stats = Vec::new();
-        for station in self.inner.directory.all() {
+        let visible = |station: &StationHandle| {
+            who.require_produce(&station.name).is_ok() || who.require_consume(&station.name).is_ok()
+        };
+        for station in self.inner.directory.all().into_iter().filter(visible) {
             match describe(&station).await {
                 Ok(s) => stats.push(s),
                 // Deleted while we listed: leave it out.
@@ -156,10 +77,12 @@ impl Broker {
 
     pub async fn describe_station(
         &self,
-        _who: &Principal,
+        who: &Principal,
         name: &str,
     ) -> BrokerResult<StationStats> {
         let name = StationName::parse(name)?;
+        who.require_produce(&name)
+            .or_else(|_| who.require_consume(&name))?;
         describe(&self.station(&name)?).await
     }
 
@@ -185,9 +108,10 @@ impl Broker {
         messages: Vec<NewMessage>,
     ) -> BrokerResult<impl Future<Output = BrokerResult<Vec<ProduceOutcome>>> + use<>> {
         let name = StationName::parse(station)?;
+        who.require_produce(&name)?;
         let station = match self.inner.directory.get(&name) {
             Some(station) => station,
-            None if self.inner.config.auto_create && who.may_create_stations => {
+            None if self.inner.config.auto_create && who.may_create_stations() => {
                 self.registry(CreateStation {
                     name,
                     settings: StationSettings::default(),
@@ -214,12 +138,14 @@ impl Broker {
     /// Reads durable messages from `from` on.
     pub fn fetch(
         &self,
-        _who: &Principal,
+        who: &Principal,
         station: &str,
         from: u64,
         limits: ReadLimits,
     ) -> BrokerResult<(ReadBatch, u64)> {
-        let station = self.station(&StationName::parse(station)?)?;
+        let name = StationName::parse(station)?;
+        who.require_consume(&name)?;
+        let station = self.station(&name)?;
         let head = *station.durable_head.borrow();
         Ok((station.log.read(from, head, limits)?, head))
     }
@@ -227,18 +153,12 @@ impl Broker {
     /// The station itself, for readers that follow it (subscriptions).
     pub fn station_for_reading(
         &self,
-        _who: &Principal,
+        who: &Principal,
         station: &str,
     ) -> BrokerResult<StationHandle> {
-        self.station(&StationName::parse(station)?)
-    }
-
-    /// Flushes and stops the flushing thread; the process may exit after.
-    pub fn shutdown(&self) {
-        self.inner.group_commit.shutdown();
-        for arbiter in &self.inner.station_arbiters {
-            arbiter.stop();
-        }
+        let name = StationName::parse(station)?;
+        who.require_consume(&name)?;
+        self.station(&name)
     }
 
     fn station(&self, name: &StationName) -> BrokerResult<StationHandle> {
@@ -246,19 +166,6 @@ impl Broker {
             .directory
             .get(name)
             .ok_or_else(|| not_found(name))
-    }
-
-    async fn registry<M>(&self, message: M) -> BrokerResult<M::Result>
-    where
-        M: actix::Message + Send + 'static,
-        M::Result: Send,
-        StationRegistry: Handler<M>,
-    {
-        self.inner
-            .registry
-            .send(message)
-            .await
-            .map_err(|_| BrokerError::ShuttingDown)
     }
 }
 

@@ -1,0 +1,116 @@
+//! [`Broker`]: the domain core every edge calls (the wire server, the
+//! embedded HTTP proxy). Each operation checks the caller's rights, then goes
+//! to the station's actor (writes) or straight to its log (reads).
+//! Edges parse and map results; they never touch sled or actors themselves.
+//!
+//! - [`stations`]: station lifecycle, produce, fetch.
+//! - [`users`]: authentication and the user store.
+
+mod stations;
+mod users;
+
+pub use users::UserSummary;
+
+use std::{collections::HashMap, sync::Arc};
+
+use actix::prelude::*;
+use parking_lot::RwLock;
+
+use crate::{
+    auth::{self, PasswordHasher, Principal},
+    config::BrokerConfig,
+    error::{BrokerError, BrokerResult},
+    persist::{GroupCommit, Store},
+    registry::{StationDirectory, StationRegistry},
+};
+
+/// Threads that run station actors; stations are spread across them.
+const STATION_THREADS: usize = 2;
+
+/// A running broker core; cheap to clone.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: BrokerConfig,
+    store: Store,
+    group_commit: GroupCommit,
+    registry: Addr<StationRegistry>,
+    directory: StationDirectory,
+    station_arbiters: Vec<Arbiter>,
+    passwords: PasswordHasher,
+    /// Principals by user name, for requests made on behalf of users (the
+    /// HTTP proxy's): compiled once, dropped when the user changes.
+    principals: RwLock<HashMap<String, Arc<Principal>>>,
+}
+
+/// What [`Broker::open`] learned on the way.
+pub struct Opened {
+    pub broker: Broker,
+    /// `root`'s password when it was generated on this (first) start; show it
+    /// once.
+    pub generated_root_password: Option<String>,
+}
+
+impl Broker {
+    /// Opens the data directory, recovers every station and starts their
+    /// actors. Must run inside an actix system.
+    pub fn open(config: BrokerConfig) -> BrokerResult<Opened> {
+        let store = Store::open(&config)?;
+        let passwords = PasswordHasher::start();
+        let generated_root_password =
+            auth::ensure_root(&store, &passwords, config.root_password.as_deref())?;
+        let group_commit = GroupCommit::start(store.db().clone(), config.fsync);
+        let station_arbiters: Vec<Arbiter> = (0..STATION_THREADS).map(|_| Arbiter::new()).collect();
+        let (registry, directory) = StationRegistry::recover(
+            store.clone(),
+            group_commit.clone(),
+            config.retention_interval,
+            station_arbiters.iter().map(Arbiter::handle).collect(),
+        )?;
+        let registry = registry.start();
+        let broker = Broker {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                group_commit,
+                registry,
+                directory,
+                station_arbiters,
+                passwords,
+                principals: RwLock::default(),
+            }),
+        };
+        Ok(Opened {
+            broker,
+            generated_root_password,
+        })
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    /// Flushes and stops the flushing thread; the process may exit after.
+    pub fn shutdown(&self) {
+        self.inner.group_commit.shutdown();
+        for arbiter in &self.inner.station_arbiters {
+            arbiter.stop();
+        }
+    }
+
+    async fn registry<M>(&self, message: M) -> BrokerResult<M::Result>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        StationRegistry: Handler<M>,
+    {
+        self.inner
+            .registry
+            .send(message)
+            .await
+            .map_err(|_| BrokerError::ShuttingDown)
+    }
+}

@@ -1,0 +1,190 @@
+//! Authentication and the user store, as operations of the core. Only
+//! administrators manage users; answers never include a secret or its hash.
+
+use std::sync::Arc;
+
+use depot_schemas::storage::UserRecord;
+
+use crate::{
+    auth::{
+        self, Principal, ROOT_USER, Secret,
+        users::{NewUser, UserChange, require_a_secret, validate_name},
+    },
+    broker::Broker,
+    clock::now_ms,
+    error::{BrokerError, BrokerResult},
+};
+
+/// A user as administrators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    pub name: String,
+    pub produce: Vec<String>,
+    pub consume: Vec<String>,
+    pub create_stations: bool,
+    pub admin: bool,
+    pub has_password: bool,
+    pub has_connection_token: bool,
+    pub created_at_ms: u64,
+}
+
+impl From<&UserRecord> for UserSummary {
+    fn from(user: &UserRecord) -> Self {
+        Self {
+            name: user.name.clone(),
+            produce: user.produce.clone(),
+            consume: user.consume.clone(),
+            create_stations: user.create_stations,
+            admin: user.admin,
+            has_password: !user.password_hash.is_empty(),
+            has_connection_token: !user.connection_token_hash.is_empty(),
+            created_at_ms: user.created_at_ms,
+        }
+    }
+}
+
+impl Broker {
+    /// Checks credentials on the password thread (argon2 is slow on purpose).
+    pub async fn authenticate(&self, username: &str, secret: Secret) -> BrokerResult<Principal> {
+        auth::authenticate(&self.inner.store, &self.inner.passwords, username, secret).await
+    }
+
+    /// The principal to act as: `who` itself, or, when an administrator (the
+    /// HTTP proxy's connection) names another user, that user.
+    pub fn acting_as(
+        &self,
+        who: &Arc<Principal>,
+        on_behalf_of: &str,
+    ) -> BrokerResult<Arc<Principal>> {
+        if on_behalf_of.is_empty() || on_behalf_of == who.username {
+            return Ok(who.clone());
+        }
+        who.require_admin()?;
+        if let Some(principal) = self.inner.principals.read().get(on_behalf_of) {
+            return Ok(principal.clone());
+        }
+        let user =
+            self.inner
+                .store
+                .user(on_behalf_of)?
+                .ok_or_else(|| BrokerError::PermissionDenied {
+                    reason: format!("user '{on_behalf_of}' does not exist"),
+                })?;
+        let principal = Arc::new(Principal::from_record(&user)?);
+        self.inner
+            .principals
+            .write()
+            .insert(on_behalf_of.to_owned(), principal.clone());
+        Ok(principal)
+    }
+
+    pub async fn create_user(&self, who: &Principal, new: NewUser) -> BrokerResult<UserSummary> {
+        who.require_admin()?;
+        validate_name(&new.name)?;
+        // Validate the patterns before anything is hashed or stored.
+        auth::Permissions::compile(&new.produce, &new.consume, new.create_stations, new.admin)?;
+        if self.inner.store.user(&new.name)?.is_some() {
+            return Err(BrokerError::bad_request(format!(
+                "user '{}' already exists",
+                new.name
+            )));
+        }
+        let user = UserRecord {
+            name: new.name,
+            password_hash: self.hash_optional(new.password).await?,
+            connection_token_hash: self.hash_optional(new.connection_token).await?,
+            produce: new.produce,
+            consume: new.consume,
+            create_stations: new.create_stations,
+            admin: new.admin,
+            created_at_ms: now_ms(),
+        };
+        require_a_secret(&user)?;
+        self.save_user(&user).await?;
+        Ok(UserSummary::from(&user))
+    }
+
+    pub async fn update_user(
+        &self,
+        who: &Principal,
+        name: &str,
+        change: UserChange,
+    ) -> BrokerResult<UserSummary> {
+        who.require_admin()?;
+        let mut user = self
+            .inner
+            .store
+            .user(name)?
+            .ok_or_else(|| no_such_user(name))?;
+        if name == ROOT_USER && change.admin == Some(false) {
+            return Err(BrokerError::bad_request("root stays an administrator"));
+        }
+        if let Some(password) = change.password {
+            user.password_hash = self.hash_optional(Some(password)).await?;
+        }
+        if let Some(token) = change.connection_token {
+            user.connection_token_hash = self.hash_optional(Some(token)).await?;
+        }
+        if let Some(produce) = change.produce {
+            user.produce = produce;
+        }
+        if let Some(consume) = change.consume {
+            user.consume = consume;
+        }
+        if let Some(create_stations) = change.create_stations {
+            user.create_stations = create_stations;
+        }
+        if let Some(admin) = change.admin {
+            user.admin = admin;
+        }
+        auth::Permissions::compile(
+            &user.produce,
+            &user.consume,
+            user.create_stations,
+            user.admin,
+        )?;
+        require_a_secret(&user)?;
+        self.save_user(&user).await?;
+        Ok(UserSummary::from(&user))
+    }
+
+    pub async fn delete_user(&self, who: &Principal, name: &str) -> BrokerResult<()> {
+        who.require_admin()?;
+        if name == ROOT_USER {
+            return Err(BrokerError::bad_request("root cannot be deleted"));
+        }
+        if !self.inner.store.remove_user(name)? {
+            return Err(no_such_user(name));
+        }
+        self.inner.principals.write().remove(name);
+        self.inner.group_commit.commit_metadata().await
+    }
+
+    pub fn list_users(&self, who: &Principal) -> BrokerResult<Vec<UserSummary>> {
+        who.require_admin()?;
+        Ok(self
+            .inner
+            .store
+            .users()?
+            .iter()
+            .map(UserSummary::from)
+            .collect())
+    }
+
+    async fn hash_optional(&self, secret: Option<String>) -> BrokerResult<String> {
+        match secret {
+            Some(secret) if !secret.is_empty() => self.inner.passwords.hash(secret).await,
+            _ => Ok(String::new()),
+        }
+    }
+
+    async fn save_user(&self, user: &UserRecord) -> BrokerResult<()> {
+        self.inner.store.put_user(user)?;
+        self.inner.principals.write().remove(&user.name);
+        self.inner.group_commit.commit_metadata().await
+    }
+}
+
+fn no_such_user(name: &str) -> BrokerError {
+    BrokerError::bad_request(format!("user '{name}' does not exist"))
+}
