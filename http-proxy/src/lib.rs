@@ -1,1 +1,16 @@
-//! Depot HTTP proxy: arrives with the HTTP proxy issue.
+//! Depot's HTTP proxy: the front door for curl users, batch producers and
+//! browsers. Stateless, so any number can run against one broker.
+//!
+//! A request goes: [`routes`] (parse, authenticate with [`tokens`]) ->
+//! [`broker_link`] (embedded broker or remote over the wire protocol) ->
+//! the broker, which checks permissions and persists. [`error`] maps every
+//! refusal to a status and a JSON body in one place; [`body`] enforces body
+//! limits; [`config`] is the command line; [`startup`] builds the server.
+
+pub mod body;
+pub mod broker_link;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod startup;
+pub mod tokens;

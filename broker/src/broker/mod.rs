@@ -24,6 +24,9 @@ use crate::{
     registry::{StationDirectory, StationRegistry},
 };
 
+/// How often expired single-use tokens are forgotten.
+const USED_TOKEN_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Threads that run station actors; stations are spread across them.
 const STATION_THREADS: usize = 2;
 
@@ -71,6 +74,7 @@ impl Broker {
             station_arbiters.iter().map(Arbiter::handle).collect(),
         )?;
         let registry = registry.start();
+        actix::spawn(purge_used_tokens(store.clone()));
         let broker = Broker {
             inner: Arc::new(Inner {
                 config,
@@ -112,5 +116,15 @@ impl Broker {
             .send(message)
             .await
             .map_err(|_| BrokerError::ShuttingDown)
+    }
+}
+
+async fn purge_used_tokens(store: Store) {
+    let mut every = tokio::time::interval(USED_TOKEN_PURGE_INTERVAL);
+    loop {
+        every.tick().await;
+        if let Err(error) = store.purge_used_tokens(crate::clock::now_ms()) {
+            tracing::warn!(%error, "purging used tokens failed");
+        }
     }
 }

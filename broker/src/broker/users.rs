@@ -60,22 +60,53 @@ impl Broker {
             return Ok(who.clone());
         }
         who.require_admin()?;
-        if let Some(principal) = self.inner.principals.read().get(on_behalf_of) {
+        self.principal(on_behalf_of)
+    }
+
+    /// A user's current principal, for callers that authenticated it
+    /// themselves (the embedded HTTP proxy checks its tokens). Cached until
+    /// the user changes.
+    pub fn principal(&self, username: &str) -> BrokerResult<Arc<Principal>> {
+        if let Some(principal) = self.inner.principals.read().get(username) {
             return Ok(principal.clone());
         }
         let user =
             self.inner
                 .store
-                .user(on_behalf_of)?
+                .user(username)?
                 .ok_or_else(|| BrokerError::PermissionDenied {
-                    reason: format!("user '{on_behalf_of}' does not exist"),
+                    reason: format!("user '{username}' does not exist"),
                 })?;
         let principal = Arc::new(Principal::from_record(&user)?);
         self.inner
             .principals
             .write()
-            .insert(on_behalf_of.to_owned(), principal.clone());
+            .insert(username.to_owned(), principal.clone());
         Ok(principal)
+    }
+
+    /// The key that signs the HTTP proxies' tokens (administrators only).
+    pub fn signing_key(&self, who: &Principal) -> BrokerResult<Vec<u8>> {
+        who.require_admin()?;
+        self.inner.store.signing_key()
+    }
+
+    /// Marks a single-use token as used; false if it was used before
+    /// (administrators only). Durable before it answers, so a refresh token
+    /// cannot be used twice across a crash either.
+    pub async fn consume_token(
+        &self,
+        who: &Principal,
+        jti: &str,
+        expires_at_ms: u64,
+    ) -> BrokerResult<bool> {
+        who.require_admin()?;
+        if jti.is_empty() {
+            return Err(BrokerError::bad_request("a token id is required"));
+        }
+        let first_use = self.inner.store.consume_token(jti, expires_at_ms)?;
+        self.inner.group_commit.commit_metadata().await?;
+        Ok(first_use)
     }
 
     pub async fn create_user(&self, who: &Principal, new: NewUser) -> BrokerResult<UserSummary> {

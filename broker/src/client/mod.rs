@@ -150,6 +150,11 @@ impl BrokerClient {
         Self { shared }
     }
 
+    /// Whether two clients share one connection.
+    pub fn same_connection(&self, other: &BrokerClient) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Sends one operation and waits for its answer; a broker error becomes
     /// [`ClientError::Broker`].
     pub async fn call(&self, op: Op) -> ClientResult<Reply> {
@@ -253,6 +258,26 @@ impl BrokerClient {
     pub async fn list_users(&self) -> ClientResult<Vec<wire::UserInfo>> {
         match self.call(Op::ListUsers(wire::ListUsers {})).await? {
             Reply::UserList(list) => Ok(list.users),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The key that signs the HTTP proxies' tokens (administrators only).
+    pub async fn signing_key(&self) -> ClientResult<wire::SigningKey> {
+        match self.call(Op::GetSigningKey(wire::GetSigningKey {})).await? {
+            Reply::SigningKey(key) => Ok(key),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Marks a single-use token as used; false if it had been.
+    pub async fn consume_token(&self, jti: &str, expires_at_ms: u64) -> ClientResult<bool> {
+        let op = Op::ConsumeToken(wire::ConsumeToken {
+            jti: jti.to_owned(),
+            expires_at_ms,
+        });
+        match self.call(op).await? {
+            Reply::TokenConsumed(consumed) => Ok(consumed.first_use),
             other => Err(unexpected(other)),
         }
     }

@@ -4,7 +4,9 @@
 //! | tree              | key            | value                          |
 //! |-------------------|----------------|--------------------------------|
 //! | `stations`        | station name   | `StationDefinition`            |
-//! | `users`           | user name      | `UserRecord` (argon2 hash)     |
+//! | `users`           | user name      | `UserRecord` (argon2 hashes)   |
+//! | `meta`            | `jwt-signing-key` | the proxies' JWT key        |
+//! | `used-tokens`     | jti            | expiry (ms, big-endian u64)    |
 //! | `station/<name>`  | see `station::log` (records, dedup index, counters) |
 //!
 //! Values are protobuf (`depot_schemas::storage`), so the format is written
@@ -18,6 +20,12 @@ use crate::{config::BrokerConfig, error::BrokerResult, station::StationName};
 
 const STATIONS_TREE: &str = "stations";
 const USERS_TREE: &str = "users";
+const META_TREE: &str = "meta";
+const USED_TOKENS_TREE: &str = "used-tokens";
+/// Key of the JWT signing key in the `meta` tree.
+const SIGNING_KEY: &str = "jwt-signing-key";
+/// Bytes of the JWT signing key (HMAC-SHA256 wants at least 32).
+const SIGNING_KEY_BYTES: usize = 32;
 const STATION_TREE_PREFIX: &str = "station/";
 
 /// The open database; cheap to clone (sled handles are reference counted).
@@ -26,6 +34,8 @@ pub struct Store {
     db: sled::Db,
     stations: sled::Tree,
     users: sled::Tree,
+    meta: sled::Tree,
+    used_tokens: sled::Tree,
 }
 
 impl Store {
@@ -40,6 +50,8 @@ impl Store {
         Ok(Self {
             stations: db.open_tree(STATIONS_TREE)?,
             users: db.open_tree(USERS_TREE)?,
+            meta: db.open_tree(META_TREE)?,
+            used_tokens: db.open_tree(USED_TOKENS_TREE)?,
             db,
         })
     }
@@ -115,6 +127,43 @@ impl Store {
         self.users
             .insert(user.name.as_bytes(), user.encode_to_vec())?;
         Ok(())
+    }
+
+    /// The JWT signing key, made on first use (random, 32 bytes).
+    pub fn signing_key(&self) -> BrokerResult<Vec<u8>> {
+        if let Some(key) = self.meta.get(SIGNING_KEY)? {
+            return Ok(key.to_vec());
+        }
+        let key: [u8; SIGNING_KEY_BYTES] = rand::random();
+        // Two callers racing: the first key stored wins for both.
+        let _ = self
+            .meta
+            .compare_and_swap(SIGNING_KEY, None as Option<&[u8]>, Some(&key[..]))?;
+        Ok(self.meta.get(SIGNING_KEY)?.expect("just stored").to_vec())
+    }
+
+    /// Records a single-use token; false if it was recorded before.
+    pub fn consume_token(&self, jti: &str, expires_at_ms: u64) -> BrokerResult<bool> {
+        let swapped = self.used_tokens.compare_and_swap(
+            jti,
+            None as Option<&[u8]>,
+            Some(&expires_at_ms.to_be_bytes()[..]),
+        )?;
+        Ok(swapped.is_ok())
+    }
+
+    /// Forgets used tokens that have expired anyway.
+    pub fn purge_used_tokens(&self, now_ms: u64) -> BrokerResult<usize> {
+        let mut purged = 0;
+        for entry in self.used_tokens.iter() {
+            let (jti, expiry) = entry?;
+            let expiry = u64::from_be_bytes(expiry.as_ref().try_into().unwrap_or([0; 8]));
+            if expiry < now_ms {
+                self.used_tokens.remove(jti)?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
     }
 
     /// Whether a user was there to remove.

@@ -14,6 +14,8 @@ use crate::{
     station::{ProduceOutcome, ReadLimits, StationSettings},
 };
 
+/// The id of the (single, for now) JWT signing key.
+const SIGNING_KEY_ID: &str = "k1";
 /// Messages a fetch returns when the request does not say.
 const DEFAULT_FETCH_MESSAGES: usize = 100;
 /// Most messages one fetch may return.
@@ -78,6 +80,16 @@ pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
             .delete_user(who, &delete.name)
             .await
             .map(|()| Reply::Done(wire::Done {})),
+        Op::GetSigningKey(_) => broker.signing_key(who).map(|key| {
+            Reply::SigningKey(wire::SigningKey {
+                key: key.into(),
+                key_id: SIGNING_KEY_ID.to_owned(),
+            })
+        }),
+        Op::ConsumeToken(token) => broker
+            .consume_token(who, &token.jti, token.expires_at_ms)
+            .await
+            .map(|first_use| Reply::TokenConsumed(wire::TokenConsumed { first_use })),
         Op::ListUsers(_) => broker.list_users(who).map(|users| {
             Reply::UserList(wire::UserList {
                 users: users.iter().map(convert::user_info).collect(),

@@ -1,0 +1,57 @@
+//! [`BrokerLink`]: what the HTTP handlers need from a broker, with two
+//! implementations, so handlers never know which one they run on:
+//! - [`EmbeddedBroker`]: the broker runs in this process; calls are direct.
+//! - [`RemoteBroker`]: a `depot-broker` elsewhere, reached over the wire
+//!   protocol through a few pipelined connections, reconnected with backoff.
+//!   While it is unreachable, calls fail fast with [`LinkError::Unavailable`].
+//!
+//! Messages travel as wire types (the contract both sides already share).
+
+mod embedded;
+mod remote;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use depot_broker::client::Secret;
+use depot_schemas::wire::{ErrorCode, NewMessage, ProduceOutcome};
+
+pub use embedded::EmbeddedBroker;
+pub use remote::RemoteBroker;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LinkError {
+    /// The broker cannot be reached now; the request may be retried.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The broker refused the request.
+    #[error("{message}")]
+    Refused { code: ErrorCode, message: String },
+}
+
+pub type LinkResult<T> = Result<T, LinkError>;
+
+pub trait BrokerLink: Send + Sync {
+    /// Checks a user's secret; Ok means the user may be given tokens.
+    fn authenticate(&self, username: String, secret: Secret) -> BoxFuture<'_, LinkResult<()>>;
+
+    /// Produces as `username` (whose permissions apply), in one round trip.
+    fn produce(
+        &self,
+        username: String,
+        station: String,
+        messages: Vec<NewMessage>,
+    ) -> BoxFuture<'_, LinkResult<Vec<ProduceOutcome>>>;
+
+    /// The key that signs this deployment's tokens (shared by every proxy).
+    fn signing_key(&self) -> BoxFuture<'_, LinkResult<Vec<u8>>>;
+
+    /// Marks a refresh token used; false if it was used before.
+    fn consume_token(&self, jti: String, expires_at_ms: u64) -> BoxFuture<'_, LinkResult<bool>>;
+
+    /// Whether the broker answers now.
+    fn ready(&self) -> BoxFuture<'_, bool>;
+}
+
+pub type SharedLink = Arc<dyn BrokerLink>;

@@ -1,0 +1,199 @@
+//! A remote `depot-broker`, reached through a small pool of pipelined wire
+//! connections. A connection that fails is dropped and made again on a later
+//! request, no sooner than its backoff allows, so a broker that is down is
+//! not hammered and requests fail fast (503) instead of hanging.
+
+use std::{
+    sync::atomic::{AtomicUsize, Ordering},
+    time::{Duration, Instant},
+};
+
+use futures::{FutureExt, future::BoxFuture};
+use tokio::sync::Mutex;
+
+use depot_broker::client::{BrokerClient, ClientError, Secret};
+use depot_schemas::wire::{NewMessage, ProduceOutcome};
+
+use super::{BrokerLink, LinkError, LinkResult};
+
+/// First wait after a failed connection attempt; doubles up to the maximum.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a connection attempt may take before the request fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Default)]
+struct Slot {
+    client: Option<BrokerClient>,
+    /// No new attempt before this instant.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+pub struct RemoteBroker {
+    address: String,
+    user: String,
+    password: String,
+    slots: Vec<Mutex<Slot>>,
+    next: AtomicUsize,
+}
+
+impl RemoteBroker {
+    pub fn new(address: String, user: String, password: String, connections: usize) -> Self {
+        Self {
+            address,
+            user,
+            password,
+            slots: (0..connections.max(1)).map(|_| Mutex::default()).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// A connected client, round-robin over the pool.
+    async fn client(&self) -> LinkResult<BrokerClient> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut slot = self.slots[index].lock().await;
+        if let Some(client) = &slot.client {
+            return Ok(client.clone());
+        }
+        if let Some(retry_at) = slot.retry_at
+            && Instant::now() < retry_at
+        {
+            return Err(LinkError::Unavailable(format!(
+                "cannot reach the broker at {}; retrying shortly",
+                self.address
+            )));
+        }
+        let connect = BrokerClient::connect(&self.address, &self.user, &self.password);
+        let outcome = tokio::time::timeout(CONNECT_TIMEOUT, connect).await;
+        match outcome {
+            Ok(Ok(client)) => {
+                slot.client = Some(client.clone());
+                slot.retry_at = None;
+                slot.backoff = Duration::ZERO;
+                Ok(client)
+            }
+            Ok(Err(ClientError::Broker { code, message })) => {
+                // The broker is up but refuses our credentials: a
+                // configuration error, reported as unavailable, logged once
+                // per attempt.
+                tracing::error!(%message, ?code, "the broker refused the proxy's credentials");
+                slot.backoff = (slot.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+                slot.retry_at = Some(Instant::now() + slot.backoff);
+                Err(LinkError::Unavailable(format!(
+                    "the broker refused the proxy: {message}"
+                )))
+            }
+            Ok(Err(error)) => {
+                slot.backoff = (slot.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+                slot.retry_at = Some(Instant::now() + slot.backoff);
+                Err(LinkError::Unavailable(error.to_string()))
+            }
+            Err(_) => {
+                slot.backoff = (slot.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+                slot.retry_at = Some(Instant::now() + slot.backoff);
+                Err(LinkError::Unavailable(format!(
+                    "connecting to the broker at {} timed out",
+                    self.address
+                )))
+            }
+        }
+    }
+
+    /// Maps a client error; a lost connection empties its slot.
+    async fn failed(&self, client: &BrokerClient, error: ClientError) -> LinkError {
+        match error {
+            ClientError::Broker { code, message } => LinkError::Refused { code, message },
+            other => {
+                for slot in &self.slots {
+                    let mut slot = slot.lock().await;
+                    if slot
+                        .client
+                        .as_ref()
+                        .is_some_and(|c| c.same_connection(client))
+                    {
+                        slot.client = None;
+                    }
+                }
+                LinkError::Unavailable(other.to_string())
+            }
+        }
+    }
+}
+
+impl BrokerLink for RemoteBroker {
+    fn authenticate(&self, username: String, secret: Secret) -> BoxFuture<'_, LinkResult<()>> {
+        async move {
+            // A connection of its own: the user's credentials, checked by the
+            // broker, then closed.
+            let connect = BrokerClient::connect_with(&self.address, &username, secret);
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(ClientError::Broker { code, message })) => {
+                    Err(LinkError::Refused { code, message })
+                }
+                Ok(Err(error)) => Err(LinkError::Unavailable(error.to_string())),
+                Err(_) => Err(LinkError::Unavailable("the broker did not answer".into())),
+            }
+        }
+        .boxed()
+    }
+
+    fn produce(
+        &self,
+        username: String,
+        station: String,
+        messages: Vec<NewMessage>,
+    ) -> BoxFuture<'_, LinkResult<Vec<ProduceOutcome>>> {
+        async move {
+            let client = self.client().await?;
+            let outcome = match client.start_produce_as(&station, messages, &username).await {
+                Ok(answer) => answer.await,
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(outcomes) => Ok(outcomes),
+                Err(error) => Err(self.failed(&client, error).await),
+            }
+        }
+        .boxed()
+    }
+
+    fn signing_key(&self) -> BoxFuture<'_, LinkResult<Vec<u8>>> {
+        async move {
+            let client = self.client().await?;
+            match client.signing_key().await {
+                Ok(key) => Ok(key.key.to_vec()),
+                Err(error) => Err(self.failed(&client, error).await),
+            }
+        }
+        .boxed()
+    }
+
+    fn consume_token(&self, jti: String, expires_at_ms: u64) -> BoxFuture<'_, LinkResult<bool>> {
+        async move {
+            let client = self.client().await?;
+            match client.consume_token(&jti, expires_at_ms).await {
+                Ok(first_use) => Ok(first_use),
+                Err(error) => Err(self.failed(&client, error).await),
+            }
+        }
+        .boxed()
+    }
+
+    fn ready(&self) -> BoxFuture<'_, bool> {
+        async move {
+            match self.client().await {
+                Ok(client) => match client.ping().await {
+                    Ok(()) => true,
+                    Err(error) => {
+                        self.failed(&client, error).await;
+                        false
+                    }
+                },
+                Err(_) => false,
+            }
+        }
+        .boxed()
+    }
+}

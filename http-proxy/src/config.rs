@@ -1,0 +1,105 @@
+//! The proxy's configuration: clap flags with `DEPOT_*` environment
+//! fallbacks, parsed once and passed down.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{ArgAction, Parser};
+
+use depot_broker::config::{BrokerConfig, FsyncPolicy, parse_bytes, parse_duration};
+
+/// `depot-proxy`: Depot's HTTP front door.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "depot-proxy", version, about)]
+pub struct ProxyConfig {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "DEPOT_PROXY_LISTEN", default_value = "127.0.0.1:4444")]
+    pub listen: String,
+
+    /// A remote broker (HOST:PORT). Without it the proxy runs a broker in
+    /// this process, on --data, also listening on --broker-listen.
+    #[arg(long, env = "DEPOT_PROXY_BROKER")]
+    pub broker: Option<String>,
+
+    /// The administrator the proxy connects to a remote broker as.
+    #[arg(long, env = "DEPOT_PROXY_BROKER_USER", default_value = "root")]
+    pub broker_user: String,
+
+    /// That administrator's password.
+    #[arg(long, env = "DEPOT_PROXY_BROKER_PASSWORD", hide_env_values = true)]
+    pub broker_password: Option<String>,
+
+    /// Connections to a remote broker (each is pipelined).
+    #[arg(long, env = "DEPOT_PROXY_BROKER_CONNECTIONS", default_value_t = 4)]
+    pub broker_connections: usize,
+
+    /// Embedded broker: data directory.
+    #[arg(long = "data", env = "DEPOT_DATA", default_value = "./depot-data")]
+    pub data_dir: PathBuf,
+
+    /// Embedded broker: its wire address, for the `depot` CLI and more proxies.
+    #[arg(long, env = "DEPOT_BROKER_LISTEN", default_value = "127.0.0.1:6666")]
+    pub broker_listen: String,
+
+    /// Embedded broker: always, interval:<ms> or never.
+    #[arg(long, env = "DEPOT_FSYNC", default_value = "always")]
+    pub fsync: FsyncPolicy,
+
+    /// Embedded broker: create unknown stations on produce.
+    #[arg(long, env = "DEPOT_AUTO_CREATE", default_value_t = true, action = ArgAction::Set)]
+    pub auto_create: bool,
+
+    /// Embedded broker: root's password on first start.
+    #[arg(long, env = "DEPOT_ROOT_PASSWORD", hide_env_values = true)]
+    pub root_password: Option<String>,
+
+    /// Access token lifetime when the client does not ask for one.
+    #[arg(long, env = "DEPOT_TOKEN_EXPIRY", default_value = "15m", value_parser = parse_duration)]
+    pub token_expiry: Duration,
+
+    /// Refresh token lifetime when the client does not ask for one.
+    #[arg(long, env = "DEPOT_REFRESH_TOKEN_EXPIRY", default_value = "5h", value_parser = parse_duration)]
+    pub refresh_token_expiry: Duration,
+
+    /// Longest access token lifetime a client may ask for.
+    #[arg(long, env = "DEPOT_MAX_TOKEN_EXPIRY", default_value = "24h", value_parser = parse_duration)]
+    pub max_token_expiry: Duration,
+
+    /// Longest refresh token lifetime a client may ask for.
+    #[arg(long, env = "DEPOT_MAX_REFRESH_TOKEN_EXPIRY", default_value = "7d", value_parser = parse_duration)]
+    pub max_refresh_token_expiry: Duration,
+
+    /// Largest body of /produce/single.
+    #[arg(long, env = "DEPOT_MAX_SINGLE_BODY", default_value = "1MiB", value_parser = parse_bytes)]
+    pub max_single_body: u64,
+
+    /// Largest body of /produce/batch.
+    #[arg(long, env = "DEPOT_MAX_BATCH_BODY", default_value = "16MiB", value_parser = parse_bytes)]
+    pub max_batch_body: u64,
+
+    /// Most messages in one batch.
+    #[arg(long, env = "DEPOT_MAX_BATCH_MESSAGES", default_value_t = 10_000)]
+    pub max_batch_messages: usize,
+
+    /// A browser origin allowed to call the API (repeatable; none by default).
+    #[arg(
+        long = "cors-origin",
+        env = "DEPOT_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// HTTP worker threads (0: one per core).
+    #[arg(long, env = "DEPOT_PROXY_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+}
+
+impl ProxyConfig {
+    /// The embedded broker's configuration.
+    pub fn embedded_broker(&self) -> BrokerConfig {
+        let mut config = BrokerConfig::new(&self.data_dir, &self.broker_listen);
+        config.fsync = self.fsync;
+        config.auto_create = self.auto_create;
+        config.root_password = self.root_password.clone();
+        config
+    }
+}

@@ -1,0 +1,115 @@
+//! Building and running the proxy: the broker link (embedded or remote), the
+//! actix-web app on a pre-bound listener, CORS, and the process entry point.
+
+use std::{net::TcpListener, process::ExitCode, sync::Arc};
+
+use actix_cors::Cors;
+use actix_web::{App, HttpServer, http::header, web};
+use clap::Parser;
+
+use depot_broker::{Broker, run::init_logging, server::WireServer};
+
+use crate::{
+    broker_link::{EmbeddedBroker, RemoteBroker, SharedLink},
+    config::ProxyConfig,
+    routes::{self, AppState},
+    tokens::Tokens,
+};
+
+/// Browsers may cache a CORS preflight answer this long (seconds).
+const CORS_MAX_AGE: usize = 600;
+
+/// CORS for the configured origins only; credentials are never allowed
+/// (tokens travel in the Authorization header or the query, not cookies).
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "OPTIONS"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allowed_header("msg-id")
+        .max_age(CORS_MAX_AGE);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+/// Runs the HTTP server on `listener` until it stops. Must run inside an
+/// actix system.
+pub async fn serve(
+    config: ProxyConfig,
+    link: SharedLink,
+    listener: TcpListener,
+) -> std::io::Result<()> {
+    let workers = match config.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let state = web::Data::new(AppState {
+        tokens: Tokens::new(link.clone()),
+        link,
+        config,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(cors(&state.config.cors_origins))
+            .configure(routes::configure)
+    })
+    .workers(workers)
+    .listen(listener)?;
+    println!("depot-proxy listening on {}", server.addrs()[0]);
+    server.run().await
+}
+
+/// Parses the command line and runs the proxy.
+pub fn proxy_main() -> ExitCode {
+    let config = ProxyConfig::parse();
+    init_logging();
+    match actix::System::new().block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("depot-proxy: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: ProxyConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind(&config.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    match config.broker.clone() {
+        Some(address) => {
+            let password = config
+                .broker_password
+                .clone()
+                .ok_or("--broker needs --broker-password (or DEPOT_PROXY_BROKER_PASSWORD)")?;
+            let link = Arc::new(RemoteBroker::new(
+                address,
+                config.broker_user.clone(),
+                password,
+                config.broker_connections,
+            ));
+            serve(config, link, listener).await?;
+        }
+        None => {
+            let broker_config = config.embedded_broker();
+            let broker_listener = TcpListener::bind(&broker_config.listen)
+                .map_err(|e| format!("cannot listen on {}: {e}", broker_config.listen))?;
+            let opened = Broker::open(broker_config)?;
+            if let Some(password) = &opened.generated_root_password {
+                println!("Generated the password of user 'root' (shown only now): {password}");
+                println!("Set DEPOT_ROOT_PASSWORD before the first start to choose it instead.");
+            }
+            let broker = opened.broker;
+            let wire = WireServer::start(broker.clone(), broker_listener)?;
+            println!("depot-broker listening on {}", wire.local_addr());
+            let link = Arc::new(EmbeddedBroker::new(broker.clone()));
+            // actix-web stops on SIGINT/SIGTERM; then the broker flushes.
+            let served = serve(config, link, listener).await;
+            wire.stop();
+            broker.shutdown();
+            served?;
+        }
+    }
+    Ok(())
+}

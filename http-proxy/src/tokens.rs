@@ -1,0 +1,162 @@
+//! Access and refresh tokens: HS256 JWTs signed with the deployment's key,
+//! which every proxy takes from the broker, so a token issued by one proxy is
+//! good on all of them and no secret is copied by hand.
+//!
+//! Claims carry the user (`sub`), the token type (`typ`: access or refresh),
+//! issue and expiry times, and an id (`jti`); never a secret. Verification
+//! pins the algorithm (HS256 only, so `alg: none` and algorithm confusion are
+//! refused), checks the signature and the expiry with no leeway, and checks
+//! the type, so a refresh token is no access token and the other way round.
+//! Refresh tokens are single-use: the broker records each one's `jti` as it
+//! is used.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use crate::{broker_link::SharedLink, error::ProxyError};
+
+/// Names the signing key in token headers.
+const KEY_ID: &str = "k1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    Access,
+    Refresh,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub typ: TokenType,
+    pub iat: u64,
+    pub exp: u64,
+    pub jti: String,
+}
+
+/// A new access and refresh token pair, as `/auth/*` answers it (times in
+/// milliseconds, as the seed's API has them).
+#[derive(Debug, Serialize)]
+pub struct TokenPair {
+    pub jwt: String,
+    pub expires_in: u64,
+    pub jwt_refresh_token: String,
+    pub refresh_token_expires_in: u64,
+}
+
+#[derive(Clone)]
+struct Keys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+/// Issues and checks tokens; the key is fetched from the broker once.
+pub struct Tokens {
+    link: SharedLink,
+    keys: RwLock<Option<Keys>>,
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Tokens {
+    pub fn new(link: SharedLink) -> Self {
+        Self {
+            link,
+            keys: RwLock::new(None),
+        }
+    }
+
+    async fn keys(&self) -> Result<Keys, ProxyError> {
+        if let Some(keys) = self.keys.read().clone() {
+            return Ok(keys);
+        }
+        let secret = self.link.signing_key().await?;
+        let keys = Keys {
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
+        };
+        *self.keys.write() = Some(keys.clone());
+        Ok(keys)
+    }
+
+    /// A fresh pair for `username`.
+    pub async fn issue(
+        &self,
+        username: &str,
+        access_lifetime: Duration,
+        refresh_lifetime: Duration,
+    ) -> Result<TokenPair, ProxyError> {
+        let keys = self.keys().await?;
+        let sign = |typ, lifetime: Duration| {
+            let iat = now_seconds();
+            let claims = Claims {
+                sub: username.to_owned(),
+                typ,
+                iat,
+                exp: iat + lifetime.as_secs(),
+                jti: uuid::Uuid::now_v7().to_string(),
+            };
+            let header = Header {
+                kid: Some(KEY_ID.to_owned()),
+                ..Header::new(Algorithm::HS256)
+            };
+            jsonwebtoken::encode(&header, &claims, &keys.encoding)
+                .map_err(|e| ProxyError::Internal(format!("cannot sign a token: {e}")))
+        };
+        Ok(TokenPair {
+            jwt: sign(TokenType::Access, access_lifetime)?,
+            expires_in: access_lifetime.as_millis() as u64,
+            jwt_refresh_token: sign(TokenType::Refresh, refresh_lifetime)?,
+            refresh_token_expires_in: refresh_lifetime.as_millis() as u64,
+        })
+    }
+
+    /// The claims of a valid token of the expected type, or 401.
+    pub async fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, ProxyError> {
+        let keys = self.keys().await?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let claims = jsonwebtoken::decode::<Claims>(token, &keys.decoding, &validation)
+            .map_err(|e| {
+                ProxyError::Unauthorized(match e.kind() {
+                    ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
+                    ErrorKind::InvalidSignature => "the token's signature is invalid".to_owned(),
+                    ErrorKind::InvalidAlgorithm => "the token must be signed with HS256".to_owned(),
+                    _ => format!("the token is invalid: {e}"),
+                })
+            })?
+            .claims;
+        if claims.typ != expected {
+            let what = match expected {
+                TokenType::Access => "an access token is required, not a refresh token",
+                TokenType::Refresh => "a refresh token is required, not an access token",
+            };
+            return Err(ProxyError::Unauthorized(what.to_owned()));
+        }
+        Ok(claims)
+    }
+
+    /// Verifies a refresh token and spends it: a second use is refused.
+    pub async fn redeem_refresh(&self, token: &str) -> Result<Claims, ProxyError> {
+        let claims = self.verify(token, TokenType::Refresh).await?;
+        let expires_at_ms = claims.exp.saturating_mul(1000);
+        if !self
+            .link
+            .consume_token(claims.jti.clone(), expires_at_ms)
+            .await?
+        {
+            return Err(ProxyError::Unauthorized(
+                "the refresh token was already used".to_owned(),
+            ));
+        }
+        Ok(claims)
+    }
+}
