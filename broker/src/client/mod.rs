@@ -150,6 +150,11 @@ impl BrokerClient {
         Self { shared }
     }
 
+    /// Whether the connection is gone (the broker closed it or died).
+    pub fn is_closed(&self) -> bool {
+        self.shared.waiters.lock().is_none()
+    }
+
     /// Whether two clients share one connection.
     pub fn same_connection(&self, other: &BrokerClient) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)

@@ -49,12 +49,32 @@ impl RemoteBroker {
         }
     }
 
-    /// A connected client, round-robin over the pool.
+    /// A connected client, round-robin over the pool. A slot whose
+    /// connection is gone reconnects when its backoff allows; until then the
+    /// request goes to any healthy connection, and fails fast only when there
+    /// is none.
     async fn client(&self) -> LinkResult<BrokerClient> {
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let first = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let chosen = self.connected_or_reconnected(first).await;
+        if chosen.is_ok() {
+            return chosen;
+        }
+        for offset in 1..self.slots.len() {
+            let slot = self.slots[(first + offset) % self.slots.len()].lock().await;
+            if let Some(client) = slot.client.as_ref().filter(|c| !c.is_closed()) {
+                return Ok(client.clone());
+            }
+        }
+        chosen
+    }
+
+    async fn connected_or_reconnected(&self, index: usize) -> LinkResult<BrokerClient> {
         let mut slot = self.slots[index].lock().await;
         if let Some(client) = &slot.client {
-            return Ok(client.clone());
+            if !client.is_closed() {
+                return Ok(client.clone());
+            }
+            slot.client = None;
         }
         if let Some(retry_at) = slot.retry_at
             && Instant::now() < retry_at
@@ -65,39 +85,25 @@ impl RemoteBroker {
             )));
         }
         let connect = BrokerClient::connect(&self.address, &self.user, &self.password);
-        let outcome = tokio::time::timeout(CONNECT_TIMEOUT, connect).await;
-        match outcome {
+        let failure = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok(client)) => {
                 slot.client = Some(client.clone());
                 slot.retry_at = None;
                 slot.backoff = Duration::ZERO;
-                Ok(client)
+                return Ok(client);
             }
             Ok(Err(ClientError::Broker { code, message })) => {
                 // The broker is up but refuses our credentials: a
-                // configuration error, reported as unavailable, logged once
-                // per attempt.
+                // configuration error.
                 tracing::error!(%message, ?code, "the broker refused the proxy's credentials");
-                slot.backoff = (slot.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
-                slot.retry_at = Some(Instant::now() + slot.backoff);
-                Err(LinkError::Unavailable(format!(
-                    "the broker refused the proxy: {message}"
-                )))
+                format!("the broker refused the proxy: {message}")
             }
-            Ok(Err(error)) => {
-                slot.backoff = (slot.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
-                slot.retry_at = Some(Instant::now() + slot.backoff);
-                Err(LinkError::Unavailable(error.to_string()))
-            }
-            Err(_) => {
-                slot.backoff = (slot.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
-                slot.retry_at = Some(Instant::now() + slot.backoff);
-                Err(LinkError::Unavailable(format!(
-                    "connecting to the broker at {} timed out",
-                    self.address
-                )))
-            }
-        }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("connecting to the broker at {} timed out", self.address),
+        };
+        slot.backoff = (slot.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+        slot.retry_at = Some(Instant::now() + slot.backoff);
+        Err(LinkError::Unavailable(failure))
     }
 
     /// Maps a client error; a lost connection empties its slot.

@@ -45,10 +45,16 @@ impl TestBroker {
 
     /// A broker on `data` (a restart when another ran there), with extra flags.
     pub fn start_with(data: Arc<TempDir>, extra_args: &[&str]) -> Self {
+        Self::start_on(data, "127.0.0.1:0", extra_args)
+    }
+
+    /// A broker on `data` listening on `listen` (to come back on the same
+    /// address after a kill).
+    pub fn start_on(data: Arc<TempDir>, listen: &str, extra_args: &[&str]) -> Self {
         let mut child = Command::new(BROKER_BIN)
             .arg("--data")
             .arg(data.path())
-            .args(["--listen", "127.0.0.1:0", "--retention-interval", "200ms"])
+            .args(["--listen", listen, "--retention-interval", "200ms"])
             .args(extra_args)
             .env("DEPOT_ROOT_PASSWORD", ROOT_PASSWORD)
             .stdin(Stdio::null())
@@ -60,7 +66,7 @@ impl TestBroker {
             })
             .spawn()
             .expect("start depot-broker");
-        let addr = read_listen_address(&mut child);
+        let addr = read_listen_addresses(&mut child, &["depot-broker"])[0];
         Self { child, addr, data }
     }
 
@@ -108,19 +114,25 @@ impl Drop for TestBroker {
     }
 }
 
-fn read_listen_address(child: &mut Child) -> SocketAddr {
+/// Reads `<name> listening on ADDR` lines from a child's stdout, one per
+/// name, in order.
+pub fn read_listen_addresses(child: &mut Child, names: &[&str]) -> Vec<SocketAddr> {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
+    let mut addresses = Vec::new();
     for line in lines.by_ref() {
-        let line = line.expect("read broker stdout");
-        if let Some(addr) = line.strip_prefix("depot-broker listening on ") {
-            let addr = addr.trim().parse().expect("listen address");
-            // Keep draining stdout so the broker never blocks on it.
-            std::thread::spawn(move || for _ in lines {});
-            return addr;
+        let line = line.expect("read child stdout");
+        let prefix = format!("{} listening on ", names[addresses.len()]);
+        if let Some(addr) = line.strip_prefix(&prefix) {
+            addresses.push(addr.trim().parse().expect("listen address"));
+            if addresses.len() == names.len() {
+                // Keep draining stdout so the child never blocks on it.
+                std::thread::spawn(move || for _ in lines {});
+                return addresses;
+            }
         }
     }
-    panic!("depot-broker exited before listening");
+    panic!("{names:?} exited before listening");
 }
 
 /// A framed connection with no client logic: tests send exactly the frames

@@ -1,0 +1,397 @@
+//! The HTTP API against real `depot-proxy` processes: the seed's curl
+//! examples, token attacks, permissions, limits, and bad input.
+
+use base64::Engine as _;
+use depot_schemas::wire::{CreateUser, Permissions, StationSettings};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+
+use crate::{
+    harness::{ROOT_PASSWORD, fetch_all},
+    proxy_harness::{TestProxy, get, login, post},
+};
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+fn bearer(token: &str) -> (&'static str, String) {
+    ("Authorization", format!("Bearer {token}"))
+}
+
+#[actix_rt::test]
+async fn the_seed_curl_examples_work_as_written() {
+    let proxy = TestProxy::embedded(&[]);
+    let root = proxy.broker_client().await;
+    root.create_user(CreateUser {
+        name: "app".into(),
+        connection_token: "memphis".into(),
+        permissions: Some(Permissions {
+            produce: vec!["*".into()],
+            create_stations: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    // Authenticate (connection token, as in the seed).
+    let auth = post(
+        &proxy.url("/auth/authenticate"),
+        &[JSON],
+        r#"{"username": "app", "connection_token": "memphis"}"#,
+    )
+    .await;
+    assert_eq!(auth.status, 200, "{}", auth.body);
+    assert_eq!(auth.body["expires_in"], 900_000, "15 minutes, in ms");
+    assert_eq!(
+        auth.body["refresh_token_expires_in"], 18_000_000,
+        "5 hours, in ms"
+    );
+    let jwt = auth.body["jwt"].as_str().unwrap().to_owned();
+    let refresh = auth.body["jwt_refresh_token"].as_str().unwrap().to_owned();
+
+    // Refresh with the refresh token as a bearer and an empty body.
+    let (name, value) = bearer(&refresh);
+    let refreshed = post(&proxy.url("/auth/refreshToken"), &[(name, &value)], "").await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_eq!(refreshed.body["expires_in"], 900_000);
+    assert!(
+        refreshed.body["jwt"].as_str().unwrap() != jwt,
+        "a new token"
+    );
+
+    // Produce a single message in each supported content type.
+    let (name, value) = bearer(&jwt);
+    let url = proxy.url("/stations/seed/produce/single");
+    let single = post(
+        &url,
+        &[(name, &value), JSON],
+        r#"{"message": "New Message"}"#,
+    )
+    .await;
+    assert_eq!(single.status, 200);
+    assert_eq!(
+        single.body,
+        json!({"error": null, "success": true, "offset": 0, "duplicate": false})
+    );
+    let text = post(
+        &url,
+        &[(name, &value), ("Content-Type", "text/plain")],
+        "plain words",
+    )
+    .await;
+    assert_eq!(text.body["offset"], 1);
+    let protobuf_bytes: &[u8] = &[0x08, 0x96, 0x01];
+    let protobuf = post(
+        &url,
+        &[(name, &value), ("Content-Type", "application/x-protobuf")],
+        protobuf_bytes.to_vec(),
+    )
+    .await;
+    assert_eq!(protobuf.body["offset"], 2);
+
+    // Produce a batch.
+    let batch = post(
+        &proxy.url("/stations/seed/produce/batch"),
+        &[(name, &value), JSON],
+        "[\n{\"message\": \"x\"},\n{\"message\": \"y\"},\n{\"message\": \"z\"}\n]",
+    )
+    .await;
+    assert_eq!(batch.status, 200);
+    assert_eq!(
+        batch.body,
+        json!({"error": null, "success": true, "sent": 3})
+    );
+
+    let stored = fetch_all(&root, "seed", 0).await;
+    let payloads: Vec<&[u8]> = stored.iter().map(|m| &m.payload[..]).collect();
+    assert_eq!(
+        payloads,
+        [
+            &b"{\"message\": \"New Message\"}"[..],
+            b"plain words",
+            protobuf_bytes,
+            b"{\"message\": \"x\"}",
+            b"{\"message\": \"y\"}",
+            b"{\"message\": \"z\"}",
+        ]
+    );
+    assert_eq!(stored[1].content_type, "text/plain");
+    assert_eq!(stored[2].content_type, "application/x-protobuf");
+    assert!(stored.iter().all(|m| m.producer == "app"));
+    assert!(
+        stored[0].headers.iter().all(|h| h.key != "authorization"),
+        "credentials never become message headers"
+    );
+}
+
+#[actix_rt::test]
+async fn headers_msg_id_envelopes_and_duplicates() {
+    let proxy = TestProxy::embedded(&[]);
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let (name, value) = bearer(&jwt);
+    let url = proxy.url("/stations/orders/produce/single");
+    let headers = [
+        (name, value.as_str()),
+        JSON,
+        ("MSG-ID", "order-7"),
+        ("x-trace", "t1"),
+        ("Cookie", "s=1"),
+    ];
+    let first = post(&url, &headers, "{}").await;
+    let again = post(&url, &headers, "{}").await;
+    assert_eq!(first.body["duplicate"], false);
+    assert_eq!(
+        again.body,
+        json!({"error": null, "success": true, "offset": 0, "duplicate": true})
+    );
+
+    let envelopes = json!([
+        {"payload": {"n": 1}, "headers": {"kind": "a"}, "msg_id": "e-1"},
+        {"payload": "text body", "content_type": "text/plain"},
+        {"payload": base64::engine::general_purpose::STANDARD.encode([1u8, 2, 3]), "content_type": "application/x-protobuf"},
+        {"headers": {"no": "payload"}},
+        {"payload": {"n": 1}, "msg_id": "e-1"}
+    ]);
+    let batch = post(
+        &proxy.url("/stations/orders/produce/batch?envelope=true"),
+        &[(name, &value), JSON],
+        envelopes.to_string(),
+    )
+    .await;
+    assert_eq!(batch.status, 400, "{}", batch.body);
+    assert_eq!(batch.body["sent"], 4, "the duplicate counts as sent");
+    assert_eq!(batch.body["fail"], 1);
+    assert!(
+        batch.body["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("message 3: "),
+        "{}",
+        batch.body
+    );
+
+    let root = proxy.broker_client().await;
+    let stored = fetch_all(&root, "orders", 0).await;
+    assert_eq!(stored.len(), 4);
+    let header = |m: &depot_schemas::wire::StoredMessage, k: &str| {
+        m.headers
+            .iter()
+            .find(|h| h.key == k)
+            .map(|h| h.value.clone())
+    };
+    assert_eq!(stored[0].id, "order-7");
+    assert_eq!(header(&stored[0], "x-trace").as_deref(), Some("t1"));
+    assert_eq!(header(&stored[0], "cookie"), None);
+    assert_eq!(header(&stored[1], "kind").as_deref(), Some("a"));
+    assert_eq!(&stored[2].payload[..], b"text body");
+    assert_eq!(&stored[3].payload[..], &[1, 2, 3]);
+}
+
+fn forged(claims: serde_json::Value, key: &[u8], algorithm: Algorithm) -> String {
+    jsonwebtoken::encode(
+        &Header::new(algorithm),
+        &claims,
+        &EncodingKey::from_secret(key),
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[actix_rt::test]
+async fn token_attacks_get_401() {
+    let proxy = TestProxy::embedded(&[]);
+    let (jwt, refresh) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let key = proxy.broker_client().await.signing_key().await.unwrap().key;
+    let claims = |typ: &str, exp: u64| json!({"sub": "root", "typ": typ, "iat": now(), "exp": exp, "jti": "x"});
+
+    let unsigned = {
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(claims("access", now() + 600).to_string());
+        format!("{header}.{payload}.")
+    };
+    let wrong_key = forged(
+        claims("access", now() + 600),
+        b"not the broker's key at all!!!!!",
+        Algorithm::HS256,
+    );
+    let expired = forged(claims("access", now() - 5), &key, Algorithm::HS256);
+    let other_algorithm = forged(claims("access", now() + 600), &key, Algorithm::HS512);
+    let tampered = {
+        let parts: Vec<&str> = jwt.split('.').collect();
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            json!({"sub": "root", "typ": "access", "iat": now(), "exp": now() + 99999, "jti": "y"})
+                .to_string(),
+        );
+        format!("{}.{payload}.{}", parts[0], parts[2])
+    };
+
+    let url = proxy.url("/stations/attacked/produce/single");
+    for (what, token) in [
+        ("alg none", unsigned.as_str()),
+        ("wrong key", &wrong_key),
+        ("expired", &expired),
+        ("HS512", &other_algorithm),
+        ("tampered", &tampered),
+        ("refresh as access", &refresh),
+    ] {
+        let (name, value) = bearer(token);
+        let answer = post(&url, &[(name, &value), JSON], "{}").await;
+        assert_eq!(answer.status, 401, "{what}: {}", answer.body);
+        assert_eq!(answer.body["success"], false, "{what}");
+    }
+    let missing = post(&url, &[JSON], "{}").await;
+    assert_eq!(missing.status, 401);
+
+    // An access token is no refresh token.
+    let (name, value) = bearer(&jwt);
+    assert_eq!(
+        post(&proxy.url("/auth/refreshToken"), &[(name, &value)], "")
+            .await
+            .status,
+        401
+    );
+    // A refresh token is single use (and may come in the body).
+    let body = json!({ "jwt_refresh_token": refresh }).to_string();
+    assert_eq!(
+        post(&proxy.url("/auth/refreshToken"), &[JSON], body.clone())
+            .await
+            .status,
+        200
+    );
+    let reused = post(&proxy.url("/auth/refreshToken"), &[JSON], body).await;
+    assert_eq!(reused.status, 401);
+    assert_eq!(reused.body["error"], "the refresh token was already used");
+    // Wrong credentials.
+    let wrong = post(
+        &proxy.url("/auth/authenticate"),
+        &[JSON],
+        r#"{"username":"root","password":"no"}"#,
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+
+    // Browsers may pass the token in the query; no station was touched.
+    let with_query = post(&format!("{url}?authorization={jwt}"), &[JSON], "{}").await;
+    assert_eq!(with_query.body["offset"], 0);
+}
+
+#[actix_rt::test]
+async fn permissions_limits_and_bad_input_get_their_status() {
+    let proxy = TestProxy::embedded(&["--max-single-body", "1KiB"]);
+    let root = proxy.broker_client().await;
+    root.create_station("orders.eu", StationSettings::default())
+        .await
+        .unwrap();
+    root.create_station("payments", StationSettings::default())
+        .await
+        .unwrap();
+    root.create_user(CreateUser {
+        name: "shop".into(),
+        password: "shop-password".into(),
+        permissions: Some(Permissions {
+            produce: vec!["orders.*".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (jwt, _) = login(&proxy, "shop", "shop-password").await;
+    let (name, value) = bearer(&jwt);
+    let auth = (name, value.as_str());
+    let single = |station: &str| proxy.url(&format!("/stations/{station}/produce/single"));
+
+    assert_eq!(
+        post(&single("orders.eu"), &[auth, JSON], "{}").await.status,
+        200
+    );
+    let denied = post(&single("payments"), &[auth, JSON], "{}").await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(
+        denied.body["error"],
+        "permission denied: user 'shop' may not produce to station 'payments'"
+    );
+    assert_eq!(
+        post(&single("orders.new"), &[auth, JSON], "{}")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        post(&single("Orders"), &[auth, JSON], "{}").await.status,
+        400
+    );
+
+    let oversize = post(
+        &single("orders.eu"),
+        &[auth, JSON],
+        format!("\"{}\"", "x".repeat(2000)),
+    )
+    .await;
+    assert_eq!(oversize.status, 413);
+    assert_eq!(
+        oversize.body["error"],
+        "the body exceeds the limit of 1024 bytes"
+    );
+    let malformed = post(&single("orders.eu"), &[auth, JSON], "{\n  \"a\": ,\n}").await;
+    assert_eq!(malformed.status, 400);
+    assert!(
+        malformed.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("line 2 column"),
+        "{}",
+        malformed.body
+    );
+    let wrong_type = post(
+        &single("orders.eu"),
+        &[auth, ("Content-Type", "application/xml")],
+        "<a/>",
+    )
+    .await;
+    assert_eq!(wrong_type.status, 415);
+    let not_utf8 = post(
+        &single("orders.eu"),
+        &[auth, ("Content-Type", "text/plain")],
+        vec![0xff, 0xfe],
+    )
+    .await;
+    assert_eq!(not_utf8.status, 400);
+    let batch_url = proxy.url("/stations/orders.eu/produce/batch");
+    assert_eq!(
+        post(&batch_url, &[auth, JSON], "{\"not\": \"an array\"}")
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        post(&batch_url, &[auth, ("Content-Type", "text/plain")], "[]")
+            .await
+            .status,
+        415
+    );
+
+    let stored = fetch_all(&root, "orders.eu", 0).await;
+    assert_eq!(stored.len(), 1, "only the one good message is stored");
+    assert!(fetch_all(&root, "payments", 0).await.is_empty());
+}
+
+#[actix_rt::test]
+async fn status_and_health() {
+    let proxy = TestProxy::embedded(&[]);
+    assert_eq!(
+        get(&proxy.url("/monitoring/status")).await.body,
+        json!({"status": "ok"})
+    );
+    assert_eq!(get(&proxy.url("/health/liveness")).await.status, 200);
+    assert_eq!(get(&proxy.url("/health/readiness")).await.status, 200);
+}

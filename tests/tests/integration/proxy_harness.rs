@@ -1,0 +1,151 @@
+//! Real `depot-proxy` processes for the HTTP tests, and a small HTTP client
+//! (awc) that speaks to them.
+
+use std::{
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+};
+
+use awc::Client;
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::harness::{ROOT_PASSWORD, read_listen_addresses};
+
+pub const PROXY_BIN: &str = env!("CARGO_BIN_EXE_depot-proxy-under-test");
+
+/// A `depot-proxy` child process; killed when dropped.
+pub struct TestProxy {
+    child: Child,
+    pub addr: SocketAddr,
+    /// The embedded broker's wire address (embedded mode only).
+    pub broker_addr: Option<SocketAddr>,
+    _data: Option<Arc<TempDir>>,
+}
+
+impl TestProxy {
+    /// A proxy with its own embedded broker on a fresh directory.
+    pub fn embedded(extra_args: &[&str]) -> Self {
+        let data = Arc::new(TempDir::new().unwrap());
+        let mut child = Command::new(PROXY_BIN)
+            .arg("--data")
+            .arg(data.path())
+            .args(["--listen", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0"])
+            .args(extra_args)
+            .env("DEPOT_ROOT_PASSWORD", ROOT_PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(log_target())
+            .spawn()
+            .expect("start depot-proxy");
+        let addrs = read_listen_addresses(&mut child, &["depot-broker", "depot-proxy"]);
+        Self {
+            child,
+            addr: addrs[1],
+            broker_addr: Some(addrs[0]),
+            _data: Some(data),
+        }
+    }
+
+    /// A proxy in front of a remote broker.
+    pub fn remote(broker: SocketAddr, extra_args: &[&str]) -> Self {
+        let mut child = Command::new(PROXY_BIN)
+            .args(["--listen", "127.0.0.1:0", "--broker", &broker.to_string()])
+            .args(extra_args)
+            .env("DEPOT_PROXY_BROKER_PASSWORD", ROOT_PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(log_target())
+            .spawn()
+            .expect("start depot-proxy");
+        let addr = read_listen_addresses(&mut child, &["depot-proxy"])[0];
+        Self {
+            child,
+            addr,
+            broker_addr: None,
+            _data: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A wire client of the embedded broker, as root.
+    pub async fn broker_client(&self) -> depot_broker::client::BrokerClient {
+        depot_broker::client::BrokerClient::connect(
+            self.broker_addr.unwrap(),
+            "root",
+            ROOT_PASSWORD,
+        )
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn log_target() -> Stdio {
+    if std::env::var_os("TEST_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    }
+}
+
+/// An HTTP answer: status and JSON body.
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// POSTs `body` with the given headers and returns status and JSON body.
+pub async fn post(url: &str, headers: &[(&str, &str)], body: impl Into<bytes::Bytes>) -> Answer {
+    let mut request = Client::default().post(url);
+    for (name, value) in headers {
+        request = request.insert_header((*name, *value));
+    }
+    let mut response = request.send_body(body.into()).await.expect("HTTP request");
+    let status = response.status().as_u16();
+    let bytes = response.body().limit(1 << 20).await.expect("HTTP body");
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes)));
+    Answer { status, body }
+}
+
+pub async fn get(url: &str) -> Answer {
+    let mut response = Client::default()
+        .get(url)
+        .send()
+        .await
+        .expect("HTTP request");
+    let status = response.status().as_u16();
+    let bytes = response.body().await.expect("HTTP body");
+    Answer {
+        status,
+        body: serde_json::from_slice(&bytes).expect("JSON body"),
+    }
+}
+
+/// Authenticates with a password and returns (access, refresh) tokens.
+pub async fn login(proxy: &TestProxy, username: &str, password: &str) -> (String, String) {
+    let body = serde_json::json!({ "username": username, "password": password }).to_string();
+    let answer = post(
+        &proxy.url("/auth/authenticate"),
+        &[("Content-Type", "application/json")],
+        body,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    (
+        answer.body["jwt"].as_str().unwrap().to_owned(),
+        answer.body["jwt_refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+}
