@@ -1,13 +1,18 @@
 //! `depot-bench`: Depot's load generator.
 //!
-//! `depot-bench wire` measures produce over the wire protocol against a
-//! broker it starts (a child process on a temporary directory, so its memory
-//! can be read alone) or one given with `--broker`, and compares it with the
-//! ceiling of sled doing the same inserts on the same disk, measured in the
-//! same run.
+//! - `depot-bench wire` measures produce over the wire protocol against a
+//!   broker it starts (a child process on a temporary directory, so its
+//!   memory can be read alone) or one given with `--broker`, and compares it
+//!   with the ceiling of sled doing the same inserts on the same disk,
+//!   measured in the same run.
+//! - `depot-bench http` measures produce over the HTTP proxy, with an
+//!   embedded and with a remote broker, against a bare actix-web server
+//!   measured in the same run.
 
-mod broker_process;
+mod bare_http;
 mod ceiling;
+mod child;
+mod http;
 mod latency;
 mod wire;
 
@@ -26,23 +31,51 @@ struct Cli {
 enum Command {
     /// Produce over the wire protocol: single messages and batches.
     Wire(wire::WireArgs),
-    /// Runs a broker (used by `wire` to start its child process).
+    /// Produce over the HTTP proxy, embedded and remote, against a bare
+    /// actix-web ceiling.
+    Http(http::HttpArgs),
+    /// Runs a broker (a child process of the benchmarks).
     #[command(hide = true)]
     Broker {
         #[command(flatten)]
         config: depot_broker::BrokerConfig,
+    },
+    /// Runs a proxy (a child process of the benchmarks).
+    #[command(hide = true)]
+    Proxy {
+        #[command(flatten)]
+        config: depot_http_proxy::config::ProxyConfig,
+    },
+    /// Runs the bare HTTP ceiling server (a child process of `http`).
+    #[command(hide = true)]
+    BareHttp {
+        #[arg(long)]
+        listen: String,
     },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Broker { config } => depot_broker::run::run_broker(config),
-        Command::Wire(args) => match wire::run(args) {
+        Command::Proxy { config } => depot_http_proxy::startup::run_proxy(config),
+        Command::BareHttp { listen } => match bare_http::serve(&listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("depot-bench: {error}");
                 ExitCode::FAILURE
             }
         },
+        Command::Wire(args) => finish(wire::run(args)),
+        Command::Http(args) => finish(http::run(args)),
+    }
+}
+
+fn finish(outcome: Result<(), String>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("depot-bench: {error}");
+            ExitCode::FAILURE
+        }
     }
 }

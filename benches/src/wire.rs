@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use depot_broker::{client::BrokerClient, config::parse_duration};
 use depot_schemas::wire::NewMessage;
 
-use crate::{broker_process, ceiling, latency};
+use crate::{ceiling, child, latency};
 
 #[derive(Debug, Args)]
 pub struct WireArgs {
@@ -111,18 +111,15 @@ pub fn run(args: WireArgs) -> Result<(), String> {
             (None, addr.clone(), password)
         }
         None => {
-            let process = broker_process::BrokerProcess::start(
-                &workdir.path().join("broker"),
-                PASSWORD,
-                &args.broker_args,
-            )?;
-            let addr = process.addr.to_string();
+            let process =
+                child::broker(&workdir.path().join("broker"), PASSWORD, &args.broker_args)?;
+            let addr = process.addrs[0].to_string();
             (Some(process), addr, PASSWORD.to_owned())
         }
     };
     let rss = |label: &str| {
         if let Some(process) = &process
-            && let Some(bytes) = broker_process::rss_bytes(process.pid())
+            && let Some(bytes) = child::rss_bytes(process.pid())
         {
             println!("broker RSS {label}: {}", ByteSize(bytes).display().iec());
         }
@@ -283,7 +280,7 @@ async fn fill(args: &WireArgs, addr: &str, password: &str) -> Result<(), String>
 }
 
 /// CPU model and count, memory, for the report.
-fn machine() -> String {
+pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()

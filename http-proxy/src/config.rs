@@ -3,13 +3,20 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Args, Parser};
 
 use depot_broker::config::{BrokerConfig, FsyncPolicy, parse_bytes, parse_duration};
 
 /// `depot-proxy`: Depot's HTTP front door.
-#[derive(Debug, Clone, Parser)]
+#[derive(Debug, Parser)]
 #[command(name = "depot-proxy", version, about)]
+pub struct ProxyCommand {
+    #[command(flatten)]
+    pub config: ProxyConfig,
+}
+
+/// Everything the proxy needs to start.
+#[derive(Debug, Clone, Args)]
 pub struct ProxyConfig {
     /// Address the HTTP API listens on.
     #[arg(long, env = "DEPOT_PROXY_LISTEN", default_value = "127.0.0.1:4444")]

@@ -11,7 +11,7 @@ use depot_broker::{Broker, run::init_logging, server::WireServer};
 
 use crate::{
     broker_link::{EmbeddedBroker, RemoteBroker, SharedLink},
-    config::ProxyConfig,
+    config::{ProxyCommand, ProxyConfig},
     routes::{self, AppState},
     tokens::Tokens,
 };
@@ -63,7 +63,11 @@ pub async fn serve(
 
 /// Parses the command line and runs the proxy.
 pub fn proxy_main() -> ExitCode {
-    let config = ProxyConfig::parse();
+    run_proxy(ProxyCommand::parse().config)
+}
+
+/// Runs the proxy with this configuration until SIGINT or SIGTERM.
+pub fn run_proxy(config: ProxyConfig) -> ExitCode {
     init_logging();
     match actix::System::new().block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,85 @@
+//! Servers under test as child processes (this same executable, hidden
+//! subcommands), so their memory is their own and they get their own
+//! threads, as in production.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+};
+
+pub struct ChildServer {
+    child: Child,
+    /// The addresses announced as `<name> listening on ADDR`, in order.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl ChildServer {
+    /// Runs `depot-bench <args>` and waits for each named server to listen.
+    pub fn start(args: &[String], env: &[(&str, &str)], names: &[&str]) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut command = Command::new(exe);
+        command
+            .args(args)
+            .env("DEPOT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {args:?}: {e}"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut addrs = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.map_err(|e| e.to_string())?;
+            let prefix = format!("{} listening on ", names[addrs.len()]);
+            if let Some(addr) = line.strip_prefix(&prefix) {
+                addrs.push(addr.trim().parse().map_err(|e| format!("{e}"))?);
+                if addrs.len() == names.len() {
+                    std::thread::spawn(move || for _ in lines {});
+                    return Ok(Self { child, addrs });
+                }
+            }
+        }
+        Err(format!("{args:?} exited before listening"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident set size of a process in bytes, from /proc.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Starts a broker on `data` with root's `password`.
+pub fn broker(
+    data: &std::path::Path,
+    password: &str,
+    extra: &[String],
+) -> Result<ChildServer, String> {
+    let mut args: Vec<String> = vec!["broker".into(), "--data".into()];
+    args.push(data.display().to_string());
+    args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+    args.extend(extra.iter().cloned());
+    ChildServer::start(
+        &args,
+        &[("DEPOT_ROOT_PASSWORD", password)],
+        &["depot-broker"],
+    )
+}

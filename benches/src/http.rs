@@ -1,0 +1,315 @@
+//! `depot-bench http`: produce over the HTTP proxy (single messages and
+//! batches of 100), on an embedded broker and via a remote broker, against a
+//! bare actix-web server in the same run as the ceiling. Closed loop: each
+//! connection sends its next request when the previous is answered.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use awc::Client;
+use clap::Args;
+use hdrhistogram::Histogram;
+
+use depot_broker::config::parse_duration;
+
+use crate::{child::ChildServer, latency, wire::machine};
+
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Client threads (the connections are spread over them).
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 100)]
+    payload_bytes: usize,
+}
+
+const PASSWORD: &str = "depot-bench";
+
+/// One measured run.
+struct Run {
+    requests: u64,
+    seconds: f64,
+    latency: Histogram<u64>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+}
+
+/// A request every connection sends in a loop.
+#[derive(Clone)]
+struct Target {
+    url: String,
+    token: Option<String>,
+    body: bytes::Bytes,
+}
+
+fn message(bytes: usize) -> String {
+    let mut body = String::from("{\"event\":\"bench\",\"pad\":\"");
+    while body.len() + 2 < bytes {
+        body.push('x');
+    }
+    body.push_str("\"}");
+    body
+}
+
+fn batch(count: usize, bytes: usize) -> String {
+    let one = message(bytes);
+    format!("[{}]", vec![one; count].join(","))
+}
+
+/// Runs `target` from `connections` connections spread over client threads.
+fn load(args: &HttpArgs, target: &Target) -> Result<Run, String> {
+    let measure_from = Instant::now() + args.warmup;
+    let stop_at = measure_from + args.duration;
+    let per_thread = args.connections.div_ceil(args.client_threads);
+    let mut threads = Vec::new();
+    for thread in 0..args.client_threads {
+        let connections = per_thread.min(args.connections - thread * per_thread);
+        let target = target.clone();
+        threads.push(std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let client = Arc::new(
+                    Client::builder()
+                        .connector(awc::Connector::new().limit(connections))
+                        .timeout(Duration::from_secs(30))
+                        .finish(),
+                );
+                let mut tasks = Vec::new();
+                for _ in 0..connections {
+                    let client = client.clone();
+                    let target = target.clone();
+                    tasks.push(actix_rt::spawn(async move {
+                        let mut histogram = latency::new_histogram();
+                        let mut requests = 0u64;
+                        let mut failures = 0u64;
+                        loop {
+                            let sent_at = Instant::now();
+                            if sent_at >= stop_at {
+                                break;
+                            }
+                            let mut request = client
+                                .post(&target.url)
+                                .insert_header(("Content-Type", "application/json"));
+                            if let Some(token) = &target.token {
+                                request = request
+                                    .insert_header(("Authorization", format!("Bearer {token}")));
+                            }
+                            let ok = match request.send_body(target.body.clone()).await {
+                                Ok(mut response) => {
+                                    let _ = response.body().await;
+                                    response.status().is_success()
+                                }
+                                Err(_) => false,
+                            };
+                            if sent_at >= measure_from {
+                                if ok {
+                                    latency::record(&mut histogram, sent_at.elapsed());
+                                    requests += 1;
+                                } else {
+                                    failures += 1;
+                                }
+                            }
+                        }
+                        (requests, failures, histogram)
+                    }));
+                }
+                let mut total = (0u64, 0u64, latency::new_histogram());
+                for task in tasks {
+                    let (requests, failures, histogram) = task.await.expect("load task");
+                    total.0 += requests;
+                    total.1 += failures;
+                    total.2.add(histogram).expect("same bounds");
+                }
+                total
+            })
+        }));
+    }
+    let mut run = Run {
+        requests: 0,
+        seconds: args.duration.as_secs_f64(),
+        latency: latency::new_histogram(),
+    };
+    let mut failures = 0;
+    for thread in threads {
+        let (requests, failed, histogram) = thread.join().map_err(|_| "a load thread panicked")?;
+        run.requests += requests;
+        failures += failed;
+        run.latency.add(histogram).map_err(|e| e.to_string())?;
+    }
+    if failures > 0 {
+        return Err(format!("{failures} requests failed against {}", target.url));
+    }
+    Ok(run)
+}
+
+/// Gets an access token from a proxy (blocking, on its own runtime).
+fn token(proxy: std::net::SocketAddr) -> Result<String, String> {
+    actix_rt::System::new().block_on(async move {
+        let body = serde_json::json!({
+            "username": "root",
+            "password": PASSWORD,
+            "token_expiry_in_minutes": 60,
+        });
+        let mut response = Client::default()
+            .post(format!("http://{proxy}/auth/authenticate"))
+            .send_json(&body)
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+        answer["jwt"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no token: {answer}"))
+    })
+}
+
+fn report(label: &str, run: &Run, messages_per_request: usize, ceiling: Option<&Run>) {
+    let ratio = ceiling.map_or(String::new(), |c| {
+        format!(" ({:.2} x ceiling)", run.rate() / c.rate())
+    });
+    println!(
+        "{label}: {:.0} req/s, {:.0} msgs/s{ratio}, latency {}",
+        run.rate(),
+        run.rate() * messages_per_request as f64,
+        latency::summary(&run.latency)
+    );
+}
+
+pub fn run(args: HttpArgs) -> Result<(), String> {
+    println!(
+        "depot-bench http: {} connections, {} B JSON messages, durable acks",
+        args.connections, args.payload_bytes
+    );
+    println!("machine: {}", machine());
+    let single = bytes::Bytes::from(message(args.payload_bytes));
+    let batched = bytes::Bytes::from(batch(args.batch_size, args.payload_bytes));
+
+    let (ceiling_single, ceiling_batch) = {
+        let bare = ChildServer::start(
+            &["bare-http".into(), "--listen".into(), "127.0.0.1:0".into()],
+            &[],
+            &["bare-http"],
+        )?;
+        let url = format!("http://{}/", bare.addrs[0]);
+        let single = load(
+            &args,
+            &Target {
+                url: url.clone(),
+                token: None,
+                body: single.clone(),
+            },
+        )?;
+        report("ceiling (bare actix-web), 100 B bodies", &single, 1, None);
+        let batch = load(
+            &args,
+            &Target {
+                url,
+                token: None,
+                body: batched.clone(),
+            },
+        )?;
+        report(
+            &format!(
+                "ceiling (bare actix-web), {}-message bodies",
+                args.batch_size
+            ),
+            &batch,
+            1,
+            None,
+        );
+        (single, batch)
+    };
+
+    let workdir = tempfile::Builder::new()
+        .prefix("depot-bench-http-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    for mode in ["embedded", "remote"] {
+        let data = workdir.path().join(mode);
+        let (_broker, proxy) = match mode {
+            "embedded" => {
+                let args: Vec<String> = [
+                    "proxy",
+                    "--data",
+                    &data.display().to_string(),
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--broker-listen",
+                    "127.0.0.1:0",
+                ]
+                .map(str::to_owned)
+                .to_vec();
+                let proxy = ChildServer::start(
+                    &args,
+                    &[("DEPOT_ROOT_PASSWORD", PASSWORD)],
+                    &["depot-broker", "depot-proxy"],
+                )?;
+                (None, proxy)
+            }
+            _ => {
+                let broker = crate::child::broker(&data, PASSWORD, &[])?;
+                let args: Vec<String> = [
+                    "proxy",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--broker",
+                    &broker.addrs[0].to_string(),
+                ]
+                .map(str::to_owned)
+                .to_vec();
+                let proxy = ChildServer::start(
+                    &args,
+                    &[("DEPOT_PROXY_BROKER_PASSWORD", PASSWORD)],
+                    &["depot-proxy"],
+                )?;
+                (Some(broker), proxy)
+            }
+        };
+        let addr = *proxy.addrs.last().expect("the proxy's address");
+        let token = Some(token(addr)?);
+        let url = |path: &str| format!("http://{addr}/stations/{path}");
+        let run = load(
+            &args,
+            &Target {
+                url: url("bench.single/produce/single"),
+                token: token.clone(),
+                body: single.clone(),
+            },
+        )?;
+        report(
+            &format!("produce/single, {mode} broker"),
+            &run,
+            1,
+            Some(&ceiling_single),
+        );
+        let run = load(
+            &args,
+            &Target {
+                url: url("bench.batch/produce/batch"),
+                token,
+                body: batched.clone(),
+            },
+        )?;
+        report(
+            &format!("produce/batch of {}, {mode} broker", args.batch_size),
+            &run,
+            args.batch_size,
+            Some(&ceiling_batch),
+        );
+    }
+    Ok(())
+}
