@@ -3,10 +3,7 @@
 //! bare actix-web server in the same run as the ceiling. Closed loop: each
 //! connection sends its next request when the previous is answered.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use awc::Client;
 use clap::Args;
@@ -82,12 +79,11 @@ fn load(args: &HttpArgs, target: &Target) -> Result<Run, String> {
         let target = target.clone();
         threads.push(std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let client = Arc::new(
-                    Client::builder()
-                        .connector(awc::Connector::new().limit(connections))
-                        .timeout(Duration::from_secs(30))
-                        .finish(),
-                );
+                // Clones share one connection pool.
+                let client = Client::builder()
+                    .connector(awc::Connector::new().limit(connections))
+                    .timeout(Duration::from_secs(30))
+                    .finish();
                 let mut tasks = Vec::new();
                 for _ in 0..connections {
                     let client = client.clone();
