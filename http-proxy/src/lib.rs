@@ -5,12 +5,14 @@
 //! [`broker_link`] (embedded broker or remote over the wire protocol) ->
 //! the broker, which checks permissions and persists. [`error`] maps every
 //! refusal to a status and a JSON body in one place; [`body`] enforces body
-//! limits; [`config`] is the command line; [`startup`] builds the server.
+//! limits; [`metrics`] counts; [`config`] is the command line; [`startup`]
+//! builds the server.
 
 pub mod body;
 pub mod broker_link;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod tokens;

@@ -4,7 +4,7 @@
 use std::{net::TcpListener, process::ExitCode, sync::Arc};
 
 use actix_cors::Cors;
-use actix_web::{App, HttpServer, http::header, web};
+use actix_web::{App, HttpServer, dev::Service, http::header, web};
 use clap::Parser;
 
 use depot_broker::{Broker, run::init_logging, server::WireServer};
@@ -12,6 +12,7 @@ use depot_broker::{Broker, run::init_logging, server::WireServer};
 use crate::{
     broker_link::{EmbeddedBroker, RemoteBroker, SharedLink},
     config::{ProxyCommand, ProxyConfig},
+    metrics::Metrics,
     routes::{self, AppState},
     tokens::Tokens,
 };
@@ -48,10 +49,29 @@ pub async fn serve(
         tokens: Tokens::new(link.clone()),
         link,
         config,
+        metrics: Metrics::new(),
     });
     let server = HttpServer::new(move || {
+        let metrics = state.clone();
         App::new()
             .app_data(state.clone())
+            .wrap_fn(move |request, service| {
+                // Counted by route pattern, so station names do not explode
+                // the label set.
+                let route = request
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".into());
+                let started = std::time::Instant::now();
+                let metrics = metrics.clone();
+                let response = service.call(request);
+                async move {
+                    let response = response.await?;
+                    metrics
+                        .metrics
+                        .request(&route, response.status().as_u16(), started.elapsed());
+                    Ok(response)
+                }
+            })
             .wrap(cors(&state.config.cors_origins))
             .configure(routes::configure)
     })

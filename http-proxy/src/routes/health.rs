@@ -23,3 +23,10 @@ pub async fn readiness(state: web::Data<AppState>) -> HttpResponse {
             .json(json!({ "success": false, "error": "the broker is unreachable" }))
     }
 }
+
+/// Prometheus metrics, in the text exposition format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}

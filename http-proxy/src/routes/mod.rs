@@ -3,7 +3,8 @@
 //!
 //! - [`auth`]: `/auth/authenticate`, `/auth/refreshToken`.
 //! - [`produce`]: `/stations/{name}/produce/single` and `.../batch`.
-//! - [`health`]: `/monitoring/status`, `/health/liveness|readiness`.
+//! - [`health`]: `/monitoring/status`, `/health/liveness` and `/readiness`,
+//!   `/metrics`.
 
 pub mod auth;
 pub mod health;
@@ -15,6 +16,7 @@ use crate::{
     broker_link::SharedLink,
     config::ProxyConfig,
     error::ProxyError,
+    metrics::Metrics,
     tokens::{TokenType, Tokens},
 };
 
@@ -23,6 +25,7 @@ pub struct AppState {
     pub link: SharedLink,
     pub tokens: Tokens,
     pub config: ProxyConfig,
+    pub metrics: Metrics,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -39,7 +42,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         )
         .route("/monitoring/status", web::get().to(health::status))
         .route("/health/liveness", web::get().to(health::liveness))
-        .route("/health/readiness", web::get().to(health::readiness));
+        .route("/health/readiness", web::get().to(health::readiness))
+        .route("/metrics", web::get().to(health::metrics));
 }
 
 /// A bearer token from `Authorization: Bearer <jwt>`, or from the

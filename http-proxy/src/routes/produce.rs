@@ -126,10 +126,7 @@ pub async fn single(
         content_type,
         payload: body,
     };
-    let outcomes = state
-        .link
-        .produce(user, station.into_inner(), vec![message])
-        .await?;
+    let outcomes = produce(&state, user, station.into_inner(), vec![message]).await?;
     match outcomes.into_iter().next().and_then(|o| o.outcome) {
         Some(Outcome::Offset(offset)) => Ok(produced(offset, false)),
         Some(Outcome::DuplicateOf(offset)) => Ok(produced(offset, true)),
@@ -140,6 +137,25 @@ pub async fn single(
         .into()),
         None => Err(ProxyError::Internal("the broker gave no outcome".into())),
     }
+}
+
+/// One broker round trip, measured.
+async fn produce(
+    state: &AppState,
+    user: String,
+    station: String,
+    messages: Vec<NewMessage>,
+) -> Result<Vec<depot_schemas::wire::ProduceOutcome>, ProxyError> {
+    let started = std::time::Instant::now();
+    let outcomes = state.link.produce(user, station, messages).await;
+    state.metrics.broker_call("produce", started.elapsed());
+    let outcomes = outcomes?;
+    let stored = outcomes
+        .iter()
+        .filter(|o| matches!(o.outcome, Some(Outcome::Offset(_))))
+        .count();
+    state.metrics.produced(stored as u64);
+    Ok(outcomes)
 }
 
 fn produced(offset: u64, duplicate: bool) -> HttpResponse {
@@ -265,10 +281,7 @@ pub async fn batch(
 
     let mut sent = 0u64;
     if !messages.is_empty() {
-        let outcomes = state
-            .link
-            .produce(user, station.into_inner(), messages)
-            .await?;
+        let outcomes = produce(&state, user, station.into_inner(), messages).await?;
         for (index, outcome) in indices.into_iter().zip(outcomes) {
             match outcome.outcome {
                 Some(Outcome::Offset(_)) | Some(Outcome::DuplicateOf(_)) => sent += 1,

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::{
     harness::{ROOT_PASSWORD, fetch_all},
-    proxy_harness::{TestProxy, get, login, post},
+    proxy_harness::{TestProxy, get, get_text, login, post, preflight},
 };
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -386,12 +386,39 @@ async fn permissions_limits_and_bad_input_get_their_status() {
 }
 
 #[actix_rt::test]
-async fn status_and_health() {
-    let proxy = TestProxy::embedded(&[]);
+async fn status_health_metrics_and_cors() {
+    let proxy = TestProxy::embedded(&["--cors-origin", "http://app.example"]);
     assert_eq!(
         get(&proxy.url("/monitoring/status")).await.body,
         json!({"status": "ok"})
     );
     assert_eq!(get(&proxy.url("/health/liveness")).await.status, 200);
     assert_eq!(get(&proxy.url("/health/readiness")).await.status, 200);
+
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let (name, value) = bearer(&jwt);
+    let url = proxy.url("/stations/metered/produce/batch");
+    post(&url, &[(name, &value), JSON], "[1, 2, 3]").await;
+    let (status, metrics) = get_text(&proxy.url("/metrics")).await;
+    assert_eq!(status, 200);
+    for expected in [
+        "depot_proxy_messages_produced_total 3",
+        r#"depot_proxy_http_requests_total{route="/stations/{station}/produce/batch",status="200"} 1"#,
+        r#"depot_proxy_http_requests_total{route="/auth/authenticate",status="200"} 1"#,
+        r#"depot_proxy_broker_round_trip_seconds_count{operation="produce"} 1"#,
+        "depot_proxy_http_request_duration_seconds_bucket",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in:\n{metrics}"
+        );
+    }
+
+    let (status, allowed) = preflight(&url, "http://app.example").await;
+    assert_eq!(
+        (status, allowed.as_deref()),
+        (200, Some("http://app.example"))
+    );
+    let (_, allowed) = preflight(&url, "http://evil.example").await;
+    assert_eq!(allowed, None, "only configured origins");
 }

@@ -131,6 +131,40 @@ pub async fn get(url: &str) -> Answer {
     }
 }
 
+/// GETs a text body.
+pub async fn get_text(url: &str) -> (u16, String) {
+    let mut response = Client::default()
+        .get(url)
+        .send()
+        .await
+        .expect("HTTP request");
+    let bytes = response.body().await.expect("HTTP body");
+    (
+        response.status().as_u16(),
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// A CORS preflight from `origin`: status and the allowed origin, if any.
+pub async fn preflight(url: &str, origin: &str) -> (u16, Option<String>) {
+    let response = Client::default()
+        .request(awc::http::Method::OPTIONS, url)
+        .insert_header(("Origin", origin))
+        .insert_header(("Access-Control-Request-Method", "POST"))
+        .insert_header((
+            "Access-Control-Request-Headers",
+            "authorization, content-type",
+        ))
+        .send()
+        .await
+        .expect("HTTP request");
+    let allowed = response
+        .headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (response.status().as_u16(), allowed)
+}
+
 /// Authenticates with a password and returns (access, refresh) tokens.
 pub async fn login(proxy: &TestProxy, username: &str, password: &str) -> (String, String) {
     let body = serde_json::json!({ "username": username, "password": password }).to_string();

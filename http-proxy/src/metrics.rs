@@ -1,0 +1,105 @@
+//! Prometheus metrics of one proxy, served at `GET /metrics`: requests by
+//! route and status, request latency by route, messages produced, and the
+//! latency of broker round trips.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// Latency buckets in seconds, from 100 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_seconds: HistogramVec,
+    messages_produced: IntCounter,
+    broker_round_trip_seconds: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry =
+            Registry::new_custom(Some("depot_proxy".into()), None).expect("valid prefix");
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )
+        .expect("valid metric");
+        let messages_produced =
+            IntCounter::new("messages_produced_total", "Messages the broker stored")
+                .expect("valid metric");
+        let broker_round_trip_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "broker_round_trip_seconds",
+                "Broker call latency by operation",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["operation"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_seconds.clone()),
+            Box::new(messages_produced.clone()),
+            Box::new(broker_round_trip_seconds.clone()),
+        ] {
+            registry.register(collector).expect("unique metric");
+        }
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            messages_produced,
+            broker_round_trip_seconds,
+        }
+    }
+
+    pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, &status.to_string()])
+            .inc();
+        self.request_seconds
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn produced(&self, messages: u64) {
+        self.messages_produced.inc_by(messages);
+    }
+
+    pub fn broker_call(&self, operation: &str, elapsed: Duration) {
+        self.broker_round_trip_seconds
+            .with_label_values(&[operation])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("encoding to memory");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
