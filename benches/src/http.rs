@@ -68,8 +68,11 @@ fn batch(count: usize, bytes: usize) -> String {
     format!("[{}]", vec![one; count].join(","))
 }
 
-/// Runs `target` from `connections` connections spread over client threads.
-fn load(args: &HttpArgs, target: &Target) -> Result<Run, String> {
+/// Runs `target` from `connections` connections spread over client threads,
+/// closed loop, or paced to `rate` requests per second in all (then latency
+/// counts from when a request was due, so a stall is not hidden).
+fn load(args: &HttpArgs, target: &Target, rate: Option<f64>) -> Result<Run, String> {
+    let interval = rate.map(|rate| Duration::from_secs_f64(args.connections as f64 / rate));
     let measure_from = Instant::now() + args.warmup;
     let stop_at = measure_from + args.duration;
     let per_thread = args.connections.div_ceil(args.client_threads);
@@ -92,8 +95,17 @@ fn load(args: &HttpArgs, target: &Target) -> Result<Run, String> {
                         let mut histogram = latency::new_histogram();
                         let mut requests = 0u64;
                         let mut failures = 0u64;
+                        let mut due = Instant::now();
                         loop {
-                            let sent_at = Instant::now();
+                            if let Some(interval) = interval {
+                                due += interval;
+                                actix_rt::time::sleep_until(due.into()).await;
+                            }
+                            let sent_at = if interval.is_some() {
+                                due
+                            } else {
+                                Instant::now()
+                            };
                             if sent_at >= stop_at {
                                 break;
                             }
@@ -208,6 +220,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
                 token: None,
                 body: single.clone(),
             },
+            None,
         )?;
         report("ceiling (bare actix-web), 100 B bodies", &single, 1, None);
         let batch = load(
@@ -217,6 +230,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
                 token: None,
                 body: batched.clone(),
             },
+            None,
         )?;
         report(
             &format!(
@@ -285,12 +299,29 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
                 token: token.clone(),
                 body: single.clone(),
             },
+            None,
         )?;
         report(
             &format!("produce/single, {mode} broker"),
             &run,
             1,
             Some(&ceiling_single),
+        );
+        let half = run.rate() / 2.0;
+        let paced = load(
+            &args,
+            &Target {
+                url: url("bench.single/produce/single"),
+                token: token.clone(),
+                body: single.clone(),
+            },
+            Some(half),
+        )?;
+        report(
+            &format!("produce/single, {mode} broker, paced at half the peak ({half:.0} req/s)"),
+            &paced,
+            1,
+            None,
         );
         let run = load(
             &args,
@@ -299,6 +330,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
                 token,
                 body: batched.clone(),
             },
+            None,
         )?;
         report(
             &format!("produce/batch of {}, {mode} broker", args.batch_size),
