@@ -117,6 +117,11 @@ pub struct BrokerConfig {
     /// Ignored once the data directory has a root user.
     #[arg(long, env = "DEPOT_ROOT_PASSWORD", hide_env_values = true)]
     pub root_password: Option<String>,
+
+    /// A connection token for `root` on first start (optional; applications
+    /// and the seed's curl examples authenticate with one).
+    #[arg(long, env = "DEPOT_ROOT_CONNECTION_TOKEN", hide_env_values = true)]
+    pub root_connection_token: Option<String>,
 }
 
 impl BrokerConfig {
@@ -135,6 +140,7 @@ impl BrokerConfig {
             retention_interval: Duration::from_secs(5),
             workers: 0,
             root_password: None,
+            root_connection_token: None,
         }
     }
 

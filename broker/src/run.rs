@@ -23,11 +23,20 @@ pub fn broker_main() -> ExitCode {
 
 /// Runs the broker with this configuration until SIGINT or SIGTERM.
 pub fn run_broker(config: BrokerConfig) -> ExitCode {
+    run_process("depot-broker", serve(config))
+}
+
+/// Runs a server process's main future in an actix system with logging on;
+/// a failure prints one line, prefixed with the program's name.
+pub fn run_process(
+    program: &str,
+    main: impl Future<Output = Result<(), Box<dyn std::error::Error>>>,
+) -> ExitCode {
     init_logging();
-    match actix::System::new().block_on(serve(config)) {
+    match actix::System::new().block_on(main) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("depot-broker: {error}");
+            eprintln!("{program}: {error}");
             ExitCode::FAILURE
         }
     }

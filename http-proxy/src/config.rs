@@ -59,6 +59,10 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_ROOT_PASSWORD", hide_env_values = true)]
     pub root_password: Option<String>,
 
+    /// Embedded broker: root's connection token on first start (optional).
+    #[arg(long, env = "DEPOT_ROOT_CONNECTION_TOKEN", hide_env_values = true)]
+    pub root_connection_token: Option<String>,
+
     /// Access token lifetime when the client does not ask for one.
     #[arg(long, env = "DEPOT_TOKEN_EXPIRY", default_value = "15m", value_parser = parse_duration)]
     pub token_expiry: Duration,
@@ -107,6 +111,7 @@ impl ProxyConfig {
         config.fsync = self.fsync;
         config.auto_create = self.auto_create;
         config.root_password = self.root_password.clone();
+        config.root_connection_token = self.root_connection_token.clone();
         config
     }
 }

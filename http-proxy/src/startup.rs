@@ -7,7 +7,7 @@ use actix_cors::Cors;
 use actix_web::{App, HttpServer, dev::Service, http::header, web};
 use clap::Parser;
 
-use depot_broker::{Broker, run::init_logging, server::WireServer};
+use depot_broker::{Broker, run::run_process, server::WireServer};
 
 use crate::{
     broker_link::{EmbeddedBroker, RemoteBroker, SharedLink},
@@ -88,14 +88,7 @@ pub fn proxy_main() -> ExitCode {
 
 /// Runs the proxy with this configuration until SIGINT or SIGTERM.
 pub fn run_proxy(config: ProxyConfig) -> ExitCode {
-    init_logging();
-    match actix::System::new().block_on(run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("depot-proxy: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    run_process("depot-proxy", run(config))
 }
 
 async fn run(config: ProxyConfig) -> Result<(), Box<dyn std::error::Error>> {

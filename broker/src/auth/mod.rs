@@ -28,12 +28,14 @@ pub const ROOT_USER: &str = "root";
 /// Length of a generated root password (alphanumeric, ~143 bits).
 const GENERATED_PASSWORD_CHARS: usize = 24;
 
-/// Creates `root` on first start. Returns the password when it was generated,
-/// so the caller can show it once.
+/// Creates `root` on first start, with the configured password (or a
+/// generated one) and optionally a connection token. Returns the password
+/// when it was generated, so the caller can show it once.
 pub fn ensure_root(
     store: &Store,
     hasher: &PasswordHasher,
     configured: Option<&str>,
+    connection_token: Option<&str>,
 ) -> BrokerResult<Option<String>> {
     if store.user(ROOT_USER)?.is_some() {
         return Ok(None);
@@ -52,6 +54,10 @@ pub fn ensure_root(
     store.put_user(&UserRecord {
         name: ROOT_USER.to_owned(),
         password_hash: hasher.hash_blocking(password.clone())?,
+        connection_token_hash: match connection_token {
+            Some(token) if !token.is_empty() => hasher.hash_blocking(token.to_owned())?,
+            _ => String::new(),
+        },
         produce: vec!["*".into()],
         consume: vec!["*".into()],
         create_stations: true,

@@ -63,8 +63,12 @@ impl Broker {
     pub fn open(config: BrokerConfig) -> BrokerResult<Opened> {
         let store = Store::open(&config)?;
         let passwords = PasswordHasher::start();
-        let generated_root_password =
-            auth::ensure_root(&store, &passwords, config.root_password.as_deref())?;
+        let generated_root_password = auth::ensure_root(
+            &store,
+            &passwords,
+            config.root_password.as_deref(),
+            config.root_connection_token.as_deref(),
+        )?;
         let group_commit = GroupCommit::start(store.db().clone(), config.fsync);
         let station_arbiters: Vec<Arbiter> = (0..STATION_THREADS).map(|_| Arbiter::new()).collect();
         let (registry, directory) = StationRegistry::recover(

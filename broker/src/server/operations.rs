@@ -2,9 +2,9 @@
 //! [`Broker`] method, and maps the result to a wire answer. Session-level
 //! operations (handshake, subscriptions) live in `connection`.
 
-use depot_schemas::wire::{self, ErrorCode, request::Op, response::Result as Reply};
-
 use std::sync::Arc;
+
+use depot_schemas::wire::{self, ErrorCode, request::Op, response::Result as Reply};
 
 use crate::{
     auth::Principal,
@@ -53,19 +53,7 @@ pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
             .await
             .map(|stats| Reply::Station(convert::station_info(&stats))),
         Op::Produce(produce) => {
-            let messages = produce
-                .messages
-                .into_iter()
-                .map(convert::new_message)
-                .collect();
-            broker
-                .produce(who, &produce.station, messages)
-                .await
-                .map(|outcomes| {
-                    Reply::ProduceResult(wire::ProduceResult {
-                        outcomes: outcomes.into_iter().map(convert::produce_outcome).collect(),
-                    })
-                })
+            return finish_produce(start_produce(broker, who, produce).await).await;
         }
         Op::Fetch(fetch) => fetch_messages(broker, who, fetch),
         Op::CreateUser(create) => match convert::new_user(create) {

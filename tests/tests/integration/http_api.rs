@@ -34,7 +34,15 @@ async fn the_seed_curl_examples_work_as_written() {
     .await
     .unwrap();
 
-    // Authenticate (connection token, as in the seed).
+    // Authenticate, word for word as in the seed (root with a connection
+    // token), then as an application user.
+    let seed = post(
+        &proxy.url("/auth/authenticate"),
+        &[JSON],
+        "{\n\"username\": \"root\",\n\"connection_token\": \"memphis\"\n}",
+    )
+    .await;
+    assert_eq!(seed.status, 200, "{}", seed.body);
     let auth = post(
         &proxy.url("/auth/authenticate"),
         &[JSON],

@@ -34,6 +34,8 @@ impl TestProxy {
             .args(["--listen", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0"])
             .args(extra_args)
             .env("DEPOT_ROOT_PASSWORD", ROOT_PASSWORD)
+            // As in the seed's curl examples.
+            .env("DEPOT_ROOT_CONNECTION_TOKEN", "memphis")
             .stdout(Stdio::piped())
             .stderr(log_target())
             .spawn()
