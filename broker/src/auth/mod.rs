@@ -63,7 +63,6 @@ pub fn ensure_root(
         create_stations: true,
         admin: true,
         created_at_ms: crate::clock::now_ms(),
-        ..Default::default()
     })?;
     store.db().flush()?;
     Ok(generated.then_some(password))
