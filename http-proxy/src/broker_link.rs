@@ -47,8 +47,14 @@ pub trait BrokerLink: Send + Sync {
     /// The key that signs this deployment's tokens (shared by every proxy).
     fn signing_key(&self) -> BoxFuture<'_, LinkResult<Vec<u8>>>;
 
-    /// Marks a refresh token used; false if it was used before.
-    fn consume_token(&self, jti: String, expires_at_ms: u64) -> BoxFuture<'_, LinkResult<bool>>;
+    /// Marks a refresh token of `username` used; false if it was used
+    /// before; refused when the user no longer exists.
+    fn consume_token(
+        &self,
+        username: String,
+        jti: String,
+        expires_at_ms: u64,
+    ) -> BoxFuture<'_, LinkResult<bool>>;
 
     /// Whether the broker answers now.
     fn ready(&self) -> BoxFuture<'_, bool>;

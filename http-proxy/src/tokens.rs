@@ -148,11 +148,11 @@ impl Tokens {
     pub async fn redeem_refresh(&self, token: &str) -> Result<Claims, ProxyError> {
         let claims = self.verify(token, TokenType::Refresh).await?;
         let expires_at_ms = claims.exp.saturating_mul(1000);
-        if !self
+        let first_use = self
             .link
-            .consume_token(claims.jti.clone(), expires_at_ms)
-            .await?
-        {
+            .consume_token(claims.sub.clone(), claims.jti.clone(), expires_at_ms)
+            .await?;
+        if !first_use {
             return Err(ProxyError::Unauthorized(
                 "the refresh token was already used".to_owned(),
             ));

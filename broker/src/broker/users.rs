@@ -91,18 +91,23 @@ impl Broker {
         self.inner.store.signing_key()
     }
 
-    /// Marks a single-use token as used; false if it was used before
-    /// (administrators only). Durable before it answers, so a refresh token
+    /// Marks a single-use token of `username` as used; false if it was used
+    /// before, an error if the user no longer exists (administrators only). Durable before it answers, so a refresh token
     /// cannot be used twice across a crash either.
     pub async fn consume_token(
         &self,
         who: &Principal,
+        username: &str,
         jti: &str,
         expires_at_ms: u64,
     ) -> BrokerResult<bool> {
         who.require_admin()?;
         if jti.is_empty() {
             return Err(BrokerError::bad_request("a token id is required"));
+        }
+        // A deleted user's tokens die with it.
+        if self.inner.store.user(username)?.is_none() {
+            return Err(BrokerError::BadCredentials);
         }
         let first_use = self.inner.store.consume_token(jti, expires_at_ms)?;
         self.inner.group_commit.commit_metadata().await?;

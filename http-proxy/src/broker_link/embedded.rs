@@ -63,11 +63,16 @@ impl BrokerLink for EmbeddedBroker {
         .boxed()
     }
 
-    fn consume_token(&self, jti: String, expires_at_ms: u64) -> BoxFuture<'_, LinkResult<bool>> {
+    fn consume_token(
+        &self,
+        username: String,
+        jti: String,
+        expires_at_ms: u64,
+    ) -> BoxFuture<'_, LinkResult<bool>> {
         async move {
             let root = self.broker.principal(ROOT_USER).map_err(refused)?;
             self.broker
-                .consume_token(&root, &jti, expires_at_ms)
+                .consume_token(&root, &username, &jti, expires_at_ms)
                 .await
                 .map_err(refused)
         }

@@ -176,10 +176,15 @@ impl BrokerLink for RemoteBroker {
         .boxed()
     }
 
-    fn consume_token(&self, jti: String, expires_at_ms: u64) -> BoxFuture<'_, LinkResult<bool>> {
+    fn consume_token(
+        &self,
+        username: String,
+        jti: String,
+        expires_at_ms: u64,
+    ) -> BoxFuture<'_, LinkResult<bool>> {
         async move {
             let client = self.client().await?;
-            match client.consume_token(&jti, expires_at_ms).await {
+            match client.consume_token(&username, &jti, expires_at_ms).await {
                 Ok(first_use) => Ok(first_use),
                 Err(error) => Err(self.failed(&client, error).await),
             }

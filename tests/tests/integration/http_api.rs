@@ -430,3 +430,30 @@ async fn status_health_metrics_and_cors() {
     let (_, allowed) = preflight(&url, "http://evil.example").await;
     assert_eq!(allowed, None, "only configured origins");
 }
+
+#[actix_rt::test]
+async fn a_deleted_users_tokens_stop_working() {
+    let proxy = TestProxy::embedded(&[]);
+    let root = proxy.broker_client().await;
+    root.create_user(CreateUser {
+        name: "leaver".into(),
+        password: "leaver-password".into(),
+        permissions: Some(Permissions {
+            produce: vec!["*".into()],
+            create_stations: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (jwt, refresh) = login(&proxy, "leaver", "leaver-password").await;
+    root.delete_user("leaver").await.unwrap();
+
+    let (name, value) = bearer(&jwt);
+    let url = proxy.url("/stations/gone/produce/single");
+    assert_eq!(post(&url, &[(name, &value), JSON], "{}").await.status, 403);
+    let (name, value) = bearer(&refresh);
+    let refreshed = post(&proxy.url("/auth/refreshToken"), &[(name, &value)], "").await;
+    assert_eq!(refreshed.status, 401, "{}", refreshed.body);
+}
