@@ -12,7 +12,7 @@ mod subscription;
 use std::{
     collections::HashMap,
     sync::{
-        Arc,
+        Arc, Weak,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -143,9 +143,12 @@ impl BrokerClient {
             FramedWrite::new(write_half, FrameCodec::<Response, Request>::default()),
             queue,
         ));
+        // The reader holds the shared state weakly: when the last client
+        // handle is dropped, the request queue closes, the writer ends and
+        // shuts the socket, and the connection goes away instead of leaking.
         tokio::spawn(route_answers(
             FramedRead::new(read_half, FrameCodec::<Response, Request>::default()),
-            shared.clone(),
+            Arc::downgrade(&shared),
         ));
         Self { shared }
     }
@@ -401,9 +404,12 @@ impl BrokerClient {
 
 async fn route_answers(
     mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec<Response, Request>>,
-    shared: Arc<Shared>,
+    shared: Weak<Shared>,
 ) {
     while let Some(Ok(Ok(response))) = frames.next().await {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         let id = response.id;
         let mut waiters = shared.waiters.lock();
         let Some(waiters) = waiters.as_mut() else {
@@ -429,7 +435,9 @@ async fn route_answers(
     }
     // Dropping every waiter tells each caller the connection is gone, and
     // `None` refuses new ones.
-    shared.waiters.lock().take();
+    if let Some(shared) = shared.upgrade() {
+        shared.waiters.lock().take();
+    }
 }
 
 fn into_reply(response: Response) -> ClientResult<Reply> {

@@ -149,3 +149,37 @@ async fn pipelined_requests_all_get_their_own_answers() {
     ids.sort();
     assert_eq!(ids, (100..200).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn dropped_clients_free_their_connection_slots() {
+    let broker = TestBroker::start_with(
+        std::sync::Arc::new(tempfile::TempDir::new().unwrap()),
+        &["--max-connections", "2"],
+    );
+    // Far more clients than slots, one after another: each one dropped must
+    // give its slot back.
+    for _ in 0..8 {
+        let deadline = tokio::time::Instant::now() + crate::harness::PATIENCE;
+        loop {
+            match depot_broker::client::BrokerClient::connect(
+                broker.addr,
+                "root",
+                crate::harness::ROOT_PASSWORD,
+            )
+            .await
+            {
+                Ok(client) => {
+                    client.ping().await.unwrap();
+                    break;
+                }
+                Err(_) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "a connection leaked"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+}
