@@ -59,3 +59,18 @@ async fn an_unknown_fsync_mode_is_refused_at_start() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_clean_shutdown_flushes_even_without_fsync() {
+    let data = Arc::new(tempfile::TempDir::new().unwrap());
+    let mut broker = TestBroker::start_with(data.clone(), &["--fsync", "never"]);
+    let client = broker.client().await;
+    let messages = (0..500).map(|i| json_message(&i.to_string())).collect();
+    client.produce("graceful", messages).await.unwrap();
+    drop(client);
+    assert!(broker.terminate(), "SIGTERM is a clean exit");
+
+    let broker = TestBroker::start_with(data, &["--fsync", "never"]);
+    let client = broker.client().await;
+    assert_eq!(fetch_all(&client, "graceful", 0).await.len(), 500);
+}

@@ -77,6 +77,17 @@ impl TestBroker {
         Self::start_with(data, extra_args)
     }
 
+    /// SIGTERM, then waits: the broker shuts down cleanly (final flush).
+    /// Returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        self.child.wait().expect("wait for the broker").success()
+    }
+
     /// SIGKILL: no shutdown, no final flush.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
