@@ -10,7 +10,10 @@
 //! Refresh tokens are single-use: the broker records each one's `jti` as it
 //! is used.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use parking_lot::RwLock;
@@ -47,7 +50,6 @@ pub struct TokenPair {
     pub refresh_token_expires_in: u64,
 }
 
-#[derive(Clone)]
 struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -56,7 +58,9 @@ struct Keys {
 /// Issues and checks tokens; the key is fetched from the broker once.
 pub struct Tokens {
     link: SharedLink,
-    keys: RwLock<Option<Keys>>,
+    keys: RwLock<Option<Arc<Keys>>>,
+    /// HS256 only, expiry checked with no leeway, `exp` and `sub` required.
+    validation: Validation,
 }
 
 fn now_seconds() -> u64 {
@@ -67,21 +71,25 @@ fn now_seconds() -> u64 {
 
 impl Tokens {
     pub fn new(link: SharedLink) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
             link,
             keys: RwLock::new(None),
+            validation,
         }
     }
 
-    async fn keys(&self) -> Result<Keys, ProxyError> {
+    async fn keys(&self) -> Result<Arc<Keys>, ProxyError> {
         if let Some(keys) = self.keys.read().clone() {
             return Ok(keys);
         }
         let secret = self.link.signing_key().await?;
-        let keys = Keys {
+        let keys = Arc::new(Keys {
             encoding: EncodingKey::from_secret(&secret),
             decoding: DecodingKey::from_secret(&secret),
-        };
+        });
         *self.keys.write() = Some(keys.clone());
         Ok(keys)
     }
@@ -121,10 +129,7 @@ impl Tokens {
     /// The claims of a valid token of the expected type, or 401.
     pub async fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, ProxyError> {
         let keys = self.keys().await?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, &keys.decoding, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &keys.decoding, &self.validation)
             .map_err(|e| {
                 ProxyError::Unauthorized(match e.kind() {
                     ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
