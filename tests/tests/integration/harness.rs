@@ -80,11 +80,8 @@ impl TestBroker {
     /// SIGTERM, then waits: the broker shuts down cleanly (final flush).
     /// Returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM failed");
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
         self.child.wait().expect("wait for the broker").success()
     }
 
