@@ -17,19 +17,26 @@ fn bearer(token: &str) -> (&'static str, String) {
     ("Authorization", format!("Bearer {token}"))
 }
 
-#[actix_rt::test]
-async fn the_seed_curl_examples_work_as_written() {
-    let proxy = TestProxy::embedded(&[]);
-    let root = proxy.broker_client().await;
-    root.create_user(CreateUser {
-        name: "app".into(),
-        connection_token: "memphis".into(),
+/// A user who may produce anywhere and create stations (secrets to add).
+fn producer_anywhere(name: &str) -> CreateUser {
+    CreateUser {
+        name: name.into(),
         permissions: Some(Permissions {
             produce: vec!["*".into()],
             create_stations: true,
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+#[actix_rt::test]
+async fn the_seed_curl_examples_work_as_written() {
+    let proxy = TestProxy::embedded(&[]);
+    let root = proxy.broker_client().await;
+    root.create_user(CreateUser {
+        connection_token: "memphis".into(),
+        ..producer_anywhere("app")
     })
     .await
     .unwrap();
@@ -436,14 +443,8 @@ async fn a_deleted_users_tokens_stop_working() {
     let proxy = TestProxy::embedded(&[]);
     let root = proxy.broker_client().await;
     root.create_user(CreateUser {
-        name: "leaver".into(),
         password: "leaver-password".into(),
-        permissions: Some(Permissions {
-            produce: vec!["*".into()],
-            create_stations: true,
-            ..Default::default()
-        }),
-        ..Default::default()
+        ..producer_anywhere("leaver")
     })
     .await
     .unwrap();
