@@ -37,6 +37,11 @@ fn settings_json(info: &StationInfo) -> Value {
     })
 }
 
+/// The newest stored message's offset; `None` when the station is empty.
+fn last_offset(info: &StationInfo) -> Option<u64> {
+    (info.message_count > 0).then(|| info.next_offset - 1)
+}
+
 fn station_json(info: &StationInfo) -> Value {
     json!({
         "name": info.name,
@@ -45,6 +50,7 @@ fn station_json(info: &StationInfo) -> Value {
         "message_count": info.message_count,
         "bytes": info.bytes,
         "first_offset": info.first_offset,
+        "last_offset": last_offset(info),
         "next_offset": info.next_offset,
     })
 }
@@ -63,6 +69,10 @@ pub fn station(context: &Context, info: &StationInfo) {
         ("messages", info.message_count.to_string()),
         ("bytes", size(info.bytes)),
         ("first offset", info.first_offset.to_string()),
+        (
+            "last offset",
+            last_offset(info).map_or("- (empty)".to_owned(), |o| o.to_string()),
+        ),
         ("next offset", info.next_offset.to_string()),
         (
             "retention age",
@@ -113,7 +123,7 @@ pub fn station_list(context: &Context, stations: &[StationInfo]) {
             info.message_count.to_string(),
             size(info.bytes),
             info.first_offset.to_string(),
-            info.next_offset.to_string(),
+            last_offset(info).map_or("-".to_owned(), |o| o.to_string()),
             duration_or_unlimited(s.retention_age_ms.unwrap_or(0)),
         ]);
     }

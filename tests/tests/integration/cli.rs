@@ -67,6 +67,8 @@ fn stations_produce_and_fetch_from_the_cli() {
     let listed: Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed[0]["name"], "cli.orders");
     assert_eq!(listed[0]["message_count"], 2);
+    assert_eq!(listed[0]["first_offset"], 0);
+    assert_eq!(listed[0]["last_offset"], 1);
 
     stdout(&broker.cli(&[
         "stations",
