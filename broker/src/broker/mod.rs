@@ -69,6 +69,10 @@ impl Broker {
             config.root_password.as_deref(),
             config.root_connection_token.as_deref(),
         )?;
+        // The proxies' token key exists, durably, before any token is issued:
+        // losing it in a crash would void every token in circulation.
+        store.signing_key()?;
+        store.db().flush()?;
         let group_commit = GroupCommit::start(store.db().clone(), config.fsync);
         let station_arbiters: Vec<Arbiter> = (0..STATION_THREADS).map(|_| Arbiter::new()).collect();
         let (registry, directory) = StationRegistry::recover(
