@@ -285,6 +285,15 @@ async fn token_attacks_get_401() {
     let reused = post(&proxy.url("/auth/refreshToken"), &[JSON], body).await;
     assert_eq!(reused.status, 401);
     assert_eq!(reused.body["error"], "the refresh token was already used");
+    // Requested lifetimes are capped (24 hours by default).
+    let long = post(
+        &proxy.url("/auth/authenticate"),
+        &[JSON],
+        json!({"username": "root", "password": ROOT_PASSWORD, "token_expiry_in_minutes": 100_000})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(long.body["expires_in"], 24 * 3600 * 1000);
     // Wrong credentials.
     let wrong = post(
         &proxy.url("/auth/authenticate"),
@@ -301,7 +310,7 @@ async fn token_attacks_get_401() {
 
 #[actix_rt::test]
 async fn permissions_limits_and_bad_input_get_their_status() {
-    let proxy = TestProxy::embedded(&["--max-single-body", "1KiB"]);
+    let proxy = TestProxy::embedded(&["--max-single-body", "1KiB", "--auto-create", "false"]);
     let root = proxy.broker_client().await;
     root.create_station("orders.eu", StationSettings::default())
         .await
@@ -341,6 +350,17 @@ async fn permissions_limits_and_bad_input_get_their_status() {
             .status,
         404
     );
+    // With auto-create off, not even root creates stations by producing.
+    let (root_jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let root_auth = format!("Bearer {root_jwt}");
+    let unknown = post(
+        &single("nowhere"),
+        &[("Authorization", &root_auth), JSON],
+        "{}",
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.body["error"], "station not found: nowhere");
     assert_eq!(
         post(&single("Orders"), &[auth, JSON], "{}").await.status,
         400
