@@ -145,9 +145,7 @@ impl Broker {
     ) -> BrokerResult<(ReadBatch, u64)> {
         let name = StationName::parse(station)?;
         who.require_consume(&name)?;
-        let station = self.station(&name)?;
-        let head = *station.durable_head.borrow();
-        Ok((station.log.read(from, head, limits)?, head))
+        self.station(&name)?.read(from, limits)
     }
 
     /// The station itself, for readers that follow it (subscriptions).

@@ -37,9 +37,14 @@ pub struct StationHandle {
 }
 
 impl StationHandle {
-    /// Reads durable messages from `from` on.
-    pub fn read(&self, from: u64, limits: ReadLimits) -> crate::error::BrokerResult<ReadBatch> {
+    /// Reads durable messages from `from` on; also returns the durable
+    /// head the read stopped at.
+    pub fn read(
+        &self,
+        from: u64,
+        limits: ReadLimits,
+    ) -> crate::error::BrokerResult<(ReadBatch, u64)> {
         let head = *self.durable_head.borrow();
-        self.log.read(from, head, limits)
+        Ok((self.log.read(from, head, limits)?, head))
     }
 }

@@ -106,6 +106,19 @@ impl RemoteBroker {
         Err(LinkError::Unavailable(failure))
     }
 
+    /// Runs one call on a pooled connection, mapping its error (a lost
+    /// connection empties its slot).
+    async fn with_client<T, Call>(&self, call: impl FnOnce(BrokerClient) -> Call) -> LinkResult<T>
+    where
+        Call: Future<Output = Result<T, ClientError>>,
+    {
+        let client = self.client().await?;
+        match call(client.clone()).await {
+            Ok(value) => Ok(value),
+            Err(error) => Err(self.failed(&client, error).await),
+        }
+    }
+
     /// Maps a client error; a lost connection empties its slot.
     async fn failed(&self, client: &BrokerClient, error: ClientError) -> LinkError {
         match error {
@@ -151,29 +164,18 @@ impl BrokerLink for RemoteBroker {
         station: String,
         messages: Vec<NewMessage>,
     ) -> BoxFuture<'_, LinkResult<Vec<ProduceOutcome>>> {
-        async move {
-            let client = self.client().await?;
-            let outcome = match client.start_produce_as(&station, messages, &username).await {
-                Ok(answer) => answer.await,
-                Err(error) => Err(error),
-            };
-            match outcome {
-                Ok(outcomes) => Ok(outcomes),
-                Err(error) => Err(self.failed(&client, error).await),
-            }
-        }
+        self.with_client(move |client| async move {
+            client
+                .start_produce_as(&station, messages, &username)
+                .await?
+                .await
+        })
         .boxed()
     }
 
     fn signing_key(&self) -> BoxFuture<'_, LinkResult<Vec<u8>>> {
-        async move {
-            let client = self.client().await?;
-            match client.signing_key().await {
-                Ok(key) => Ok(key.key.to_vec()),
-                Err(error) => Err(self.failed(&client, error).await),
-            }
-        }
-        .boxed()
+        self.with_client(|client| async move { Ok(client.signing_key().await?.key.to_vec()) })
+            .boxed()
     }
 
     fn consume_token(
@@ -182,28 +184,17 @@ impl BrokerLink for RemoteBroker {
         jti: String,
         expires_at_ms: u64,
     ) -> BoxFuture<'_, LinkResult<bool>> {
-        async move {
-            let client = self.client().await?;
-            match client.consume_token(&username, &jti, expires_at_ms).await {
-                Ok(first_use) => Ok(first_use),
-                Err(error) => Err(self.failed(&client, error).await),
-            }
-        }
+        self.with_client(move |client| async move {
+            client.consume_token(&username, &jti, expires_at_ms).await
+        })
         .boxed()
     }
 
     fn ready(&self) -> BoxFuture<'_, bool> {
         async move {
-            match self.client().await {
-                Ok(client) => match client.ping().await {
-                    Ok(()) => true,
-                    Err(error) => {
-                        self.failed(&client, error).await;
-                        false
-                    }
-                },
-                Err(_) => false,
-            }
+            self.with_client(|client| async move { client.ping().await })
+                .await
+                .is_ok()
         }
         .boxed()
     }
