@@ -17,6 +17,31 @@ pub enum BrokerError {
     #[error("station already exists: {name}")]
     StationExists { name: String },
 
+    #[error("invalid schema name '{name}': a schema name must match {STATION_NAME_RULE}")]
+    InvalidSchemaName { name: String },
+
+    #[error("schema not found: {name}")]
+    SchemaNotFound { name: String },
+
+    #[error("schema {name} has no version {version}")]
+    SchemaVersionNotFound { name: String, version: u32 },
+
+    #[error("schema already exists: {name}")]
+    SchemaExists { name: String },
+
+    #[error("the schema does not compile: {reason}")]
+    InvalidSchema { reason: String },
+
+    #[error("schema {name} is attached to stations {}; detach it first", stations.join(", "))]
+    SchemaInUse { name: String, stations: Vec<String> },
+
+    #[error("dead letter {id} not found in station {station}")]
+    DeadLetterNotFound { station: String, id: u64 },
+
+    /// A message was refused (schema, size); its producer is told why.
+    #[error("{0}")]
+    Rejected(crate::station::RejectReason),
+
     #[error("bad request: {reason}")]
     BadRequest { reason: String },
 

@@ -14,8 +14,10 @@
 //!   (soon) the HTTP proxy.
 //! - [`cli`]: the `depot` admin CLI.
 //!
-//! Validation (schemas) and delivery (webhooks, WebSockets) arrive with their
-//! issues; readers today are fetches and wire subscriptions.
+//! - [`schema`]: station schemas (JSON Schema, Protobuf) and validation.
+//!
+//! Delivery (webhooks, WebSockets) arrives with its issues; readers today
+//! are fetches and wire subscriptions.
 
 pub mod auth;
 pub mod broker;
@@ -28,6 +30,7 @@ mod frames;
 pub mod persist;
 pub mod registry;
 pub mod run;
+pub mod schema;
 pub mod server;
 pub mod station;
 

@@ -24,6 +24,8 @@ pub enum ProxyError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("the broker is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -42,14 +44,20 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
-        ErrorCode::StationNotFound | ErrorCode::SubscriptionNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::StationNotFound
+        | ErrorCode::SubscriptionNotFound
+        | ErrorCode::SchemaNotFound
+        | ErrorCode::DeadLetterNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::SchemaExists | ErrorCode::SchemaInUse => StatusCode::CONFLICT,
         ErrorCode::MessageTooLarge | ErrorCode::FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::BadRequest
         | ErrorCode::InvalidStationName
         | ErrorCode::StationExists
         | ErrorCode::UndecodableFrame
         | ErrorCode::UnknownOperation
-        | ErrorCode::UnsupportedVersion => StatusCode::BAD_REQUEST,
+        | ErrorCode::UnsupportedVersion
+        | ErrorCode::InvalidSchema
+        | ErrorCode::SchemaValidationFailed => StatusCode::BAD_REQUEST,
         ErrorCode::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Internal | ErrorCode::Unspecified => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -64,6 +72,7 @@ impl From<LinkError> for ProxyError {
                 StatusCode::FORBIDDEN => Self::Forbidden(message),
                 StatusCode::NOT_FOUND => Self::NotFound(message),
                 StatusCode::BAD_REQUEST => Self::BadRequest(message),
+                StatusCode::CONFLICT => Self::Conflict(message),
                 StatusCode::PAYLOAD_TOO_LARGE => Self::MessageTooLarge(message),
                 _ => Self::Internal(message),
             },
@@ -82,6 +91,7 @@ impl ResponseError for ProxyError {
             }
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -4,11 +4,19 @@
 //! Edges parse and map results; they never touch sled or actors themselves.
 //!
 //! - [`stations`]: station lifecycle, produce, fetch.
+//! - [`validation`]: schema checks on the produce path.
+//! - [`schemas`]: the schema registry and attachments.
+//! - [`dead_letters`]: listing and resending refused messages.
 //! - [`users`]: authentication and the user store.
 
+mod dead_letters;
+mod schemas;
 mod stations;
 mod users;
+mod validation;
 
+pub use dead_letters::{ResendOutcome, ResendSelection};
+pub use schemas::SchemaSummary;
 pub use users::UserSummary;
 
 use std::{collections::HashMap, sync::Arc};
@@ -21,6 +29,7 @@ use crate::{
     config::BrokerConfig,
     error::{BrokerError, BrokerResult},
     persist::{GroupCommit, Store},
+    schema::SchemaCatalog,
     registry::{StationDirectory, StationRegistry},
 };
 
@@ -42,6 +51,7 @@ struct Inner {
     group_commit: GroupCommit,
     registry: Addr<StationRegistry>,
     directory: StationDirectory,
+    schemas: Arc<SchemaCatalog>,
     station_arbiters: Vec<Arbiter>,
     passwords: PasswordHasher,
     /// Principals by user name, for requests made on behalf of users (the
@@ -75,8 +85,10 @@ impl Broker {
         store.db().flush()?;
         let group_commit = GroupCommit::start(store.db().clone(), config.fsync);
         let station_arbiters: Vec<Arbiter> = (0..STATION_THREADS).map(|_| Arbiter::new()).collect();
+        let schemas = Arc::new(SchemaCatalog::load(store.clone())?);
         let (registry, directory) = StationRegistry::recover(
             store.clone(),
+            schemas.clone(),
             group_commit.clone(),
             config.retention_interval,
             station_arbiters.iter().map(Arbiter::handle).collect(),
@@ -90,6 +102,7 @@ impl Broker {
                 group_commit,
                 registry,
                 directory,
+                schemas,
                 station_arbiters,
                 passwords,
                 principals: RwLock::default(),

@@ -9,6 +9,7 @@ use crate::{
     broker::Broker,
     error::{BrokerError, BrokerResult},
     registry::{CreateStation, DeleteStation, UpdateStation},
+    broker::validation::Validated,
     station::{
         NewMessage, ProduceOutcome, ReadBatch, ReadLimits, SettingsChange, StationHandle,
         StationName, StationSettings,
@@ -121,17 +122,29 @@ impl Broker {
             }
             None => return Err(not_found(&name)),
         };
-        let (reply, outcomes) = oneshot::channel();
-        station.actor.do_send(Produce {
-            messages,
-            producer: who.username.clone(),
-            reply,
-        });
-        // A dropped reply means the actor stopped: the station was deleted.
+        let attachment = station.schema.read().clone();
+        let mut validated = match attachment {
+            None => Validated::unchecked(messages),
+            Some(attachment) => {
+                let schema = self.inner.schemas.compiled(&attachment)?;
+                Validated::check(&station, &schema, &who.username, messages)?
+            }
+        };
+        // Refused messages went to the dead letters: durable before answering.
+        let dead_letters_durable =
+            (!validated.refused.is_empty()).then(|| self.inner.group_commit.commit());
+        let valid = std::mem::take(&mut validated.valid);
+        let appended =
+            (!valid.is_empty()).then(|| append(&station, who.username.clone(), valid));
         Ok(async move {
-            outcomes
-                .await
-                .unwrap_or_else(|_| Err(not_found(&station.name)))
+            let appended = match appended {
+                Some(outcomes) => outcomes.await?,
+                None => Vec::new(),
+            };
+            if let Some(durable) = dead_letters_durable {
+                durable.await?;
+            }
+            Ok(validated.merge(appended))
         })
     }
 
@@ -159,7 +172,7 @@ impl Broker {
         self.station(&name)
     }
 
-    fn station(&self, name: &StationName) -> BrokerResult<StationHandle> {
+    pub(super) fn station(&self, name: &StationName) -> BrokerResult<StationHandle> {
         self.inner
             .directory
             .get(name)
@@ -167,12 +180,32 @@ impl Broker {
     }
 }
 
+/// Hands messages to the station's actor; resolves with their outcomes once
+/// they are durable.
+pub(super) fn append(
+    station: &StationHandle,
+    producer: String,
+    messages: Vec<NewMessage>,
+) -> impl Future<Output = BrokerResult<Vec<ProduceOutcome>>> + use<> {
+    let (reply, outcomes) = oneshot::channel();
+    station.actor.do_send(Produce {
+        messages,
+        producer,
+        reply,
+    });
+    let name = station.name.clone();
+    // A dropped reply means the actor stopped: the station was deleted.
+    async move { outcomes.await.unwrap_or_else(|_| Err(not_found(&name))) }
+}
+
 async fn describe(station: &StationHandle) -> BrokerResult<StationStats> {
-    station
+    let mut stats = station
         .actor
         .send(Describe)
         .await
-        .map_err(|_| not_found(&station.name))
+        .map_err(|_| not_found(&station.name))?;
+    stats.schema = station.schema.read().clone();
+    Ok(stats)
 }
 
 fn not_found(name: &StationName) -> BrokerError {

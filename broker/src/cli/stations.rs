@@ -48,6 +48,14 @@ pub struct SettingsArgs {
     /// Largest accepted payload (e.g. 1MiB).
     #[arg(long, value_parser = parse_bytes)]
     max_message_size: Option<u64>,
+    /// Keep messages refused by the station's schema this long (e.g. 3d; 0 =
+    /// forever).
+    #[arg(long, value_parser = parse_duration)]
+    dead_letter_retention: Option<std::time::Duration>,
+    /// Keep messages refused by the station's schema (true, the default) or
+    /// drop them (false).
+    #[arg(long)]
+    keep_dead_letters: Option<bool>,
 }
 
 impl SettingsArgs {
@@ -58,6 +66,8 @@ impl SettingsArgs {
             retention_bytes: self.retention_bytes,
             idempotency_window_ms: self.idempotency_window.map(|d| d.as_millis() as u64),
             max_message_bytes: self.max_message_size,
+            dead_letter_retention_ms: self.dead_letter_retention.map(|d| d.as_millis() as u64),
+            keep_dead_letters: self.keep_dead_letters,
         }
     }
 }

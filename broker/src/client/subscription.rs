@@ -66,6 +66,7 @@ impl Subscription {
                     let request = Request {
                         id: 0,
                         op: Some(credit),
+                        ..Default::default()
                     };
                     if let Err(e) = self.client.send(request).await {
                         return Some(Err(e));
@@ -88,6 +89,7 @@ impl Drop for Subscription {
         let _ = self.client.shared.requests.try_send(Request {
             id: 0,
             op: Some(unsubscribe),
+            ..Default::default()
         });
     }
 }

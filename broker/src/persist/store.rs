@@ -7,14 +7,16 @@
 //! | `users`           | user name      | `UserRecord` (argon2 hashes)   |
 //! | `meta`            | `jwt-signing-key` | the proxies' JWT key        |
 //! | `used-tokens`     | jti            | expiry (ms, big-endian u64)    |
+//! | `schemas`         | schema name    | `SchemaRecord` (all versions)  |
 //! | `station/<name>`  | see `station::log` (records, dedup index, counters) |
+//! | `dead-letters/<name>` | id (big-endian u64) | `DeadLetterRecord`     |
 //!
 //! Values are protobuf (`depot_schemas::storage`), so the format is written
 //! down in `schemas/proto/depot/storage/v1/storage.proto`.
 
 use prost::Message;
 
-use depot_schemas::storage::{StationDefinition, UserRecord};
+use depot_schemas::storage::{SchemaRecord, StationDefinition, UserRecord};
 
 use crate::{config::BrokerConfig, error::BrokerResult, station::StationName};
 
@@ -26,7 +28,9 @@ const USED_TOKENS_TREE: &str = "used-tokens";
 const SIGNING_KEY: &str = "jwt-signing-key";
 /// Bytes of the JWT signing key (HMAC-SHA256 wants at least 32).
 const SIGNING_KEY_BYTES: usize = 32;
+const SCHEMAS_TREE: &str = "schemas";
 const STATION_TREE_PREFIX: &str = "station/";
+const DEAD_LETTER_TREE_PREFIX: &str = "dead-letters/";
 
 /// The open database; cheap to clone (sled handles are reference counted).
 #[derive(Clone)]
@@ -36,6 +40,7 @@ pub struct Store {
     users: sled::Tree,
     meta: sled::Tree,
     used_tokens: sled::Tree,
+    schemas: sled::Tree,
 }
 
 impl Store {
@@ -52,6 +57,7 @@ impl Store {
             users: db.open_tree(USERS_TREE)?,
             meta: db.open_tree(META_TREE)?,
             used_tokens: db.open_tree(USED_TOKENS_TREE)?,
+            schemas: db.open_tree(SCHEMAS_TREE)?,
             db,
         })
     }
@@ -93,8 +99,33 @@ impl Store {
         Ok(self.db.open_tree(station_tree_name(name.as_str()))?)
     }
 
+    /// Drops a station's log and its dead letters.
     pub fn drop_station_tree(&self, name: &StationName) -> BrokerResult<()> {
         self.db.drop_tree(station_tree_name(name.as_str()))?;
+        self.db.drop_tree(dead_letter_tree_name(name.as_str()))?;
+        Ok(())
+    }
+
+    pub fn open_dead_letter_tree(&self, name: &StationName) -> BrokerResult<sled::Tree> {
+        Ok(self.db.open_tree(dead_letter_tree_name(name.as_str()))?)
+    }
+
+    pub fn schema_records(&self) -> BrokerResult<Vec<SchemaRecord>> {
+        self.schemas
+            .iter()
+            .values()
+            .map(|value| Ok(SchemaRecord::decode(&*value?)?))
+            .collect()
+    }
+
+    pub fn put_schema(&self, record: &SchemaRecord) -> BrokerResult<()> {
+        self.schemas
+            .insert(record.name.as_bytes(), record.encode_to_vec())?;
+        Ok(())
+    }
+
+    pub fn remove_schema(&self, name: &str) -> BrokerResult<()> {
+        self.schemas.remove(name)?;
         Ok(())
     }
 
@@ -102,7 +133,10 @@ impl Store {
     /// interrupted a create or a delete between its two writes.
     pub fn drop_orphan_station_trees(&self) -> BrokerResult<()> {
         for tree_name in self.db.tree_names() {
-            let Some(station) = tree_name.strip_prefix(STATION_TREE_PREFIX.as_bytes()) else {
+            let Some(station) = tree_name
+                .strip_prefix(STATION_TREE_PREFIX.as_bytes())
+                .or_else(|| tree_name.strip_prefix(DEAD_LETTER_TREE_PREFIX.as_bytes()))
+            else {
                 continue;
             };
             if !self.stations.contains_key(station)? {
@@ -183,4 +217,8 @@ impl Store {
 
 fn station_tree_name(station: &str) -> String {
     format!("{STATION_TREE_PREFIX}{station}")
+}
+
+fn dead_letter_tree_name(station: &str) -> String {
+    format!("{DEAD_LETTER_TREE_PREFIX}{station}")
 }

@@ -154,6 +154,10 @@ impl Session {
             }
             (Stage::Ready(principal), op) => (principal.clone(), op),
         };
+        let principal = match self.broker.acting_as(&principal, &request.on_behalf_of) {
+            Ok(principal) => principal,
+            Err(e) => return self.answer(id, Reply::Error(convert::broker_error(&e))).await,
+        };
         match op {
             Op::Subscribe(subscribe) => self.subscribe(id, &principal, subscribe).await,
             Op::Credit(credit) => self.credit(id, credit).await,

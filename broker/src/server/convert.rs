@@ -30,6 +30,15 @@ pub fn error_code(e: &BrokerError) -> ErrorCode {
         BrokerError::BadRequest { .. } => ErrorCode::BadRequest,
         BrokerError::BadCredentials => ErrorCode::Unauthenticated,
         BrokerError::PermissionDenied { .. } => ErrorCode::PermissionDenied,
+        BrokerError::InvalidSchemaName { .. } => ErrorCode::BadRequest,
+        BrokerError::SchemaNotFound { .. } | BrokerError::SchemaVersionNotFound { .. } => {
+            ErrorCode::SchemaNotFound
+        }
+        BrokerError::SchemaExists { .. } => ErrorCode::SchemaExists,
+        BrokerError::InvalidSchema { .. } => ErrorCode::InvalidSchema,
+        BrokerError::SchemaInUse { .. } => ErrorCode::SchemaInUse,
+        BrokerError::DeadLetterNotFound { .. } => ErrorCode::DeadLetterNotFound,
+        BrokerError::Rejected(reason) => reject_code(reason),
         BrokerError::Storage(_)
         | BrokerError::FlushFailed { .. }
         | BrokerError::Corrupt(_)
@@ -49,6 +58,8 @@ pub fn settings_change(settings: Option<wire::StationSettings>) -> SettingsChang
         retention_bytes: s.retention_bytes,
         idempotency_window: s.idempotency_window_ms.map(Duration::from_millis),
         max_message_bytes: s.max_message_bytes,
+        dead_letter_retention: s.dead_letter_retention_ms.map(Duration::from_millis),
+        keep_dead_letters: s.keep_dead_letters,
     }
 }
 
@@ -59,6 +70,8 @@ fn settings_to_wire(s: &StationSettings) -> wire::StationSettings {
         retention_bytes: Some(s.retention_bytes),
         idempotency_window_ms: Some(s.idempotency_window.as_millis() as u64),
         max_message_bytes: Some(s.max_message_bytes),
+        dead_letter_retention_ms: Some(s.dead_letter_retention.as_millis() as u64),
+        keep_dead_letters: Some(s.keep_dead_letters),
     }
 }
 
@@ -71,6 +84,10 @@ pub fn station_info(stats: &StationStats) -> wire::StationInfo {
         bytes: stats.bytes,
         first_offset: stats.first_offset,
         next_offset: stats.next_offset,
+        schema: stats.schema.as_ref().map(|a| wire::SchemaAttachment {
+            schema: a.schema.clone(),
+            version: a.version.unwrap_or(0),
+        }),
     }
 }
 
@@ -104,15 +121,19 @@ pub fn produce_outcome(outcome: ProduceOutcome) -> wire::ProduceOutcome {
     let outcome = match outcome {
         ProduceOutcome::Stored { offset } => Outcome::Offset(offset),
         ProduceOutcome::Duplicate { offset } => Outcome::DuplicateOf(offset),
-        ProduceOutcome::Rejected { reason } => Outcome::Error(error(
-            match reason {
-                RejectReason::TooLarge { .. } => ErrorCode::MessageTooLarge,
-            },
-            reason.to_string(),
-        )),
+        ProduceOutcome::Rejected { reason } => {
+            Outcome::Error(error(reject_code(&reason), reason.to_string()))
+        }
     };
     wire::ProduceOutcome {
         outcome: Some(outcome),
+    }
+}
+
+fn reject_code(reason: &RejectReason) -> ErrorCode {
+    match reason {
+        RejectReason::TooLarge { .. } => ErrorCode::MessageTooLarge,
+        RejectReason::Invalid(_) => ErrorCode::SchemaValidationFailed,
     }
 }
 

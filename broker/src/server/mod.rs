@@ -10,6 +10,7 @@
 pub mod connection;
 pub mod convert;
 pub mod operations;
+pub mod schema_operations;
 pub mod subscription;
 
 use std::{net::SocketAddr, sync::Arc};

@@ -10,7 +10,7 @@ use crate::{
     auth::Principal,
     broker::{Broker, UserSummary},
     error::BrokerResult,
-    server::convert,
+    server::{convert, schema_operations},
     station::{ProduceOutcome, ReadLimits, StationSettings},
 };
 
@@ -26,6 +26,10 @@ const DEFAULT_FETCH_BYTES: u64 = 1024 * 1024;
 const FRAME_OVERHEAD_MARGIN: u64 = 1024 * 1024;
 
 pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
+    let op = match schema_operations::run(broker, who, op).await {
+        Ok(answer) => return answer.unwrap_or_else(|e| Reply::Error(convert::broker_error(&e))),
+        Err(op) => op,
+    };
     let answer: BrokerResult<Reply> = match op {
         Op::CreateStation(create) => {
             let settings =
@@ -83,12 +87,8 @@ pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
                 users: users.iter().map(convert::user_info).collect(),
             })
         }),
-        Op::Hello(_)
-        | Op::Authenticate(_)
-        | Op::Ping(_)
-        | Op::Subscribe(_)
-        | Op::Credit(_)
-        | Op::Unsubscribe(_) => Ok(Reply::Error(convert::error(
+        // Session operations (and schema operations, answered above).
+        _ => Ok(Reply::Error(convert::error(
             ErrorCode::BadRequest,
             "session operation out of place",
         ))),

@@ -10,8 +10,8 @@
 //! readers follow moves at the same moment.
 //!
 //! The actor does little CPU work per message (a size check, a dedup lookup,
-//! an encode); decoding requests happens on the connection threads before,
-//! and schema validation will too.
+//! an encode); decoding requests and schema validation happen on the
+//! connection threads before.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -23,10 +23,11 @@ use depot_schemas::storage::{DedupEntry, StationCounters, StoredMessage, StoredR
 
 use crate::{
     clock::now_ms,
+    schema::Attachment,
     error::{BrokerError, BrokerResult},
     persist::GroupCommit,
     station::{
-        Message, NewMessage, ProduceOutcome, RejectReason, SettingsChange, StationLog, StationName,
+        DeadLetters, Message, NewMessage, ProduceOutcome, RejectReason, SettingsChange, StationLog, StationName,
         StationSettings,
         log::{WriteBatch, message_to_storage},
         retention,
@@ -84,6 +85,8 @@ pub struct StationStats {
     pub bytes: u64,
     pub first_offset: u64,
     pub next_offset: u64,
+    /// Filled in from the station's handle (the actor does not validate).
+    pub schema: Option<Attachment>,
 }
 
 struct StagedProduce {
@@ -96,6 +99,8 @@ pub struct StationActor {
     created_at_ms: u64,
     settings: StationSettings,
     log: StationLog,
+    /// Trimmed by age with the log's retention.
+    dead_letters: DeadLetters,
     group_commit: GroupCommit,
     /// How often retention runs.
     retention_interval: Duration,
@@ -122,6 +127,7 @@ impl StationActor {
         created_at_ms: u64,
         settings: StationSettings,
         log: StationLog,
+        dead_letters: DeadLetters,
         group_commit: GroupCommit,
         retention_interval: Duration,
     ) -> BrokerResult<(Self, watch::Receiver<u64>)> {
@@ -132,6 +138,7 @@ impl StationActor {
             created_at_ms,
             settings,
             log,
+            dead_letters,
             group_commit,
             retention_interval,
             written: counters,
@@ -301,6 +308,14 @@ impl StationActor {
             }
             Err(error) => tracing::error!(station = %self.name, %error, "retention failed"),
         }
+        let keep_for = self.settings.dead_letter_retention.as_millis() as u64;
+        if keep_for > 0
+            && let Err(error) = self
+                .dead_letters
+                .trim_older_than(now_ms().saturating_sub(keep_for))
+        {
+            tracing::error!(station = %self.name, %error, "dead-letter retention failed");
+        }
     }
 
     fn stats(&self) -> StationStats {
@@ -313,6 +328,7 @@ impl StationActor {
             bytes: self.written.bytes,
             first_offset: self.counters.first_offset.min(next_offset),
             next_offset,
+            schema: None,
         }
     }
 }
@@ -393,6 +409,7 @@ impl Handler<UpdateSettings> for StationActor {
         _: &mut Self::Context,
     ) -> Self::Result {
         self.settings = self.settings.with(change);
+        self.dead_letters.set_keep(self.settings.keep_dead_letters);
         MessageResult(self.settings)
     }
 }

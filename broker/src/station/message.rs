@@ -3,6 +3,8 @@
 
 use bytes::Bytes;
 
+use crate::schema::ValidationFailure;
+
 /// A message as a producer hands it in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewMessage {
@@ -41,6 +43,9 @@ pub enum ProduceOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RejectReason {
     TooLarge { size: usize, limit: u64 },
+    /// The station's schema refused it (it went to the dead letters unless
+    /// the station drops them).
+    Invalid(ValidationFailure),
 }
 
 impl std::fmt::Display for RejectReason {
@@ -50,6 +55,7 @@ impl std::fmt::Display for RejectReason {
                 f,
                 "message of {size} bytes exceeds the station's limit of {limit} bytes"
             ),
+            Self::Invalid(failure) => failure.fmt(f),
         }
     }
 }

@@ -6,18 +6,26 @@
 //! - [`log`]: how a station's messages sit in its sled tree.
 //! - [`actor`]: [`StationActor`], the single writer of a station.
 //! - [`retention`]: removing the oldest messages, run by the actor.
+//! - [`dead_letters`]: messages the station's schema refused.
 
 pub mod actor;
+pub mod dead_letters;
 pub mod log;
 pub mod message;
 pub mod name;
 pub mod retention;
 pub mod settings;
 
+use std::sync::Arc;
+
 use actix::Addr;
+use parking_lot::RwLock;
 use tokio::sync::watch;
 
+use crate::schema::Attachment;
+
 pub use actor::StationActor;
+pub use dead_letters::DeadLetters;
 pub use log::{ReadBatch, ReadLimits, StationLog};
 pub use message::{Message, NewMessage, ProduceOutcome, RejectReason};
 pub use name::StationName;
@@ -34,6 +42,10 @@ pub struct StationHandle {
     /// past it, and wait on it for new messages. Closed when the station is
     /// deleted.
     pub durable_head: watch::Receiver<u64>,
+    /// The schema new messages are validated against; changed by the
+    /// registry, read on every produce.
+    pub schema: Arc<RwLock<Option<Attachment>>>,
+    pub dead_letters: DeadLetters,
 }
 
 impl StationHandle {

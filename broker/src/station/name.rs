@@ -13,14 +13,7 @@ pub struct StationName(String);
 
 impl StationName {
     pub fn parse(name: &str) -> Result<Self, BrokerError> {
-        let valid_first = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-        let valid_rest = |c: u8| valid_first(c) || matches!(c, b'.' | b'_' | b'-');
-        let bytes = name.as_bytes();
-        let valid = !bytes.is_empty()
-            && bytes.len() <= MAX_NAME_BYTES
-            && valid_first(bytes[0])
-            && bytes[1..].iter().all(|&c| valid_rest(c));
-        if valid {
+        if is_valid_name(name) {
             Ok(Self(name.to_owned()))
         } else {
             Err(BrokerError::InvalidStationName {
@@ -32,6 +25,17 @@ impl StationName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `name` follows the rule station (and schema) names share.
+pub fn is_valid_name(name: &str) -> bool {
+    let valid_first = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let valid_rest = |c: u8| valid_first(c) || matches!(c, b'.' | b'_' | b'-');
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_NAME_BYTES
+        && valid_first(bytes[0])
+        && bytes[1..].iter().all(|&c| valid_rest(c))
 }
 
 impl fmt::Display for StationName {

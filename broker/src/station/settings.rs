@@ -10,6 +10,8 @@ pub const DEFAULT_RETENTION_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60
 pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(2 * 60);
 /// Largest payload a station accepts by default.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 1024 * 1024;
+/// Messages refused by a station's schema are kept this long by default.
+pub const DEFAULT_DEAD_LETTER_RETENTION: Duration = Duration::from_secs(3 * 24 * 60 * 60);
 
 /// Retention limits are "0 = unlimited"; the oldest messages go first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +21,10 @@ pub struct StationSettings {
     pub retention_bytes: u64,
     pub idempotency_window: Duration,
     pub max_message_bytes: u64,
+    /// How long refused messages are kept (zero: forever).
+    pub dead_letter_retention: Duration,
+    /// Whether refused messages are kept at all.
+    pub keep_dead_letters: bool,
 }
 
 impl Default for StationSettings {
@@ -29,6 +35,8 @@ impl Default for StationSettings {
             retention_bytes: 0,
             idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            dead_letter_retention: DEFAULT_DEAD_LETTER_RETENTION,
+            keep_dead_letters: true,
         }
     }
 }
@@ -41,6 +49,8 @@ pub struct SettingsChange {
     pub retention_bytes: Option<u64>,
     pub idempotency_window: Option<Duration>,
     pub max_message_bytes: Option<u64>,
+    pub dead_letter_retention: Option<Duration>,
+    pub keep_dead_letters: Option<bool>,
 }
 
 impl StationSettings {
@@ -60,6 +70,12 @@ impl StationSettings {
         if let Some(v) = change.max_message_bytes {
             self.max_message_bytes = v;
         }
+        if let Some(v) = change.dead_letter_retention {
+            self.dead_letter_retention = v;
+        }
+        if let Some(v) = change.keep_dead_letters {
+            self.keep_dead_letters = v;
+        }
         self
     }
 
@@ -70,6 +86,8 @@ impl StationSettings {
             retention_bytes: self.retention_bytes,
             idempotency_window_ms: self.idempotency_window.as_millis() as u64,
             max_message_bytes: self.max_message_bytes,
+            dead_letter_retention_ms: Some(self.dead_letter_retention.as_millis() as u64),
+            drop_dead_letters: !self.keep_dead_letters,
         }
     }
 
@@ -80,6 +98,10 @@ impl StationSettings {
             retention_bytes: s.retention_bytes,
             idempotency_window: Duration::from_millis(s.idempotency_window_ms),
             max_message_bytes: s.max_message_bytes,
+            dead_letter_retention: s
+                .dead_letter_retention_ms
+                .map_or(DEFAULT_DEAD_LETTER_RETENTION, Duration::from_millis),
+            keep_dead_letters: !s.drop_dead_letters,
         }
     }
 }

@@ -11,6 +11,14 @@
 //!
 //! Station actors are spread over a few arbiters (threads), so stations
 //! append in parallel while each stays single-writer.
+//!
+//! Schema changes go through the registry too ([`schemas`]): a schema cannot
+//! be deleted while a station attaches it, and that check and the attach
+//! must not interleave.
+
+mod schemas;
+
+pub use schemas::{AddSchemaVersion, AttachSchema, CreateSchema, DeleteSchema, RollbackSchema};
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -23,8 +31,9 @@ use crate::{
     clock::now_ms,
     error::{BrokerError, BrokerResult},
     persist::{GroupCommit, Store},
+    schema::{Attachment, SchemaCatalog},
     station::{
-        SettingsChange, StationActor, StationHandle, StationLog, StationName, StationSettings,
+        DeadLetters, SettingsChange, StationActor, StationHandle, StationLog, StationName, StationSettings,
         actor::{Shutdown, UpdateSettings},
     },
 };
@@ -75,6 +84,7 @@ pub struct DeleteStation {
 
 pub struct StationRegistry {
     store: Store,
+    schemas: Arc<SchemaCatalog>,
     group_commit: GroupCommit,
     retention_interval: Duration,
     directory: StationDirectory,
@@ -87,6 +97,7 @@ impl StationRegistry {
     /// Starts an actor for every station on disk.
     pub fn recover(
         store: Store,
+        schemas: Arc<SchemaCatalog>,
         group_commit: GroupCommit,
         retention_interval: Duration,
         arbiters: Vec<ArbiterHandle>,
@@ -94,6 +105,7 @@ impl StationRegistry {
         store.drop_orphan_station_trees()?;
         let mut registry = Self {
             store,
+            schemas,
             group_commit,
             retention_interval,
             directory: StationDirectory::default(),
@@ -107,7 +119,11 @@ impl StationRegistry {
                 .as_ref()
                 .map(StationSettings::from_storage)
                 .unwrap_or_default();
-            registry.start_station(name, definition.created_at_ms, settings)?;
+            let attachment = definition.schema.as_ref().map(|a| Attachment {
+                schema: a.schema.clone(),
+                version: (a.version != 0).then_some(a.version),
+            });
+            registry.start_station(name, definition.created_at_ms, settings, attachment)?;
         }
         let directory = registry.directory.clone();
         Ok((registry, directory))
@@ -118,13 +134,20 @@ impl StationRegistry {
         name: StationName,
         created_at_ms: u64,
         settings: StationSettings,
+        schema: Option<Attachment>,
     ) -> BrokerResult<StationHandle> {
         let log = StationLog::new(self.store.open_station_tree(&name)?);
+        let dead_letters = DeadLetters::new(
+            self.store.db().clone(),
+            self.store.open_dead_letter_tree(&name)?,
+            settings.keep_dead_letters,
+        );
         let (actor, durable_head) = StationActor::recover(
             name.clone(),
             created_at_ms,
             settings,
             log.clone(),
+            dead_letters.clone(),
             self.group_commit.clone(),
             self.retention_interval,
         )?;
@@ -136,6 +159,8 @@ impl StationRegistry {
             actor,
             log,
             durable_head,
+            schema: Arc::new(RwLock::new(schema)),
+            dead_letters,
         };
         self.directory.stations.write().insert(name, handle.clone());
         Ok(handle)
@@ -150,6 +175,7 @@ impl StationRegistry {
             name: name.to_string(),
             settings: Some(settings.to_storage()),
             created_at_ms,
+            schema: None,
         }
     }
 }
@@ -172,7 +198,9 @@ impl Handler<CreateStation> for StationRegistry {
                 let definition = Self::definition(&create.name, created_at_ms, create.settings);
                 self.store
                     .put_station_definition(&definition)
-                    .and_then(|()| self.start_station(create.name, created_at_ms, create.settings))
+                    .and_then(|()| {
+                        self.start_station(create.name, created_at_ms, create.settings, None)
+                    })
             }
         };
         let commit = self.group_commit.commit_metadata();

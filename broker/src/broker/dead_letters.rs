@@ -1,0 +1,173 @@
+//! Dead letters: listing what a station's schema refused, and resending it
+//! once the schema (or the data) is fixed. Administrators only.
+
+use depot_schemas::storage::DeadLetterRecord;
+
+use crate::{
+    auth::Principal,
+    broker::{Broker, stations::append},
+    error::{BrokerError, BrokerResult},
+    schema::{Accepted, PROTOBUF_CONTENT_TYPE},
+    station::{NewMessage, ProduceOutcome, RejectReason, StationHandle, StationName},
+};
+
+/// Which dead letters a resend takes.
+#[derive(Debug, Clone)]
+pub enum ResendSelection {
+    Ids(Vec<u64>),
+    /// Every dead letter after this id, at most `limit`.
+    All { after: u64, limit: usize },
+}
+
+/// What a resend did with one dead letter.
+#[derive(Debug)]
+pub struct ResendOutcome {
+    pub id: u64,
+    /// The offset it was produced at, or why it stays a dead letter.
+    pub result: Result<u64, BrokerError>,
+}
+
+impl Broker {
+    /// Up to `limit` dead letters after `after`, oldest first, and whether
+    /// more follow.
+    pub fn list_dead_letters(
+        &self,
+        who: &Principal,
+        station: &str,
+        after: u64,
+        limit: usize,
+    ) -> BrokerResult<(Vec<DeadLetterRecord>, bool)> {
+        who.require_admin()?;
+        let station = self.station(&StationName::parse(station)?)?;
+        station.dead_letters.list(after, limit)
+    }
+
+    pub fn dead_letter(
+        &self,
+        who: &Principal,
+        station: &str,
+        id: u64,
+    ) -> BrokerResult<DeadLetterRecord> {
+        who.require_admin()?;
+        let station = self.station(&StationName::parse(station)?)?;
+        station
+            .dead_letters
+            .get(id)?
+            .ok_or_else(|| BrokerError::DeadLetterNotFound {
+                station: station.name.to_string(),
+                id,
+            })
+    }
+
+    /// Revalidates dead letters against the station's current schema: those
+    /// that pass are produced (as their original producer, in id order) and
+    /// removed; those that fail stay, with the new reason. Returns one
+    /// outcome per dead letter and, for `All`, whether more remain.
+    pub async fn resend_dead_letters(
+        &self,
+        who: &Principal,
+        station: &str,
+        selection: ResendSelection,
+    ) -> BrokerResult<(Vec<ResendOutcome>, bool)> {
+        who.require_admin()?;
+        let station = self.station(&StationName::parse(station)?)?;
+        let (letters, more) = match selection {
+            ResendSelection::All { after, limit } => station.dead_letters.list(after, limit)?,
+            ResendSelection::Ids(ids) => {
+                let mut letters = Vec::with_capacity(ids.len());
+                for id in ids {
+                    match station.dead_letters.get(id)? {
+                        Some(letter) => letters.push(Ok(letter)),
+                        None => letters.push(Err(id)),
+                    }
+                }
+                return self.resend(&station, letters).await.map(|o| (o, false));
+            }
+        };
+        let outcomes = self.resend(&station, letters.into_iter().map(Ok).collect()).await?;
+        Ok((outcomes, more))
+    }
+
+    async fn resend(
+        &self,
+        station: &StationHandle,
+        letters: Vec<Result<DeadLetterRecord, u64>>,
+    ) -> BrokerResult<Vec<ResendOutcome>> {
+        let attachment = station.schema.read().clone();
+        let schema = match attachment {
+            Some(attachment) => Some(self.inner.schemas.compiled(&attachment)?),
+            None => None,
+        };
+        let mut outcomes = Vec::with_capacity(letters.len());
+        let mut pending = Vec::new();
+        for letter in letters {
+            let mut letter = match letter {
+                Ok(letter) => letter,
+                Err(id) => {
+                    let station = station.name.to_string();
+                    let result = Err(BrokerError::DeadLetterNotFound { station, id });
+                    outcomes.push(ResendOutcome { id, result });
+                    continue;
+                }
+            };
+            let checked = match &schema {
+                Some(schema) => schema.validator.check(&letter.content_type, &letter.payload),
+                None => Ok(Accepted::AsIs),
+            };
+            let message = match checked {
+                Ok(accepted) => to_message(letter.clone(), accepted),
+                Err(failure) => {
+                    letter.reason = failure.to_string();
+                    if let Some(schema) = &schema {
+                        letter.schema = schema.schema.clone();
+                        letter.schema_version = schema.version;
+                    }
+                    station.dead_letters.put(&letter)?;
+                    let result = Err(BrokerError::Rejected(RejectReason::Invalid(failure)));
+                    outcomes.push(ResendOutcome { id: letter.id, result });
+                    continue;
+                }
+            };
+            // One produce per letter: each keeps its original producer.
+            let appended = append(station, letter.producer.clone(), vec![message]);
+            let id = letter.id;
+            pending.push((outcomes.len(), letter, appended));
+            // Replaced below once the append is answered.
+            outcomes.push(ResendOutcome { id, result: Ok(0) });
+        }
+        for (index, letter, appended) in pending {
+            let result = match appended.await?.pop() {
+                Some(ProduceOutcome::Stored { offset } | ProduceOutcome::Duplicate { offset }) => {
+                    station.dead_letters.remove(letter.id)?;
+                    Ok(offset)
+                }
+                Some(ProduceOutcome::Rejected { reason }) => Err(BrokerError::Rejected(reason)),
+                None => Err(BrokerError::ShuttingDown),
+            };
+            outcomes[index] = ResendOutcome {
+                id: letter.id,
+                result,
+            };
+        }
+        // Removals and new reasons are durable before the caller hears.
+        self.inner.group_commit.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+fn to_message(letter: DeadLetterRecord, accepted: Accepted) -> NewMessage {
+    let (content_type, payload) = match accepted {
+        Accepted::AsIs => (letter.content_type, letter.payload),
+        Accepted::Converted(protobuf) => (PROTOBUF_CONTENT_TYPE.to_owned(), protobuf.into()),
+    };
+    NewMessage {
+        msg_id: (!letter.msg_id.is_empty()).then_some(letter.msg_id),
+        headers: letter
+            .headers
+            .into_iter()
+            .map(|h| (h.key, h.value))
+            .collect(),
+        content_type,
+        payload,
+    }
+}

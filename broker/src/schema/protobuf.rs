@@ -1,0 +1,171 @@
+//! Protobuf stations, compiled at run time: `protox` turns the schema's
+//! `.proto` sources into descriptors (no `protoc`), `prost-reflect` decodes
+//! payloads against the chosen message type.
+//!
+//! Strictness, and why:
+//! - Unknown fields are refused (at any depth). A producer that sends them
+//!   was built against some other schema, and storing data that no consumer
+//!   of this schema can read is a silent loss. Garbage bytes also tend to
+//!   decode as unknown fields, which this catches.
+//! - Enum values the enum does not define are refused, for the same reason.
+//! - A wrong wire type for a known field fails decoding.
+//!
+//! Decoding stops at the first malformed byte, so an undecodable payload
+//! reports one location; unknown fields and enum values are all reported.
+
+use std::collections::HashMap;
+
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value};
+use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
+
+use crate::schema::ValidationFailure;
+
+pub struct ProtobufSchema {
+    message: MessageDescriptor,
+}
+
+/// The schema's own files, served to the compiler by name.
+struct SourceFiles(HashMap<String, String>);
+
+impl FileResolver for SourceFiles {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        match self.0.get(name) {
+            Some(source) => File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+impl ProtobufSchema {
+    /// Compiles every file (imports between them by file name; the
+    /// well-known types are available) and finds `message_type`. Errors name
+    /// the file, line and column.
+    pub fn compile(files: &[(String, String)], message_type: &str) -> Result<Self, String> {
+        if files.is_empty() {
+            return Err("a protobuf schema needs at least one .proto file".to_owned());
+        }
+        if message_type.is_empty() {
+            return Err("a protobuf schema needs the message type to validate against".to_owned());
+        }
+        let mut resolver = ChainFileResolver::new();
+        resolver.add(SourceFiles(files.iter().cloned().collect()));
+        resolver.add(GoogleFileResolver::new());
+        let mut compiler = protox::Compiler::with_file_resolver(resolver);
+        compiler.include_imports(true);
+        compiler
+            .open_files(files.iter().map(|(name, _)| name))
+            // The Debug form is the one with `file:line:column:`.
+            .map_err(|e| format!("{e:?}"))?;
+        let pool = compiler.descriptor_pool();
+        let message = pool.get_message_by_name(message_type).ok_or_else(|| {
+            let defined: Vec<String> = pool
+                .all_messages()
+                .filter(|m| !m.full_name().starts_with("google.protobuf."))
+                .map(|m| m.full_name().to_owned())
+                .collect();
+            format!(
+                "message type '{message_type}' is not defined by the schema's files (they define: {})",
+                defined.join(", ")
+            )
+        })?;
+        Ok(Self { message })
+    }
+
+    pub fn message_type(&self) -> &str {
+        self.message.full_name()
+    }
+
+    /// Checks a binary (`application/x-protobuf`) payload.
+    pub fn validate_binary(&self, payload: &[u8]) -> Result<(), ValidationFailure> {
+        let message = DynamicMessage::decode(self.message.clone(), payload).map_err(|e| {
+            ValidationFailure::single(format!(
+                "the payload does not decode as {}: {e}",
+                self.message_type()
+            ))
+        })?;
+        check_strictly(&message)
+    }
+
+    /// Converts a JSON payload (proto3 JSON mapping) to the binary form that
+    /// is stored; the error names the JSON path that failed.
+    pub fn convert_json(&self, payload: &[u8]) -> Result<Vec<u8>, ValidationFailure> {
+        let mut json = serde_json::Deserializer::from_slice(payload);
+        let mut track = serde_path_to_error::Track::new();
+        let converted = DynamicMessage::deserialize(
+            self.message.clone(),
+            serde_path_to_error::Deserializer::new(&mut json, &mut track),
+        )
+        .and_then(|message| json.end().map(|()| message));
+        let message = converted.map_err(|e| {
+            let path = track.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            ValidationFailure::single(format!(
+                "'{path}': the JSON payload does not convert to {}: {e}",
+                self.message_type()
+            ))
+        })?;
+        check_strictly(&message)?;
+        Ok(prost::Message::encode_to_vec(&message))
+    }
+}
+
+fn check_strictly(message: &DynamicMessage) -> Result<(), ValidationFailure> {
+    let mut failure = ValidationFailure::new();
+    walk(message, "", &mut failure);
+    if failure.is_empty() { Ok(()) } else { Err(failure) }
+}
+
+/// Reports unknown fields and undefined enum values, with their field path
+/// (`address.lines[2]`, `labels["k"]`).
+fn walk(message: &DynamicMessage, path: &str, failure: &mut ValidationFailure) {
+    for unknown in message.unknown_fields() {
+        let at = if path.is_empty() { message.descriptor().name().to_owned() } else { path.to_owned() };
+        failure.add(format!(
+            "'{at}': unknown field number {} (not in {})",
+            unknown.number(),
+            message.descriptor().full_name()
+        ));
+    }
+    for (field, value) in message.fields() {
+        let here = if path.is_empty() {
+            field.name().to_owned()
+        } else {
+            format!("{path}.{}", field.name())
+        };
+        match value {
+            Value::List(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    check_value(&field, item, &format!("{here}[{i}]"), failure);
+                }
+            }
+            Value::Map(entries) => {
+                for (key, item) in entries {
+                    check_value(&field, item, &format!("{here}[{key:?}]"), failure);
+                }
+            }
+            value => check_value(&field, value, &here, failure),
+        }
+    }
+}
+
+fn check_value(field: &FieldDescriptor, value: &Value, path: &str, failure: &mut ValidationFailure) {
+    match value {
+        Value::Message(inner) => walk(inner, path, failure),
+        Value::EnumNumber(number) => {
+            let kind = match field.kind() {
+                // A map's values are described by the entry's `value` field.
+                Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
+                kind => kind,
+            };
+            if let Kind::Enum(enumeration) = kind
+                && enumeration.get_value(*number).is_none()
+            {
+                failure.add(format!(
+                    "'{path}': {number} is not a value of enum {}",
+                    enumeration.full_name()
+                ));
+            }
+        }
+        _ => {}
+    }
+}

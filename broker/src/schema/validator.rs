@@ -1,0 +1,99 @@
+//! A compiled schema version and the one question the produce path asks it:
+//! may this message be stored, and in which form?
+
+use crate::schema::{JsonSchema, ProtobufSchema, SchemaType, ValidationFailure};
+
+/// The content type protobuf payloads are stored under.
+pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
+
+pub enum Validator {
+    Json(JsonSchema),
+    Protobuf(ProtobufSchema),
+}
+
+/// One schema version, compiled once and shared by every producer.
+pub struct CompiledVersion {
+    pub schema: String,
+    pub version: u32,
+    pub validator: Validator,
+}
+
+/// What a valid message becomes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored as sent.
+    AsIs,
+    /// JSON sent to a protobuf station: stored as these protobuf bytes.
+    Converted(Vec<u8>),
+}
+
+impl Validator {
+    pub fn compile(
+        kind: SchemaType,
+        files: &[(String, String)],
+        message_type: &str,
+    ) -> Result<Self, String> {
+        match kind {
+            SchemaType::Json => match files {
+                [(_, source)] => JsonSchema::compile(source).map(Self::Json),
+                _ => Err(format!(
+                    "a JSON schema is exactly one file, not {}",
+                    files.len()
+                )),
+            },
+            SchemaType::Protobuf => {
+                ProtobufSchema::compile(files, message_type).map(Self::Protobuf)
+            }
+        }
+    }
+
+    pub fn check(&self, content_type: &str, payload: &[u8]) -> Result<Accepted, ValidationFailure> {
+        let media = MediaType::of(content_type);
+        match self {
+            Self::Json(schema) => match media {
+                MediaType::Protobuf | MediaType::Text => Err(ValidationFailure::single(format!(
+                    "a JSON Schema station takes JSON payloads, not {content_type}"
+                ))),
+                MediaType::Json | MediaType::Other => {
+                    schema.validate(payload).map(|()| Accepted::AsIs)
+                }
+            },
+            Self::Protobuf(schema) => match media {
+                MediaType::Protobuf => schema.validate_binary(payload).map(|()| Accepted::AsIs),
+                MediaType::Json => schema.convert_json(payload).map(Accepted::Converted),
+                MediaType::Text | MediaType::Other => Err(ValidationFailure::single(format!(
+                    "a protobuf station takes {PROTOBUF_CONTENT_TYPE} or application/json payloads, not '{content_type}'"
+                ))),
+            },
+        }
+    }
+}
+
+enum MediaType {
+    Json,
+    Protobuf,
+    Text,
+    Other,
+}
+
+impl MediaType {
+    /// Classifies by the media type's essence (parameters such as
+    /// `charset` do not matter; `+json` suffixes are JSON).
+    fn of(content_type: &str) -> Self {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "application/json" => Self::Json,
+            e if e.ends_with("+json") => Self::Json,
+            "application/x-protobuf" | "application/protobuf" | "application/vnd.google.protobuf" => {
+                Self::Protobuf
+            }
+            e if e.starts_with("text/") => Self::Text,
+            _ => Self::Other,
+        }
+    }
+}
