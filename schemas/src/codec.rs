@@ -112,6 +112,7 @@ mod tests {
             op: Some(Op::Ping(Ping {
                 payload: bytes::Bytes::from_static(b"hi"),
             })),
+            ..Default::default()
         }
     }
 
