@@ -1,5 +1,5 @@
-//! `depot`, the admin CLI: stations, produce, fetch and tail over the wire
-//! protocol. Human-readable tables by default, `--json` for scripts; every
+//! `depot`, the admin CLI: stations, users, schemas, dead letters, produce,
+//! fetch and tail over the wire protocol. Human-readable tables by default, `--json` for scripts; every
 //! error prints one line and exits non-zero.
 
 /// `println!` that ends the CLI quietly when stdout is closed (for example
@@ -10,9 +10,11 @@ macro_rules! outln {
     };
 }
 
+mod dead_letters;
 mod fetch;
 mod output;
 mod produce;
+mod schemas;
 mod stations;
 mod users;
 
@@ -61,6 +63,12 @@ enum Command {
     Fetch(fetch::FetchArgs),
     /// Follow a station, printing new messages until Ctrl-C.
     Tail(fetch::TailArgs),
+    /// Create, version, roll back and delete station schemas.
+    #[command(subcommand)]
+    Schemas(schemas::SchemasCommand),
+    /// Inspect and resend messages a station's schema refused.
+    #[command(subcommand)]
+    DeadLetters(dead_letters::DeadLettersCommand),
 }
 
 /// Everything a command needs: the connection and the output mode.
@@ -104,5 +112,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Produce(args) => produce::run(&context, args).await,
         Command::Fetch(args) => fetch::run_fetch(&context, args).await,
         Command::Tail(args) => fetch::run_tail(&context, args).await,
+        Command::Schemas(command) => schemas::run(&context, command).await,
+        Command::DeadLetters(command) => dead_letters::run(&context, command).await,
     }
 }

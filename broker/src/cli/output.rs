@@ -34,6 +34,8 @@ fn settings_json(info: &StationInfo) -> Value {
         "retention_bytes": s.retention_bytes.unwrap_or(0),
         "idempotency_window_ms": s.idempotency_window_ms.unwrap_or(0),
         "max_message_bytes": s.max_message_bytes.unwrap_or(0),
+        "dead_letter_retention_ms": s.dead_letter_retention_ms.unwrap_or(0),
+        "keep_dead_letters": s.keep_dead_letters.unwrap_or(true),
     })
 }
 
@@ -52,6 +54,10 @@ fn station_json(info: &StationInfo) -> Value {
         "first_offset": info.first_offset,
         "last_offset": last_offset(info),
         "next_offset": info.next_offset,
+        "schema": info.schema.as_ref().map(|a| json!({
+            "name": a.schema,
+            "version": (a.version != 0).then_some(a.version),
+        })),
     })
 }
 
@@ -91,6 +97,18 @@ pub fn station(context: &Context, info: &StationInfo) {
             duration_or_unlimited(s.idempotency_window_ms.unwrap_or(0)),
         ),
         ("max message size", size(s.max_message_bytes.unwrap_or(0))),
+        ("schema", attachment_text(info)),
+        (
+            "dead letters",
+            if s.keep_dead_letters.unwrap_or(true) {
+                format!(
+                    "kept for {}",
+                    duration_or_unlimited(s.dead_letter_retention_ms.unwrap_or(0))
+                )
+            } else {
+                "dropped".to_owned()
+            },
+        ),
     ];
     for (key, value) in rows {
         table.add_row(vec![key.to_owned(), value]);
@@ -115,6 +133,7 @@ pub fn station_list(context: &Context, stations: &[StationInfo]) {
         "first",
         "next",
         "retention",
+        "schema",
     ]);
     for info in stations {
         let s = info.settings.unwrap_or_default();
@@ -125,6 +144,7 @@ pub fn station_list(context: &Context, stations: &[StationInfo]) {
             info.first_offset.to_string(),
             last_offset(info).map_or("-".to_owned(), |o| o.to_string()),
             duration_or_unlimited(s.retention_age_ms.unwrap_or(0)),
+            attachment_text(info),
         ]);
     }
     outln!("{table}");
@@ -198,11 +218,13 @@ pub fn done(context: &Context, what: &str) {
 
 /// Payloads that are text (JSON, text/*) print as text; others as base64.
 fn payload_text(message: &StoredMessage) -> Option<&str> {
-    let textual = message.content_type.starts_with("text/")
-        || message.content_type.starts_with("application/json");
-    textual
-        .then(|| std::str::from_utf8(&message.payload).ok())
-        .flatten()
+    text_of(&message.content_type, &message.payload)
+}
+
+/// The payload as text when its content type is textual and it is UTF-8.
+pub(super) fn text_of<'a>(content_type: &str, payload: &'a [u8]) -> Option<&'a str> {
+    let textual = content_type.starts_with("text/") || content_type.starts_with("application/json");
+    textual.then(|| std::str::from_utf8(payload).ok()).flatten()
 }
 
 pub fn message(context: &Context, message: &StoredMessage) {
@@ -258,11 +280,20 @@ pub fn message(context: &Context, message: &StoredMessage) {
     }
 }
 
-fn time(ms: u64) -> String {
+/// `orders (v2)`, `orders (active)` or `-`.
+fn attachment_text(info: &StationInfo) -> String {
+    match &info.schema {
+        None => "-".to_owned(),
+        Some(a) if a.version == 0 => format!("{} (active version)", a.schema),
+        Some(a) => format!("{} (v{})", a.schema, a.version),
+    }
+}
+
+pub(super) fn time(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-fn size(bytes: u64) -> String {
+pub(super) fn size(bytes: u64) -> String {
     bytesize::ByteSize(bytes).display().iec().to_string()
 }
 

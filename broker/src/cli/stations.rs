@@ -29,6 +29,16 @@ pub enum StationsCommand {
     },
     /// Delete a station and all its messages.
     Delete { name: String },
+    /// Validate the station's new messages against a schema.
+    AttachSchema {
+        station: String,
+        schema: String,
+        /// Pin this version (default: follow the schema's active version).
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Stop validating the station's messages.
+    DetachSchema { station: String },
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +104,24 @@ pub async fn run(context: &Context, command: StationsCommand) -> CliResult {
         StationsCommand::Delete { name } => {
             client.delete_station(&name).await?;
             output::done(context, &format!("deleted station {name}"));
+        }
+        StationsCommand::AttachSchema {
+            station,
+            schema,
+            version,
+        } => {
+            client
+                .attach_schema(&station, &schema, version.unwrap_or(0))
+                .await?;
+            let which = version.map_or("its active version".to_owned(), |v| format!("version {v}"));
+            output::done(
+                context,
+                &format!("station {station} validates against schema {schema}, {which}"),
+            );
+        }
+        StationsCommand::DetachSchema { station } => {
+            client.detach_schema(&station).await?;
+            output::done(context, &format!("station {station} validates nothing"));
         }
     }
     Ok(())

@@ -7,6 +7,7 @@
 //! client. Subscriptions receive pushed batches on their own channel and
 //! grant credit back as they consume.
 
+mod schemas;
 mod subscription;
 
 use std::{
@@ -167,6 +168,20 @@ impl BrokerClient {
     /// [`ClientError::Broker`].
     pub async fn call(&self, op: Op) -> ClientResult<Reply> {
         self.start(op).await?.await
+    }
+
+    /// [`call`](Self::call) as another user (administrators only): that
+    /// user's permissions apply. Empty means as this connection's user.
+    pub async fn call_as(&self, op: Op, on_behalf_of: &str) -> ClientResult<Reply> {
+        let (id, answer) = self.register_once()?;
+        self.send(Request {
+            id,
+            op: Some(op),
+            on_behalf_of: on_behalf_of.to_owned(),
+        })
+        .await?;
+        let response = answer.await.map_err(|_| ClientError::Disconnected)?;
+        into_reply(response)
     }
 
     /// Sends one operation and returns the wait for its answer. Operations
