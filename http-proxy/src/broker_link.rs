@@ -15,7 +15,9 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use depot_broker::client::Secret;
-use depot_schemas::wire::{ErrorCode, NewMessage, ProduceOutcome};
+use depot_schemas::wire::{
+    ErrorCode, NewMessage, ProduceOutcome, request::Op, response::Result as Reply,
+};
 
 pub use embedded::EmbeddedBroker;
 pub use remote::RemoteBroker;
@@ -58,6 +60,11 @@ pub trait BrokerLink: Send + Sync {
 
     /// Whether the broker answers now.
     fn ready(&self) -> BoxFuture<'_, bool>;
+
+    /// Runs one wire operation (schemas, dead letters) as `username`, whose
+    /// permissions the broker checks. A refusal is an `Err`, never an
+    /// error reply.
+    fn call_as(&self, username: String, op: Op) -> BoxFuture<'_, LinkResult<Reply>>;
 }
 
 pub type SharedLink = Arc<dyn BrokerLink>;

@@ -2,8 +2,15 @@
 
 use futures::{FutureExt, future::BoxFuture};
 
-use depot_broker::{Broker, BrokerError, auth::ROOT_USER, client::Secret, server::convert};
-use depot_schemas::wire::{NewMessage, ProduceOutcome};
+use depot_broker::{
+    Broker, BrokerError,
+    auth::ROOT_USER,
+    client::Secret,
+    server::{convert, operations},
+};
+use depot_schemas::wire::{
+    ErrorCode, NewMessage, ProduceOutcome, request::Op, response::Result as Reply,
+};
 
 use super::{BrokerLink, LinkError, LinkResult};
 
@@ -59,6 +66,22 @@ impl BrokerLink for EmbeddedBroker {
         async move {
             let root = self.broker.principal(ROOT_USER).map_err(refused)?;
             self.broker.signing_key(&root).map_err(refused)
+        }
+        .boxed()
+    }
+
+    fn call_as(&self, username: String, op: Op) -> BoxFuture<'_, LinkResult<Reply>> {
+        async move {
+            let who = self.broker.principal(&username).map_err(refused)?;
+            // The wire server's own dispatch: one implementation of every
+            // operation, whichever edge it arrives through.
+            match operations::run(&self.broker, &who, op).await {
+                Reply::Error(error) => Err(LinkError::Refused {
+                    code: ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unspecified),
+                    message: error.message,
+                }),
+                reply => Ok(reply),
+            }
         }
         .boxed()
     }

@@ -12,7 +12,7 @@ use futures::{FutureExt, future::BoxFuture};
 use tokio::sync::Mutex;
 
 use depot_broker::client::{BrokerClient, ClientError, Secret};
-use depot_schemas::wire::{NewMessage, ProduceOutcome};
+use depot_schemas::wire::{NewMessage, ProduceOutcome, request::Op, response::Result as Reply};
 
 use super::{BrokerLink, LinkError, LinkResult};
 
@@ -188,6 +188,11 @@ impl BrokerLink for RemoteBroker {
             client.consume_token(&username, &jti, expires_at_ms).await
         })
         .boxed()
+    }
+
+    fn call_as(&self, username: String, op: Op) -> BoxFuture<'_, LinkResult<Reply>> {
+        self.with_client(move |client| async move { client.call_as(op, &username).await })
+            .boxed()
     }
 
     fn ready(&self) -> BoxFuture<'_, bool> {

@@ -3,12 +3,16 @@
 //!
 //! - [`auth`]: `/auth/authenticate`, `/auth/refreshToken`.
 //! - [`produce`]: `/stations/{name}/produce/single` and `.../batch`.
+//! - [`schemas`]: schema administration and attachments (admins).
+//! - [`dead_letters`]: listing and resending refused messages (admins).
 //! - [`health`]: `/monitoring/status`, `/health/liveness` and `/readiness`,
 //!   `/metrics`.
 
 pub mod auth;
+pub mod dead_letters;
 pub mod health;
 pub mod produce;
+pub mod schemas;
 
 use actix_web::{HttpRequest, http::header, web};
 
@@ -39,6 +43,26 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route(
             "/stations/{station}/produce/batch",
             web::post().to(produce::batch),
+        )
+        .route("/schemas", web::get().to(schemas::list))
+        .route("/schemas", web::post().to(schemas::create))
+        .route("/schemas/{name}", web::get().to(schemas::describe))
+        .route("/schemas/{name}", web::delete().to(schemas::delete))
+        .route("/schemas/{name}/versions", web::post().to(schemas::add_version))
+        .route("/schemas/{name}/rollback", web::post().to(schemas::rollback))
+        .route("/stations/{station}/schema", web::put().to(schemas::attach))
+        .route("/stations/{station}/schema", web::delete().to(schemas::detach))
+        .route(
+            "/stations/{station}/dead-letters",
+            web::get().to(dead_letters::list),
+        )
+        .route(
+            "/stations/{station}/dead-letters/resend",
+            web::post().to(dead_letters::resend),
+        )
+        .route(
+            "/stations/{station}/dead-letters/{id}",
+            web::get().to(dead_letters::show),
         )
         .route("/monitoring/status", web::get().to(health::status))
         .route("/health/liveness", web::get().to(health::liveness))
