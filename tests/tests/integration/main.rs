@@ -11,6 +11,7 @@ mod produce;
 mod protocol;
 mod proxy_harness;
 mod retention;
+mod schemas_json;
 mod scale_out;
 mod stations;
 mod subscribe;

@@ -119,6 +119,24 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: impl Into<bytes::By
     Answer { status, body }
 }
 
+/// Any method with a bearer token and an optional JSON body.
+pub async fn send(method: &str, url: &str, jwt: &str, body: Option<Value>) -> Answer {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+    let request = Client::default()
+        .request(method, url)
+        .insert_header(("Authorization", format!("Bearer {jwt}")));
+    let mut response = match body {
+        Some(body) => request.send_json(&body).await,
+        None => request.send().await,
+    }
+    .expect("HTTP request");
+    let status = response.status().as_u16();
+    let bytes = response.body().limit(1 << 20).await.expect("HTTP body");
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes)));
+    Answer { status, body }
+}
+
 pub async fn get(url: &str) -> Answer {
     let mut response = Client::default()
         .get(url)
