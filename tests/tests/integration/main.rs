@@ -12,6 +12,7 @@ mod protocol;
 mod proxy_harness;
 mod retention;
 mod schemas_json;
+mod schemas_protobuf;
 mod scale_out;
 mod stations;
 mod subscribe;
