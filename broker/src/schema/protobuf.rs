@@ -58,11 +58,12 @@ impl ProtobufSchema {
             .map_err(|e| format!("{e:?}"))?;
         let pool = compiler.descriptor_pool();
         let message = pool.get_message_by_name(message_type).ok_or_else(|| {
-            let defined: Vec<String> = pool
+            let mut defined: Vec<String> = pool
                 .all_messages()
-                .filter(|m| !m.full_name().starts_with("google.protobuf."))
+                .filter(|m| !m.is_map_entry() && !m.full_name().starts_with("google.protobuf."))
                 .map(|m| m.full_name().to_owned())
                 .collect();
+            defined.sort();
             format!(
                 "message type '{message_type}' is not defined by the schema's files (they define: {})",
                 defined.join(", ")

@@ -207,7 +207,7 @@ async fn compile_errors_name_file_line_and_column() {
             "shop/order.proto:15:3: expected ';' or '['",
         ),
         (create(vec![files().remove(0)], "shop.v1.Order"), "shop/common.proto"),
-        (create(files(), "shop.v1.Invoice"), "not defined by the schema's files (they define: shop.v1.Line, shop.v1.Order"),
+        (create(files(), "shop.v1.Invoice"), "not defined by the schema's files (they define: shop.v1.Line, shop.v1.Money, shop.v1.Order)"),
         (create(files(), ""), "message type"),
     ];
     for (request, expected) in cases {
