@@ -16,7 +16,10 @@ use crate::{
 pub enum ResendSelection {
     Ids(Vec<u64>),
     /// Every dead letter after this id, at most `limit`.
-    All { after: u64, limit: usize },
+    All {
+        after: u64,
+        limit: usize,
+    },
 }
 
 /// What a resend did with one dead letter.
@@ -84,7 +87,9 @@ impl Broker {
                 return self.resend(&station, letters).await.map(|o| (o, false));
             }
         };
-        let outcomes = self.resend(&station, letters.into_iter().map(Ok).collect()).await?;
+        let outcomes = self
+            .resend(&station, letters.into_iter().map(Ok).collect())
+            .await?;
         Ok((outcomes, more))
     }
 
@@ -111,7 +116,9 @@ impl Broker {
                 }
             };
             let checked = match &schema {
-                Some(schema) => schema.validator.check(&letter.content_type, &letter.payload),
+                Some(schema) => schema
+                    .validator
+                    .check(&letter.content_type, &letter.payload),
                 None => Ok(Accepted::AsIs),
             };
             let message = match checked {
@@ -124,7 +131,10 @@ impl Broker {
                     }
                     station.dead_letters.put(&letter)?;
                     let result = Err(BrokerError::Rejected(RejectReason::Invalid(failure)));
-                    outcomes.push(ResendOutcome { id: letter.id, result });
+                    outcomes.push(ResendOutcome {
+                        id: letter.id,
+                        result,
+                    });
                     continue;
                 }
             };

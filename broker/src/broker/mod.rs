@@ -29,8 +29,8 @@ use crate::{
     config::BrokerConfig,
     error::{BrokerError, BrokerResult},
     persist::{GroupCommit, Store},
-    schema::SchemaCatalog,
     registry::{StationDirectory, StationRegistry},
+    schema::SchemaCatalog,
 };
 
 /// How often expired single-use tokens are forgotten.

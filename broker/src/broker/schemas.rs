@@ -57,7 +57,8 @@ impl Broker {
     ) -> BrokerResult<SchemaSummary> {
         who.require_admin()?;
         let current = self.schema_record(name)?;
-        let kind = schema_type(current.r#type()).map_err(|reason| BrokerError::InvalidSchema { reason })?;
+        let kind = schema_type(current.r#type())
+            .map_err(|reason| BrokerError::InvalidSchema { reason })?;
         if kind == SchemaType::Protobuf && source.message_type.is_empty() {
             source.message_type = current
                 .versions

@@ -7,9 +7,9 @@ use tokio::sync::oneshot;
 use crate::{
     auth::Principal,
     broker::Broker,
+    broker::validation::Validated,
     error::{BrokerError, BrokerResult},
     registry::{CreateStation, DeleteStation, UpdateStation},
-    broker::validation::Validated,
     station::{
         NewMessage, ProduceOutcome, ReadBatch, ReadLimits, SettingsChange, StationHandle,
         StationName, StationSettings,
@@ -134,8 +134,7 @@ impl Broker {
         let dead_letters_durable =
             (!validated.refused.is_empty()).then(|| self.inner.group_commit.commit());
         let valid = std::mem::take(&mut validated.valid);
-        let appended =
-            (!valid.is_empty()).then(|| append(&station, who.username.clone(), valid));
+        let appended = (!valid.is_empty()).then(|| append(&station, who.username.clone(), valid));
         Ok(async move {
             let appended = match appended {
                 Some(outcomes) => outcomes.await?,

@@ -40,7 +40,10 @@ impl Validated {
         let mut valid = Vec::with_capacity(messages.len());
         let mut refused = Vec::new();
         for (index, mut message) in messages.into_iter().enumerate() {
-            match schema.validator.check(&message.content_type, &message.payload) {
+            match schema
+                .validator
+                .check(&message.content_type, &message.payload)
+            {
                 Ok(Accepted::AsIs) => valid.push(message),
                 Ok(Accepted::Converted(protobuf)) => {
                     message.payload = protobuf.into();

@@ -190,12 +190,20 @@ fn schema(context: &Context, info: &SchemaInfo, with_source: bool) {
             time(v.created_at_ms),
             v.created_by.clone(),
             v.message_type.clone(),
-            if v.version == info.active_version { "active" } else { "" }.to_owned(),
+            if v.version == info.active_version {
+                "active"
+            } else {
+                ""
+            }
+            .to_owned(),
         ]);
     }
     outln!("{table}");
     if with_source
-        && let Some(active) = info.versions.iter().find(|v| v.version == info.active_version)
+        && let Some(active) = info
+            .versions
+            .iter()
+            .find(|v| v.version == info.active_version)
     {
         for file in &active.files {
             outln!("--- {}", file.name);
@@ -206,7 +214,10 @@ fn schema(context: &Context, info: &SchemaInfo, with_source: bool) {
 
 fn schema_list(context: &Context, schemas: &[SchemaInfo]) {
     if context.json {
-        outln!("{}", Value::Array(schemas.iter().map(schema_json).collect()));
+        outln!(
+            "{}",
+            Value::Array(schemas.iter().map(schema_json).collect())
+        );
         return;
     }
     let mut table = Table::new();

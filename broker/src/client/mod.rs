@@ -192,7 +192,12 @@ impl BrokerClient {
         op: Op,
     ) -> ClientResult<impl Future<Output = ClientResult<Reply>> + use<>> {
         let (id, answer) = self.register_once()?;
-        self.send(Request { id, op: Some(op), ..Default::default() }).await?;
+        self.send(Request {
+            id,
+            op: Some(op),
+            ..Default::default()
+        })
+        .await?;
         Ok(async move {
             let response = answer.await.map_err(|_| ClientError::Disconnected)?;
             into_reply(response)
@@ -390,7 +395,12 @@ impl BrokerClient {
             initial_credit: credit,
             ..Default::default()
         });
-        self.send(Request { id, op: Some(op), ..Default::default() }).await?;
+        self.send(Request {
+            id,
+            op: Some(op),
+            ..Default::default()
+        })
+        .await?;
         Subscription::open(self.clone(), id, credit, batches).await
     }
 

@@ -5,11 +5,17 @@ use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 use crate::client::{BrokerClient, ClientResult, unexpected};
 
 impl BrokerClient {
-    pub async fn create_schema(&self, create: wire::CreateSchema) -> ClientResult<wire::SchemaInfo> {
+    pub async fn create_schema(
+        &self,
+        create: wire::CreateSchema,
+    ) -> ClientResult<wire::SchemaInfo> {
         expect_schema(self.call(Op::CreateSchema(create)).await?)
     }
 
-    pub async fn update_schema(&self, update: wire::UpdateSchema) -> ClientResult<wire::SchemaInfo> {
+    pub async fn update_schema(
+        &self,
+        update: wire::UpdateSchema,
+    ) -> ClientResult<wire::SchemaInfo> {
         expect_schema(self.call(Op::UpdateSchema(update)).await?)
     }
 
@@ -27,7 +33,11 @@ impl BrokerClient {
         }
     }
 
-    pub async fn rollback_schema(&self, name: &str, version: u32) -> ClientResult<wire::SchemaInfo> {
+    pub async fn rollback_schema(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> ClientResult<wire::SchemaInfo> {
         let op = Op::RollbackSchema(wire::RollbackSchema {
             name: name.to_owned(),
             version,
@@ -43,7 +53,12 @@ impl BrokerClient {
     }
 
     /// Attaches `schema` to `station`; `version` 0 follows the active one.
-    pub async fn attach_schema(&self, station: &str, schema: &str, version: u32) -> ClientResult<()> {
+    pub async fn attach_schema(
+        &self,
+        station: &str,
+        schema: &str,
+        version: u32,
+    ) -> ClientResult<()> {
         let op = Op::AttachSchema(wire::AttachSchema {
             station: station.to_owned(),
             schema: Some(wire::SchemaAttachment {

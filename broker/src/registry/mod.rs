@@ -33,7 +33,8 @@ use crate::{
     persist::{GroupCommit, Store},
     schema::{Attachment, SchemaCatalog},
     station::{
-        DeadLetters, SettingsChange, StationActor, StationHandle, StationLog, StationName, StationSettings,
+        DeadLetters, SettingsChange, StationActor, StationHandle, StationLog, StationName,
+        StationSettings,
         actor::{Shutdown, UpdateSettings},
     },
 };

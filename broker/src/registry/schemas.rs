@@ -99,7 +99,11 @@ impl StationRegistry {
     }
 }
 
-fn version_record(version: u32, source: SchemaVersionSource, created_by: String) -> SchemaVersionRecord {
+fn version_record(
+    version: u32,
+    source: SchemaVersionSource,
+    created_by: String,
+) -> SchemaVersionRecord {
     SchemaVersionRecord {
         version,
         files: source

@@ -162,11 +162,7 @@ fn compile_stored(
         .iter()
         .map(|f| (f.name.clone(), f.content.clone()))
         .collect();
-    Validator::compile(
-        schema_type(record.r#type())?,
-        &files,
-        &version.message_type,
-    )
+    Validator::compile(schema_type(record.r#type())?, &files, &version.message_type)
 }
 
 pub(crate) fn schema_type(stored: storage::SchemaType) -> Result<SchemaType, String> {

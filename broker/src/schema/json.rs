@@ -77,7 +77,10 @@ mod tests {
             .validate(br#"{"email":"not-an-email","age":-1}"#)
             .unwrap_err();
         let text = failure.to_string();
-        assert!(text.contains("'': \"name\" is a required property"), "{text}");
+        assert!(
+            text.contains("'': \"name\" is a required property"),
+            "{text}"
+        );
         assert!(text.contains("'/email'"), "{text}");
         assert!(text.contains("'/age'"), "{text}");
     }

@@ -15,7 +15,9 @@
 
 use std::collections::HashMap;
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
+};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
 use crate::schema::ValidationFailure;
@@ -113,14 +115,22 @@ impl ProtobufSchema {
 fn check_strictly(message: &DynamicMessage) -> Result<(), ValidationFailure> {
     let mut failure = ValidationFailure::new();
     walk(message, "", &mut failure);
-    if failure.is_empty() { Ok(()) } else { Err(failure) }
+    if failure.is_empty() {
+        Ok(())
+    } else {
+        Err(failure)
+    }
 }
 
 /// Reports unknown fields and undefined enum values, with their field path
 /// (`address.lines[2]`, `labels["k"]`).
 fn walk(message: &DynamicMessage, path: &str, failure: &mut ValidationFailure) {
     for unknown in message.unknown_fields() {
-        let at = if path.is_empty() { message.descriptor().name().to_owned() } else { path.to_owned() };
+        let at = if path.is_empty() {
+            message.descriptor().name().to_owned()
+        } else {
+            path.to_owned()
+        };
         failure.add(format!(
             "'{at}': unknown field number {} (not in {})",
             unknown.number(),
@@ -149,7 +159,12 @@ fn walk(message: &DynamicMessage, path: &str, failure: &mut ValidationFailure) {
     }
 }
 
-fn check_value(field: &FieldDescriptor, value: &Value, path: &str, failure: &mut ValidationFailure) {
+fn check_value(
+    field: &FieldDescriptor,
+    value: &Value,
+    path: &str,
+    failure: &mut ValidationFailure,
+) {
     match value {
         Value::Message(inner) => walk(inner, path, failure),
         Value::EnumNumber(number) => {

@@ -89,9 +89,9 @@ impl MediaType {
         match essence.as_str() {
             "application/json" => Self::Json,
             e if e.ends_with("+json") => Self::Json,
-            "application/x-protobuf" | "application/protobuf" | "application/vnd.google.protobuf" => {
-                Self::Protobuf
-            }
+            "application/x-protobuf"
+            | "application/protobuf"
+            | "application/vnd.google.protobuf" => Self::Protobuf,
             e if e.starts_with("text/") => Self::Text,
             _ => Self::Other,
         }

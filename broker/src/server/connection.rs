@@ -156,7 +156,11 @@ impl Session {
         };
         let principal = match self.broker.acting_as(&principal, &request.on_behalf_of) {
             Ok(principal) => principal,
-            Err(e) => return self.answer(id, Reply::Error(convert::broker_error(&e))).await,
+            Err(e) => {
+                return self
+                    .answer(id, Reply::Error(convert::broker_error(&e)))
+                    .await;
+            }
         };
         match op {
             Op::Subscribe(subscribe) => self.subscribe(id, &principal, subscribe).await,

@@ -29,7 +29,12 @@ pub async fn run(broker: &Broker, who: &Principal, op: Op) -> Result<BrokerResul
                 Err(e) => return Ok(Err(e)),
             };
             broker
-                .create_schema(who, &create.name, kind, source(create.files, create.message_type))
+                .create_schema(
+                    who,
+                    &create.name,
+                    kind,
+                    source(create.files, create.message_type),
+                )
                 .await
                 .map(schema_reply)
         }

@@ -23,12 +23,12 @@ use depot_schemas::storage::{DedupEntry, StationCounters, StoredMessage, StoredR
 
 use crate::{
     clock::now_ms,
-    schema::Attachment,
     error::{BrokerError, BrokerResult},
     persist::GroupCommit,
+    schema::Attachment,
     station::{
-        DeadLetters, Message, NewMessage, ProduceOutcome, RejectReason, SettingsChange, StationLog, StationName,
-        StationSettings,
+        DeadLetters, Message, NewMessage, ProduceOutcome, RejectReason, SettingsChange, StationLog,
+        StationName, StationSettings,
         log::{WriteBatch, message_to_storage},
         retention,
     },

@@ -42,7 +42,10 @@ pub enum ProduceOutcome {
 /// Why one message of a produce was refused (the others are unaffected).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RejectReason {
-    TooLarge { size: usize, limit: u64 },
+    TooLarge {
+        size: usize,
+        limit: u64,
+    },
     /// The station's schema refused it (it went to the dead letters unless
     /// the station drops them).
     Invalid(ValidationFailure),

@@ -119,7 +119,7 @@ pub async fn resend(
 ) -> Result<HttpResponse, ProxyError> {
     let body = read_limited(payload, MAX_RESEND_BODY).await?;
     let resend: Resend = parse_json(&body)?;
-    if resend.all == !resend.ids.is_empty() {
+    if resend.all != resend.ids.is_empty() {
         return Err(ProxyError::bad_request(
             "give either \"ids\" or \"all\": true",
         ));

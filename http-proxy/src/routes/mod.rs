@@ -48,10 +48,19 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/schemas", web::post().to(schemas::create))
         .route("/schemas/{name}", web::get().to(schemas::describe))
         .route("/schemas/{name}", web::delete().to(schemas::delete))
-        .route("/schemas/{name}/versions", web::post().to(schemas::add_version))
-        .route("/schemas/{name}/rollback", web::post().to(schemas::rollback))
+        .route(
+            "/schemas/{name}/versions",
+            web::post().to(schemas::add_version),
+        )
+        .route(
+            "/schemas/{name}/rollback",
+            web::post().to(schemas::rollback),
+        )
         .route("/stations/{station}/schema", web::put().to(schemas::attach))
-        .route("/stations/{station}/schema", web::delete().to(schemas::detach))
+        .route(
+            "/stations/{station}/schema",
+            web::delete().to(schemas::detach),
+        )
         .route(
             "/stations/{station}/dead-letters",
             web::get().to(dead_letters::list),

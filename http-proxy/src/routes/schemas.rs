@@ -82,18 +82,28 @@ struct Attach {
 impl Definition {
     /// The files of the definition; a lone `definition` is named after the
     /// schema.
-    fn files(self, schema: &str, kind: wire::SchemaType) -> Result<Vec<wire::SchemaFile>, ProxyError> {
+    fn files(
+        self,
+        schema: &str,
+        kind: wire::SchemaType,
+    ) -> Result<Vec<wire::SchemaFile>, ProxyError> {
         let single = match self.definition {
             None => None,
             Some(Value::String(text)) => Some(text),
-            Some(value @ Value::Object(_)) if kind != wire::SchemaType::Protobuf => Some(value.to_string()),
+            Some(value @ Value::Object(_)) if kind != wire::SchemaType::Protobuf => {
+                Some(value.to_string())
+            }
             Some(_) => {
                 return Err(ProxyError::bad_request(
                     "\"definition\" is a JSON Schema object or a source text",
                 ));
             }
         };
-        let extension = if kind == wire::SchemaType::Protobuf { "proto" } else { "json" };
+        let extension = if kind == wire::SchemaType::Protobuf {
+            "proto"
+        } else {
+            "json"
+        };
         match (single, self.files.is_empty()) {
             (Some(content), true) => Ok(vec![wire::SchemaFile {
                 name: format!("{schema}.{extension}"),
@@ -125,7 +135,11 @@ fn schema_type(kind: &str) -> Result<wire::SchemaType, ProxyError> {
 }
 
 /// Authenticates, runs one operation as the token's user.
-pub(super) async fn call(request: &HttpRequest, state: &AppState, op: Op) -> Result<Reply, ProxyError> {
+pub(super) async fn call(
+    request: &HttpRequest,
+    state: &AppState,
+    op: Op,
+) -> Result<Reply, ProxyError> {
     let user = authenticated_user(request, state).await?;
     Ok(state.link.call_as(user, op).await?)
 }
@@ -171,7 +185,10 @@ pub fn schema_json(info: &wire::SchemaInfo) -> Value {
     })
 }
 
-pub async fn list(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ProxyError> {
+pub async fn list(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
     match call(&request, &state, Op::ListSchemas(wire::ListSchemas {})).await? {
         Reply::SchemaList(list) => Ok(HttpResponse::Ok().json(json!({
             "success": true,
@@ -225,7 +242,11 @@ pub async fn add_version(
     let definition: Definition = parse_json(&body)?;
     let name = name.into_inner();
     // The type decides how a lone definition is read; ask for it first.
-    let current = call(&request, &state, Op::DescribeSchema(wire::DescribeSchema { name: name.clone() }));
+    let current = call(
+        &request,
+        &state,
+        Op::DescribeSchema(wire::DescribeSchema { name: name.clone() }),
+    );
     let kind = match current.await? {
         Reply::Schema(info) => info.r#type(),
         other => return Err(unexpected(other)),

@@ -173,7 +173,11 @@ impl RawConnection {
 
     pub async fn send(&mut self, id: u64, op: Op) {
         self.framed
-            .send(Request { id, op: Some(op), ..Default::default() })
+            .send(Request {
+                id,
+                op: Some(op),
+                ..Default::default()
+            })
             .await
             .expect("send request");
     }

@@ -83,7 +83,11 @@ async fn an_unknown_operation_is_answered_with_its_id() {
     let broker = TestBroker::start();
     let mut raw = broker.raw_session().await;
     // Field 99 is an operation from a newer protocol this broker lacks.
-    let mut frame = Request { id: 77, ..Default::default() }.encode_to_vec();
+    let mut frame = Request {
+        id: 77,
+        ..Default::default()
+    }
+    .encode_to_vec();
     frame.extend_from_slice(&[0x9a, 0x06, 0x00]); // field 99, length-delimited, empty
     let mut bytes = (frame.len() as u32).to_be_bytes().to_vec();
     bytes.extend_from_slice(&frame);

@@ -43,7 +43,11 @@ pub const ORDER_SCHEMA: &str = r##"{
 
 pub const VALID_ORDER: &str = r#"{"id":"o-1","customer":{"email":"ana@example.com","address":{"zip":"12345"}},"items":[{"sku":"a","qty":2}],"placed_at":"2026-11-23T10:00:00Z"}"#;
 
-pub async fn create_json_schema(client: &BrokerClient, name: &str, source: &str) -> wire::SchemaInfo {
+pub async fn create_json_schema(
+    client: &BrokerClient,
+    name: &str,
+    source: &str,
+) -> wire::SchemaInfo {
     client
         .create_schema(wire::CreateSchema {
             name: name.into(),
@@ -81,14 +85,24 @@ async fn valid_messages_are_stored_and_every_failing_location_is_reported() {
     create_json_schema(&client, "order", ORDER_SCHEMA).await;
     station_with_schema(&client, "orders", "order").await;
 
-    let outcomes = client.produce("orders", vec![json_message(VALID_ORDER)]).await.unwrap();
+    let outcomes = client
+        .produce("orders", vec![json_message(VALID_ORDER)])
+        .await
+        .unwrap();
     assert_eq!(stored_offset(&outcomes[0]), 0);
 
     let bad = r#"{"customer":{"email":"not-an-email","address":{"zip":"12"}},"items":[{"sku":"a","qty":0},{"qty":1}],"placed_at":"yesterday"}"#;
-    let outcomes = client.produce("orders", vec![json_message(bad)]).await.unwrap();
+    let outcomes = client
+        .produce("orders", vec![json_message(bad)])
+        .await
+        .unwrap();
     let error = refusal(&outcomes[0]);
     assert_eq!(error.code, ErrorCode::SchemaValidationFailed as i32);
-    assert!(error.message.starts_with("Schema validation has failed: "), "{}", error.message);
+    assert!(
+        error.message.starts_with("Schema validation has failed: "),
+        "{}",
+        error.message
+    );
     for location in [
         "'': \"id\" is a required property",
         "'/customer/email'",
@@ -97,7 +111,11 @@ async fn valid_messages_are_stored_and_every_failing_location_is_reported() {
         "'/items/1': \"sku\" is a required property",
         "'/placed_at'",
     ] {
-        assert!(error.message.contains(location), "{location} missing from: {}", error.message);
+        assert!(
+            error.message.contains(location),
+            "{location} missing from: {}",
+            error.message
+        );
     }
 
     // Not JSON at all, and JSON that is no object.
@@ -107,12 +125,27 @@ async fn valid_messages_are_stored_and_every_failing_location_is_reported() {
         ..Default::default()
     };
     let outcomes = client
-        .produce("orders", vec![text, json_message("[1,2]"), json_message("{not json")])
+        .produce(
+            "orders",
+            vec![text, json_message("[1,2]"), json_message("{not json")],
+        )
         .await
         .unwrap();
-    assert!(refusal(&outcomes[0]).message.contains("takes JSON payloads, not text/plain"));
-    assert!(refusal(&outcomes[1]).message.contains("is not of type \"object\""));
-    assert!(refusal(&outcomes[2]).message.contains("the payload is not JSON"));
+    assert!(
+        refusal(&outcomes[0])
+            .message
+            .contains("takes JSON payloads, not text/plain")
+    );
+    assert!(
+        refusal(&outcomes[1])
+            .message
+            .contains("is not of type \"object\"")
+    );
+    assert!(
+        refusal(&outcomes[2])
+            .message
+            .contains("the payload is not JSON")
+    );
 
     // Only the valid message is in the station; the four refused ones are
     // dead letters, with their reasons, producer and bytes.
@@ -121,7 +154,10 @@ async fn valid_messages_are_stored_and_every_failing_location_is_reported() {
     assert_eq!(&stored[0].payload[..], VALID_ORDER.as_bytes());
     let letters = client.list_dead_letters("orders", 0, 0).await.unwrap();
     assert_eq!(letters.dead_letters.len(), 4);
-    let first = client.dead_letter("orders", letters.dead_letters[0].id).await.unwrap();
+    let first = client
+        .dead_letter("orders", letters.dead_letters[0].id)
+        .await
+        .unwrap();
     assert_eq!(&first.payload[..], bad.as_bytes());
     assert_eq!(first.producer, "root");
     assert_eq!((first.schema.as_str(), first.schema_version), ("order", 1));
@@ -144,18 +180,31 @@ async fn older_drafts_are_honoured() {
     station_with_schema(&client, "s7", "d7").await;
 
     let outcomes = client
-        .produce("s4", vec![json_message(r#"{"n":9.5}"#), json_message(r#"{"n":10}"#)])
+        .produce(
+            "s4",
+            vec![json_message(r#"{"n":9.5}"#), json_message(r#"{"n":10}"#)],
+        )
         .await
         .unwrap();
     stored_offset(&outcomes[0]);
     assert!(refusal(&outcomes[1]).message.contains("'/n'"));
 
     let outcomes = client
-        .produce("s7", vec![json_message(r#"{"kind":"cash"}"#), json_message(r#"{"kind":"card"}"#)])
+        .produce(
+            "s7",
+            vec![
+                json_message(r#"{"kind":"cash"}"#),
+                json_message(r#"{"kind":"card"}"#),
+            ],
+        )
         .await
         .unwrap();
     stored_offset(&outcomes[0]);
-    assert!(refusal(&outcomes[1]).message.contains("\"pan\" is a required property"));
+    assert!(
+        refusal(&outcomes[1])
+            .message
+            .contains("\"pan\" is a required property")
+    );
 }
 
 #[tokio::test]
@@ -172,9 +221,15 @@ async fn a_schema_that_does_not_compile_is_refused_and_nothing_is_stored() {
         message_type: String::new(),
     };
     for (source, expected) in [
-        (r#"{"properties": {"a": {"type": "strin"}}}"#, "at '/properties/a/type'"),
+        (
+            r#"{"properties": {"a": {"type": "strin"}}}"#,
+            "at '/properties/a/type'",
+        ),
         ("{\n  \"type\": \"object\",\n  \"required\": [\n", "line 4"),
-        (r#"{"$ref": "https://example.com/remote.json"}"#, "example.com"),
+        (
+            r#"{"$ref": "https://example.com/remote.json"}"#,
+            "example.com",
+        ),
     ] {
         match client.create_schema(create(source)).await {
             Err(ClientError::Broker { code, message }) => {
@@ -197,10 +252,16 @@ async fn schemas_are_managed_from_the_cli() {
 
     let ok = |args: &[&str]| {
         let out = broker.cli(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
-    ok(&["schemas", "create", "order", "--type", "json", "--file", file]);
+    ok(&[
+        "schemas", "create", "order", "--type", "json", "--file", file,
+    ]);
     ok(&["stations", "create", "orders"]);
     ok(&["stations", "attach-schema", "orders", "order"]);
     assert!(ok(&["stations", "info", "orders"]).contains("order (active version)"));
@@ -214,19 +275,46 @@ async fn schemas_are_managed_from_the_cli() {
     let list = ok(&["--json", "dead-letters", "list", "orders"]);
     let letters: serde_json::Value = serde_json::from_str(&list).unwrap();
     let id = letters[0]["id"].as_u64().unwrap();
-    let shown: serde_json::Value =
-        serde_json::from_str(&ok(&["--json", "dead-letters", "show", "orders", &id.to_string()])).unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&ok(&[
+        "--json",
+        "dead-letters",
+        "show",
+        "orders",
+        &id.to_string(),
+    ]))
+    .unwrap();
     assert_eq!(shown["payload"], r#"{"id":"x"}"#);
-    assert!(shown["reason"].as_str().unwrap().contains("\"customer\" is a required property"));
+    assert!(
+        shown["reason"]
+            .as_str()
+            .unwrap()
+            .contains("\"customer\" is a required property")
+    );
 
     // Still invalid: resend keeps it and fails.
-    assert!(!broker.cli(&["dead-letters", "resend", "orders", &id.to_string()]).status.success());
+    assert!(
+        !broker
+            .cli(&["dead-letters", "resend", "orders", &id.to_string()])
+            .status
+            .success()
+    );
     // Loosen the schema; the resend now stores it.
     std::fs::write(dir.path().join("loose.json"), r#"{"type":"object"}"#).unwrap();
     let loose = dir.path().join("loose.json");
-    ok(&["schemas", "update", "order", "--file", loose.to_str().unwrap()]);
-    assert!(ok(&["dead-letters", "resend", "orders", "--all"]).contains("1 resent, 0 still refused"));
-    assert_eq!(ok(&["--json", "dead-letters", "list", "orders"]).trim(), "[]");
+    ok(&[
+        "schemas",
+        "update",
+        "order",
+        "--file",
+        loose.to_str().unwrap(),
+    ]);
+    assert!(
+        ok(&["dead-letters", "resend", "orders", "--all"]).contains("1 resent, 0 still refused")
+    );
+    assert_eq!(
+        ok(&["--json", "dead-letters", "list", "orders"]).trim(),
+        "[]"
+    );
 
     let info = ok(&["--json", "schemas", "info", "order"]);
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();

@@ -124,7 +124,10 @@ async fn binary_and_json_payloads_are_checked_and_json_is_stored_as_protobuf() {
 
     // A valid binary payload is stored byte for byte.
     let outcomes = client
-        .produce("orders", vec![message("application/x-protobuf", binary.clone())])
+        .produce(
+            "orders",
+            vec![message("application/x-protobuf", binary.clone())],
+        )
         .await
         .unwrap();
     assert_eq!(stored_offset(&outcomes[0]), 0);
@@ -150,11 +153,17 @@ async fn binary_and_json_payloads_are_checked_and_json_is_stored_as_protobuf() {
     let mut bad_enum = order.clone();
     bad_enum.set_field_by_name("status", prost_reflect::Value::EnumNumber(7));
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (vec![0xff, 0xff, 0xff, 0xff, 0xff], "does not decode as shop.v1.Order"),
+        (
+            vec![0xff, 0xff, 0xff, 0xff, 0xff],
+            "does not decode as shop.v1.Order",
+        ),
         (truncated, "does not decode as shop.v1.Order"),
         (wrong_wire_type, "does not decode as shop.v1.Order"),
         (unknown_field, "unknown field number 99"),
-        (bad_enum.encode_to_vec(), "'status': 7 is not a value of enum shop.v1.Status"),
+        (
+            bad_enum.encode_to_vec(),
+            "'status': 7 is not a value of enum shop.v1.Status",
+        ),
     ];
     for (payload, expected) in cases {
         let outcomes = client
@@ -163,7 +172,11 @@ async fn binary_and_json_payloads_are_checked_and_json_is_stored_as_protobuf() {
             .unwrap();
         let error = refusal(&outcomes[0]);
         assert_eq!(error.code, ErrorCode::SchemaValidationFailed as i32);
-        assert!(error.message.contains(expected), "{expected} not in: {}", error.message);
+        assert!(
+            error.message.contains(expected),
+            "{expected} not in: {}",
+            error.message
+        );
     }
 
     // JSON that does not convert names the failing field path.
@@ -171,21 +184,35 @@ async fn binary_and_json_payloads_are_checked_and_json_is_stored_as_protobuf() {
         .produce(
             "orders",
             vec![
-                message("application/json", r#"{"id":"o","lines":[{"sku":"a","qty":"many"}]}"#),
+                message(
+                    "application/json",
+                    r#"{"id":"o","lines":[{"sku":"a","qty":"many"}]}"#,
+                ),
                 message("application/json", r#"{"id":"o","colour":"red"}"#),
                 message("text/plain", "an order"),
             ],
         )
         .await
         .unwrap();
-    assert!(refusal(&outcomes[0]).message.contains("'lines[0].qty'"), "{}", refusal(&outcomes[0]).message);
+    assert!(
+        refusal(&outcomes[0]).message.contains("'lines[0].qty'"),
+        "{}",
+        refusal(&outcomes[0]).message
+    );
     assert!(refusal(&outcomes[1]).message.contains("colour"));
-    assert!(refusal(&outcomes[2]).message.contains("takes application/x-protobuf or application/json"));
+    assert!(
+        refusal(&outcomes[2])
+            .message
+            .contains("takes application/x-protobuf or application/json")
+    );
 
     assert_eq!(fetch_all(&client, "orders", 0).await.len(), 2);
     let letters = client.list_dead_letters("orders", 0, 0).await.unwrap();
     assert_eq!(letters.dead_letters.len(), 8);
-    let garbage = client.dead_letter("orders", letters.dead_letters[0].id).await.unwrap();
+    let garbage = client
+        .dead_letter("orders", letters.dead_letters[0].id)
+        .await
+        .unwrap();
     assert_eq!(&garbage.payload[..], &[0xff; 5]);
     assert_eq!(garbage.content_type, "application/x-protobuf");
 }
@@ -203,11 +230,26 @@ async fn compile_errors_name_file_line_and_column() {
     let broken = ORDER_PROTO.replace("uint32 qty = 2;", "uint32 qty = 2");
     let cases = [
         (
-            create(vec![wire::SchemaFile { name: "shop/order.proto".into(), content: broken }, files().remove(1)], "shop.v1.Order"),
+            create(
+                vec![
+                    wire::SchemaFile {
+                        name: "shop/order.proto".into(),
+                        content: broken,
+                    },
+                    files().remove(1),
+                ],
+                "shop.v1.Order",
+            ),
             "shop/order.proto:15:3: expected ';' or '['",
         ),
-        (create(vec![files().remove(0)], "shop.v1.Order"), "shop/common.proto"),
-        (create(files(), "shop.v1.Invoice"), "not defined by the schema's files (they define: shop.v1.Line, shop.v1.Money, shop.v1.Order)"),
+        (
+            create(vec![files().remove(0)], "shop.v1.Order"),
+            "shop/common.proto",
+        ),
+        (
+            create(files(), "shop.v1.Invoice"),
+            "not defined by the schema's files (they define: shop.v1.Line, shop.v1.Money, shop.v1.Order)",
+        ),
         (create(files(), ""), "message type"),
     ];
     for (request, expected) in cases {
@@ -234,22 +276,58 @@ async fn protobuf_schemas_are_created_from_files_with_the_cli() {
     let out = std::process::Command::new(crate::harness::CLI_BIN)
         .current_dir(dir.path())
         .args(["schemas", "create", "order", "--type", "protobuf"])
-        .args(["--file", "./shop/order.proto", "--file", "shop/common.proto"])
+        .args([
+            "--file",
+            "./shop/order.proto",
+            "--file",
+            "shop/common.proto",
+        ])
         .args(["--message", "shop.v1.Order"])
         .env("DEPOT_BROKER", broker.addr.to_string())
         .env("DEPOT_PASSWORD", crate::harness::ROOT_PASSWORD)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = broker.cli(&["stations", "create", "orders"]);
     assert!(out.status.success());
-    let out = broker.cli(&["stations", "attach-schema", "orders", "order", "--version", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = broker.cli(&["produce", "orders", "--content-type", "application/json", ORDER_JSON]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = broker.cli(&[
+        "stations",
+        "attach-schema",
+        "orders",
+        "order",
+        "--version",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = broker.cli(&[
+        "produce",
+        "orders",
+        "--content-type",
+        "application/json",
+        ORDER_JSON,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let client = broker.client().await;
     let stored = fetch_all(&client, "orders", 0).await;
     assert_eq!(stored[0].content_type, "application/x-protobuf");
     let info = client.describe_station("orders").await.unwrap();
-    assert_eq!(info.schema, Some(wire::SchemaAttachment { schema: "order".into(), version: 1 }));
+    assert_eq!(
+        info.schema,
+        Some(wire::SchemaAttachment {
+            schema: "order".into(),
+            version: 1
+        })
+    );
 }
