@@ -15,9 +15,14 @@ use crate::{child::ChildServer, latency, wire::machine};
 
 #[derive(Debug, Args)]
 pub struct HttpArgs {
+    /// Measure schema validation instead: produce realistic 10-field
+    /// messages (~200 B) to a station with this kind of schema and to one
+    /// without, in the same run, and report the ratio.
+    #[arg(long, value_enum)]
+    pub schema: Option<crate::http_schema::SchemaKind>,
     /// Keep-alive connections.
     #[arg(long, default_value_t = 64)]
-    connections: usize,
+    pub connections: usize,
     /// Client threads (the connections are spread over them).
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
@@ -26,15 +31,15 @@ pub struct HttpArgs {
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     warmup: Duration,
     #[arg(long, default_value_t = 100)]
-    batch_size: usize,
+    pub batch_size: usize,
     #[arg(long, default_value_t = 100)]
     payload_bytes: usize,
 }
 
-const PASSWORD: &str = "depot-bench";
+pub const PASSWORD: &str = "depot-bench";
 
 /// One measured run.
-struct Run {
+pub struct Run {
     requests: u64,
     seconds: f64,
     latency: Histogram<u64>,
@@ -48,10 +53,11 @@ impl Run {
 
 /// A request every connection sends in a loop.
 #[derive(Clone)]
-struct Target {
-    url: String,
-    token: Option<String>,
-    body: bytes::Bytes,
+pub struct Target {
+    pub url: String,
+    pub token: Option<String>,
+    pub content_type: &'static str,
+    pub body: bytes::Bytes,
 }
 
 fn message(bytes: usize) -> String {
@@ -71,7 +77,7 @@ fn batch(count: usize, bytes: usize) -> String {
 /// Runs `target` from `connections` connections spread over client threads,
 /// closed loop, or paced to `rate` requests per second in all (then latency
 /// counts from when a request was due, so a stall is not hidden).
-fn load(args: &HttpArgs, target: &Target, rate: Option<f64>) -> Result<Run, String> {
+pub fn load(args: &HttpArgs, target: &Target, rate: Option<f64>) -> Result<Run, String> {
     let interval = rate.map(|rate| Duration::from_secs_f64(args.connections as f64 / rate));
     let measure_from = Instant::now() + args.warmup;
     let stop_at = measure_from + args.duration;
@@ -111,7 +117,7 @@ fn load(args: &HttpArgs, target: &Target, rate: Option<f64>) -> Result<Run, Stri
                             }
                             let mut request = client
                                 .post(&target.url)
-                                .insert_header(("Content-Type", "application/json"));
+                                .insert_header(("Content-Type", target.content_type));
                             if let Some(token) = &target.token {
                                 request = request
                                     .insert_header(("Authorization", format!("Bearer {token}")));
@@ -165,7 +171,7 @@ fn load(args: &HttpArgs, target: &Target, rate: Option<f64>) -> Result<Run, Stri
 }
 
 /// Gets an access token from a proxy (blocking, on its own runtime).
-fn token(proxy: std::net::SocketAddr) -> Result<String, String> {
+pub fn token(proxy: std::net::SocketAddr) -> Result<String, String> {
     actix_rt::System::new().block_on(async move {
         let body = serde_json::json!({
             "username": "root",
@@ -185,9 +191,15 @@ fn token(proxy: std::net::SocketAddr) -> Result<String, String> {
     })
 }
 
-fn report(label: &str, run: &Run, messages_per_request: usize, ceiling: Option<&Run>) {
-    let ratio = ceiling.map_or(String::new(), |c| {
-        format!(" ({:.2} x ceiling)", run.rate() / c.rate())
+/// Prints a run; with a reference, also the ratio to it, named.
+pub fn report(
+    label: &str,
+    run: &Run,
+    messages_per_request: usize,
+    reference: Option<(&Run, &str)>,
+) {
+    let ratio = reference.map_or(String::new(), |(r, name)| {
+        format!(" ({:.2} x {name})", run.rate() / r.rate())
     });
     println!(
         "{label}: {:.0} req/s, {:.0} msgs/s{ratio}, latency {}",
@@ -197,7 +209,59 @@ fn report(label: &str, run: &Run, messages_per_request: usize, ceiling: Option<&
     );
 }
 
+const JSON: &str = "application/json";
+
+/// A proxy with an embedded broker, or a proxy and the remote broker it
+/// uses; both child processes on `data`.
+pub fn start_proxy(
+    mode: &str,
+    data: &std::path::Path,
+) -> Result<(Option<ChildServer>, ChildServer), String> {
+    match mode {
+        "embedded" => {
+            let args: Vec<String> = [
+                "proxy",
+                "--data",
+                &data.display().to_string(),
+                "--listen",
+                "127.0.0.1:0",
+                "--broker-listen",
+                "127.0.0.1:0",
+            ]
+            .map(str::to_owned)
+            .to_vec();
+            let proxy = ChildServer::start(
+                &args,
+                &[("DEPOT_ROOT_PASSWORD", PASSWORD)],
+                &["depot-broker", "depot-proxy"],
+            )?;
+            Ok((None, proxy))
+        }
+        _ => {
+            let broker = crate::child::broker(data, PASSWORD, &[])?;
+            let args: Vec<String> = [
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--broker",
+                &broker.addrs[0].to_string(),
+            ]
+            .map(str::to_owned)
+            .to_vec();
+            let proxy = ChildServer::start(
+                &args,
+                &[("DEPOT_PROXY_BROKER_PASSWORD", PASSWORD)],
+                &["depot-proxy"],
+            )?;
+            Ok((Some(broker), proxy))
+        }
+    }
+}
+
 pub fn run(args: HttpArgs) -> Result<(), String> {
+    if let Some(kind) = args.schema {
+        return crate::http_schema::run(&args, kind);
+    }
     println!(
         "depot-bench http: {} connections, {} B JSON messages, durable acks",
         args.connections, args.payload_bytes
@@ -218,6 +282,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             &Target {
                 url: url.clone(),
                 token: None,
+                content_type: JSON,
                 body: single.clone(),
             },
             None,
@@ -228,6 +293,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             &Target {
                 url,
                 token: None,
+                content_type: JSON,
                 body: batched.clone(),
             },
             None,
@@ -249,46 +315,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
         .tempdir()
         .map_err(|e| e.to_string())?;
     for mode in ["embedded", "remote"] {
-        let data = workdir.path().join(mode);
-        let (_broker, proxy) = match mode {
-            "embedded" => {
-                let args: Vec<String> = [
-                    "proxy",
-                    "--data",
-                    &data.display().to_string(),
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--broker-listen",
-                    "127.0.0.1:0",
-                ]
-                .map(str::to_owned)
-                .to_vec();
-                let proxy = ChildServer::start(
-                    &args,
-                    &[("DEPOT_ROOT_PASSWORD", PASSWORD)],
-                    &["depot-broker", "depot-proxy"],
-                )?;
-                (None, proxy)
-            }
-            _ => {
-                let broker = crate::child::broker(&data, PASSWORD, &[])?;
-                let args: Vec<String> = [
-                    "proxy",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--broker",
-                    &broker.addrs[0].to_string(),
-                ]
-                .map(str::to_owned)
-                .to_vec();
-                let proxy = ChildServer::start(
-                    &args,
-                    &[("DEPOT_PROXY_BROKER_PASSWORD", PASSWORD)],
-                    &["depot-proxy"],
-                )?;
-                (Some(broker), proxy)
-            }
-        };
+        let (_broker, proxy) = start_proxy(mode, &workdir.path().join(mode))?;
         let addr = *proxy.addrs.last().expect("the proxy's address");
         let token = Some(token(addr)?);
         let url = |path: &str| format!("http://{addr}/stations/{path}");
@@ -297,6 +324,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             &Target {
                 url: url("bench.single/produce/single"),
                 token: token.clone(),
+                content_type: JSON,
                 body: single.clone(),
             },
             None,
@@ -305,7 +333,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             &format!("produce/single, {mode} broker"),
             &run,
             1,
-            Some(&ceiling_single),
+            Some((&ceiling_single, "ceiling")),
         );
         let half = run.rate() / 2.0;
         let paced = load(
@@ -313,6 +341,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             &Target {
                 url: url("bench.single/produce/single"),
                 token: token.clone(),
+                content_type: JSON,
                 body: single.clone(),
             },
             Some(half),
@@ -328,6 +357,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             &Target {
                 url: url("bench.batch/produce/batch"),
                 token,
+                content_type: JSON,
                 body: batched.clone(),
             },
             None,
@@ -336,7 +366,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             &format!("produce/batch of {}, {mode} broker", args.batch_size),
             &run,
             args.batch_size,
-            Some(&ceiling_batch),
+            Some((&ceiling_batch, "ceiling")),
         );
     }
     Ok(())

@@ -7,12 +7,14 @@
 //!   measured in the same run.
 //! - `depot-bench http` measures produce over the HTTP proxy, with an
 //!   embedded and with a remote broker, against a bare actix-web server
-//!   measured in the same run.
+//!   measured in the same run. With `--schema json|protobuf` it measures
+//!   validated produce against unvalidated produce in the same run instead.
 
 mod bare_http;
 mod ceiling;
 mod child;
 mod http;
+mod http_schema;
 mod latency;
 mod wire;
 

@@ -92,6 +92,15 @@ impl ProtobufSchema {
     /// Converts a JSON payload (proto3 JSON mapping) to the binary form that
     /// is stored; the error names the JSON path that failed.
     pub fn convert_json(&self, payload: &[u8]) -> Result<Vec<u8>, ValidationFailure> {
+        // Fast path: most payloads convert. Only a failure pays for tracking
+        // the JSON path, by converting again.
+        let mut json = serde_json::Deserializer::from_slice(payload);
+        if let Ok(message) = DynamicMessage::deserialize(self.message.clone(), &mut json)
+            && json.end().is_ok()
+        {
+            check_strictly(&message)?;
+            return Ok(encode(&message, payload.len()));
+        }
         let mut json = serde_json::Deserializer::from_slice(payload);
         let mut track = serde_path_to_error::Track::new();
         let converted = DynamicMessage::deserialize(
@@ -108,17 +117,64 @@ impl ProtobufSchema {
             ))
         })?;
         check_strictly(&message)?;
-        Ok(prost::Message::encode_to_vec(&message))
+        Ok(encode(&message, payload.len()))
     }
 }
 
+/// Encodes without `encode_to_vec`'s first pass to size the buffer: the
+/// JSON it came from is a generous upper bound.
+fn encode(message: &DynamicMessage, json_bytes: usize) -> Vec<u8> {
+    let mut buffer = Vec::with_capacity(json_bytes);
+    prost::Message::encode_raw(message, &mut buffer);
+    buffer
+}
+
 fn check_strictly(message: &DynamicMessage) -> Result<(), ValidationFailure> {
+    // Valid messages, the common case, are checked without building paths.
+    if is_strict(message) {
+        return Ok(());
+    }
     let mut failure = ValidationFailure::new();
     walk(message, "", &mut failure);
     if failure.is_empty() {
         Ok(())
     } else {
         Err(failure)
+    }
+}
+
+/// Whether a message has no unknown field and no undefined enum value, at
+/// any depth.
+fn is_strict(message: &DynamicMessage) -> bool {
+    message.unknown_fields().next().is_none()
+        && message.fields().all(|(field, value)| match value {
+            Value::List(items) => items.iter().all(|item| value_is_strict(&field, item)),
+            Value::Map(entries) => entries.values().all(|item| value_is_strict(&field, item)),
+            value => value_is_strict(&field, value),
+        })
+}
+
+fn value_is_strict(field: &FieldDescriptor, value: &Value) -> bool {
+    match value {
+        Value::Message(inner) => is_strict(inner),
+        Value::EnumNumber(number) => match enum_of(field) {
+            Some(enumeration) => enumeration.get_value(*number).is_some(),
+            None => true,
+        },
+        _ => true,
+    }
+}
+
+/// The enum a field (or a map field's values) holds, if any.
+fn enum_of(field: &FieldDescriptor) -> Option<prost_reflect::EnumDescriptor> {
+    let kind = match field.kind() {
+        // A map's values are described by the entry's `value` field.
+        Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
+        kind => kind,
+    };
+    match kind {
+        Kind::Enum(enumeration) => Some(enumeration),
+        _ => None,
     }
 }
 
@@ -168,12 +224,7 @@ fn check_value(
     match value {
         Value::Message(inner) => walk(inner, path, failure),
         Value::EnumNumber(number) => {
-            let kind = match field.kind() {
-                // A map's values are described by the entry's `value` field.
-                Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
-                kind => kind,
-            };
-            if let Kind::Enum(enumeration) = kind
+            if let Some(enumeration) = enum_of(field)
                 && enumeration.get_value(*number).is_none()
             {
                 failure.add(format!(
