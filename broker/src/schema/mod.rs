@@ -4,7 +4,8 @@
 //! - [`catalog`]: the schemas and their versions, persisted in sled, each
 //!   version compiled once on first use and shared.
 //! - [`validator`]: a compiled version; decides per message.
-//! - [`json`], [`protobuf`]: the two kinds of schema.
+//! - [`json`], [`protobuf`]: the two kinds of schema (`protobuf_scan` is
+//!   the allocation-free fast path for binary payloads).
 //! - [`failure`]: the error a refused message gets.
 //!
 //! Validation runs on the producer's side of the station (connection and
@@ -15,6 +16,7 @@ pub mod catalog;
 pub mod failure;
 pub mod json;
 pub mod protobuf;
+mod protobuf_scan;
 pub mod validator;
 
 pub use catalog::{SchemaCatalog, SchemaVersionSource};

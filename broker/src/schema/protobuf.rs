@@ -20,7 +20,7 @@ use prost_reflect::{
 };
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
-use crate::schema::ValidationFailure;
+use crate::schema::{ValidationFailure, protobuf_scan};
 
 pub struct ProtobufSchema {
     message: MessageDescriptor,
@@ -78,8 +78,15 @@ impl ProtobufSchema {
         self.message.full_name()
     }
 
+    pub fn descriptor(&self) -> &MessageDescriptor {
+        &self.message
+    }
+
     /// Checks a binary (`application/x-protobuf`) payload.
     pub fn validate_binary(&self, payload: &[u8]) -> Result<(), ValidationFailure> {
+        if protobuf_scan::certainly_valid(&self.message, payload) {
+            return Ok(());
+        }
         let message = DynamicMessage::decode(self.message.clone(), payload).map_err(|e| {
             ValidationFailure::single(format!(
                 "the payload does not decode as {}: {e}",
