@@ -121,7 +121,7 @@ fn packed_fits(field: &FieldDescriptor, mut body: &[u8]) -> bool {
             return true;
         }
     };
-    body.len() % size == 0
+    body.len().is_multiple_of(size)
 }
 
 #[cfg(test)]
