@@ -13,7 +13,7 @@ use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{Value, json};
 
-use crate::http::{HttpArgs, Target, load, report, start_proxy, token};
+use crate::http::{HttpArgs, Run, Target, load, report, start_proxy, token};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SchemaKind {
@@ -107,6 +107,57 @@ fn admin(method: &str, url: String, token: &str, body: Value) -> Result<(), Stri
     })
 }
 
+/// One load run of `case` against fresh processes on `data`, validated
+/// when a schema is given.
+fn measure_once(
+    args: &HttpArgs,
+    mode: &str,
+    case: &Case,
+    data: &std::path::Path,
+    schema: Option<&Value>,
+) -> Result<Run, String> {
+    let (_broker, proxy) = start_proxy(mode, data)?;
+    let addr = *proxy.addrs.last().expect("the proxy's address");
+    let jwt = token(addr)?;
+    let station = match schema {
+        Some(schema) => prepare_validated_station(addr, &jwt, schema)?,
+        None => "bench.plain",
+    };
+    let target = Target {
+        url: format!("http://{addr}/stations/{station}/{}", case.path),
+        token: Some(jwt),
+        content_type: case.content_type,
+        body: case.body.clone(),
+    };
+    load(args, &target, None)
+}
+
+/// Creates the schema and a station validating against it; returns the
+/// station's name.
+fn prepare_validated_station(
+    addr: std::net::SocketAddr,
+    jwt: &str,
+    schema: &Value,
+) -> Result<&'static str, String> {
+    let url = |path: &str| format!("http://{addr}{path}");
+    admin("POST", url("/schemas"), jwt, schema.clone())?;
+    // Produce once to create the station, then attach the schema.
+    let first: Value = serde_json::from_str(&format!("[{EVENT}]")).map_err(|e| e.to_string())?;
+    admin(
+        "POST",
+        url("/stations/bench.checked/produce/batch"),
+        jwt,
+        first,
+    )?;
+    admin(
+        "PUT",
+        url("/stations/bench.checked/schema"),
+        jwt,
+        json!({"schema": "event"}),
+    )?;
+    Ok("bench.checked")
+}
+
 /// One kind of request, sent to both stations.
 struct Case {
     label: String,
@@ -185,45 +236,37 @@ pub fn run(args: &HttpArgs, kind: SchemaKind) -> Result<(), String> {
         .tempdir()
         .map_err(|e| e.to_string())?;
     for mode in ["embedded", "remote"] {
-        let (_broker, proxy) = start_proxy(mode, &workdir.path().join(mode))?;
-        let addr = *proxy.addrs.last().expect("the proxy's address");
-        let jwt = token(addr)?;
-        let url = |path: &str| format!("http://{addr}{path}");
-        admin("POST", url("/schemas"), &jwt, schema.clone())?;
-        // Produce once to create the station, then attach the schema.
-        admin(
-            "POST",
-            url("/stations/bench.checked/produce/batch"),
-            &jwt,
-            serde_json::from_str(&format!("[{EVENT}]")).map_err(|e| e.to_string())?,
-        )?;
-        admin(
-            "PUT",
-            url("/stations/bench.checked/schema"),
-            &jwt,
-            json!({"schema": "event"}),
-        )?;
-
-        for case in &cases {
-            let target = |station: &str| Target {
-                url: url(&format!("/stations/{station}/{}", case.path)),
-                token: Some(jwt.clone()),
-                content_type: case.content_type,
-                body: case.body.clone(),
-            };
-            let plain = load(args, &target("bench.plain"), None)?;
+        for (number, case) in cases.iter().enumerate() {
+            // Each measurement on fresh processes and a fresh directory, so
+            // neither side inherits the other's data (sled slows as its log
+            // grows), and with the previous run's files deleted and the disk
+            // synced first, so its writeback does not slow the next one.
+            let mut runs = Vec::new();
+            for validated in [false, true] {
+                let data = workdir.path().join(format!("{mode}-{number}-{validated}"));
+                runs.push(measure_once(
+                    args,
+                    mode,
+                    case,
+                    &data,
+                    validated.then_some(&schema),
+                )?);
+                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
+                std::process::Command::new("sync")
+                    .status()
+                    .map_err(|e| e.to_string())?;
+            }
             report(
                 &format!("{}, no schema, {mode}", case.label),
-                &plain,
+                &runs[0],
                 case.messages,
                 None,
             );
-            let checked = load(args, &target("bench.checked"), None)?;
             report(
                 &format!("{}, {kind:?} schema, {mode}", case.label),
-                &checked,
+                &runs[1],
                 case.messages,
-                Some((&plain, "unvalidated")),
+                Some((&runs[0], "unvalidated")),
             );
         }
     }
