@@ -80,20 +80,53 @@ impl MediaType {
     /// Classifies by the media type's essence (parameters such as
     /// `charset` do not matter; `+json` suffixes are JSON).
     fn of(content_type: &str) -> Self {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        match essence.as_str() {
-            "application/json" => Self::Json,
-            e if e.ends_with("+json") => Self::Json,
-            "application/x-protobuf"
-            | "application/protobuf"
-            | "application/vnd.google.protobuf" => Self::Protobuf,
-            e if e.starts_with("text/") => Self::Text,
-            _ => Self::Other,
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        // Compared without allocating: this runs for every message.
+        let is = |name: &str| essence.eq_ignore_ascii_case(name);
+        let has_prefix = |prefix: &str| {
+            essence.len() >= prefix.len()
+                && essence.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        };
+        let has_suffix = |suffix: &str| {
+            essence.len() >= suffix.len()
+                && essence.as_bytes()[essence.len() - suffix.len()..]
+                    .eq_ignore_ascii_case(suffix.as_bytes())
+        };
+        if is("application/json") || has_suffix("+json") {
+            Self::Json
+        } else if is("application/x-protobuf")
+            || is("application/protobuf")
+            || is("application/vnd.google.protobuf")
+        {
+            Self::Protobuf
+        } else if has_prefix("text/") {
+            Self::Text
+        } else {
+            Self::Other
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_ignore_case_and_parameters() {
+        assert!(matches!(
+            MediaType::of("Application/JSON; charset=utf-8"),
+            MediaType::Json
+        ));
+        assert!(matches!(
+            MediaType::of("application/cloudevents+json"),
+            MediaType::Json
+        ));
+        assert!(matches!(
+            MediaType::of("application/x-protobuf"),
+            MediaType::Protobuf
+        ));
+        assert!(matches!(MediaType::of("TEXT/plain"), MediaType::Text));
+        assert!(matches!(MediaType::of(""), MediaType::Other));
+        assert!(matches!(MediaType::of("text"), MediaType::Other));
     }
 }
