@@ -165,7 +165,7 @@ async fn valid_messages_are_stored_and_every_failing_location_is_reported() {
 }
 
 #[tokio::test]
-async fn older_drafts_are_honoured() {
+async fn every_supported_draft_is_honoured() {
     let broker = TestBroker::start();
     let client = broker.client().await;
     // Draft 4: `exclusiveMaximum` is a boolean modifying `maximum`.
@@ -204,6 +204,41 @@ async fn older_drafts_are_honoured() {
         refusal(&outcomes[1])
             .message
             .contains("\"pan\" is a required property")
+    );
+
+    // Draft 6: `exclusiveMaximum` is a number; 2019-09: `dependentRequired`.
+    let draft6 = r#"{"$schema": "http://json-schema.org/draft-06/schema#",
+        "properties": {"n": {"exclusiveMaximum": 10}}}"#;
+    let draft2019 = r#"{"$schema": "https://json-schema.org/draft/2019-09/schema",
+        "dependentRequired": {"card": ["expiry"]}}"#;
+    create_json_schema(&client, "d6", draft6).await;
+    create_json_schema(&client, "d2019", draft2019).await;
+    station_with_schema(&client, "s6", "d6").await;
+    station_with_schema(&client, "s2019", "d2019").await;
+    let outcomes = client
+        .produce(
+            "s6",
+            vec![json_message(r#"{"n":9}"#), json_message(r#"{"n":10}"#)],
+        )
+        .await
+        .unwrap();
+    stored_offset(&outcomes[0]);
+    assert!(refusal(&outcomes[1]).message.contains("'/n'"));
+    let outcomes = client
+        .produce(
+            "s2019",
+            vec![
+                json_message(r#"{"card":"4111","expiry":"12/30"}"#),
+                json_message(r#"{"card":"4111"}"#),
+            ],
+        )
+        .await
+        .unwrap();
+    stored_offset(&outcomes[0]);
+    assert!(
+        refusal(&outcomes[1]).message.contains("expiry"),
+        "{}",
+        refusal(&outcomes[1]).message
     );
 }
 
