@@ -13,7 +13,7 @@ use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{Value, json};
 
-use crate::http::{HttpArgs, Run, Target, load, report, start_proxy, token};
+use crate::http::{HttpArgs, Run, Target, load, on_fresh_proxy, report};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SchemaKind {
@@ -116,20 +116,19 @@ fn measure_once(
     data: &std::path::Path,
     schema: Option<&Value>,
 ) -> Result<Run, String> {
-    let (_broker, proxy) = start_proxy(mode, data)?;
-    let addr = *proxy.addrs.last().expect("the proxy's address");
-    let jwt = token(addr)?;
-    let station = match schema {
-        Some(schema) => prepare_validated_station(addr, &jwt, schema)?,
-        None => "bench.plain",
-    };
-    let target = Target {
-        url: format!("http://{addr}/stations/{station}/{}", case.path),
-        token: Some(jwt),
-        content_type: case.content_type,
-        body: case.body.clone(),
-    };
-    load(args, &target, None)
+    on_fresh_proxy(mode, data, |addr, jwt| {
+        let station = match schema {
+            Some(schema) => prepare_validated_station(addr, &jwt, schema)?,
+            None => "bench.plain",
+        };
+        let target = Target {
+            url: format!("http://{addr}/stations/{station}/{}", case.path),
+            token: Some(jwt),
+            content_type: case.content_type,
+            body: case.body.clone(),
+        };
+        load(args, &target, None)
+    })
 }
 
 /// Creates the schema and a station validating against it; returns the
@@ -251,10 +250,6 @@ pub fn run(args: &HttpArgs, kind: SchemaKind) -> Result<(), String> {
                     &data,
                     validated.then_some(&schema),
                 )?);
-                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
-                std::process::Command::new("sync")
-                    .status()
-                    .map_err(|e| e.to_string())?;
             }
             report(
                 &format!("{}, no schema, {mode}", case.label),
