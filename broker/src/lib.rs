@@ -15,9 +15,11 @@
 //! - [`cli`]: the `depot` admin CLI.
 //!
 //! - [`schema`]: station schemas (JSON Schema, Protobuf) and validation.
+//! - [`delivery`]: pushing messages to webhooks (its standalone parts so far:
+//!   signatures and the destination policy).
 //!
-//! Delivery (webhooks, WebSockets) arrives with its issues; readers today
-//! are fetches and wire subscriptions.
+//! Readers today are fetches and wire subscriptions; webhook delivery and
+//! WebSockets arrive with their issues.
 
 pub mod auth;
 pub mod broker;
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod error;
 mod frames;
 pub mod persist;

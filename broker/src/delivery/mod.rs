@@ -1,0 +1,12 @@
+//! Delivery to subscribers' HTTP endpoints (webhooks) and the relay. The
+//! engine (subscriptions, delivery actors, retries, records) arrives with
+//! issue 5; these are its parts that stand alone:
+//!
+//! - [`signature`]: Standard Webhooks secrets and signatures.
+//! - [`url_policy`]: which destinations may be called (SSRF protection).
+
+pub mod signature;
+pub mod url_policy;
+
+pub use signature::WebhookSecret;
+pub use url_policy::UrlPolicy;
