@@ -2,9 +2,11 @@
 //! engine (subscriptions, delivery actors, retries, records) arrives with
 //! issue 5; these are its parts that stand alone:
 //!
+//! - [`cloudevents`]: CloudEvents 1.0 bodies (structured) and headers (binary).
 //! - [`signature`]: Standard Webhooks secrets and signatures.
 //! - [`url_policy`]: which destinations may be called (SSRF protection).
 
+pub mod cloudevents;
 pub mod signature;
 pub mod url_policy;
 
