@@ -3,10 +3,12 @@
 //! issue 5; these are its parts that stand alone:
 //!
 //! - [`cloudevents`]: CloudEvents 1.0 bodies (structured) and headers (binary).
+//! - [`retry`]: outcome rules and retry schedules (with `Retry-After`).
 //! - [`signature`]: Standard Webhooks secrets and signatures.
 //! - [`url_policy`]: which destinations may be called (SSRF protection).
 
 pub mod cloudevents;
+pub mod retry;
 pub mod signature;
 pub mod url_policy;
 
