@@ -4,11 +4,13 @@
 //!
 //! - [`cloudevents`]: CloudEvents 1.0 bodies (structured) and headers (binary).
 //! - [`retry`]: outcome rules and retry schedules (with `Retry-After`).
+//! - [`sender`]: one HTTP attempt, built, signed, sent and recorded.
 //! - [`signature`]: Standard Webhooks secrets and signatures.
 //! - [`url_policy`]: which destinations may be called (SSRF protection).
 
 pub mod cloudevents;
 pub mod retry;
+pub mod sender;
 pub mod signature;
 pub mod url_policy;
 

@@ -1,0 +1,446 @@
+//! One HTTP attempt to a subscriber: build the request (format, signature),
+//! send it with `awc` over pooled keep-alive connections, and record what
+//! happened, whatever happened.
+//!
+//! Destinations are checked against the [`UrlPolicy`] twice: the URL as
+//! written before every attempt, and every address a host name resolves to
+//! (a custom resolver), so a name that points at an internal address is
+//! refused even if it changed after the subscription was made.
+
+use std::{
+    error::Error as StdError,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use actix_tls::connect::{Resolve, Resolver};
+use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, future::LocalBoxFuture};
+
+use crate::{
+    delivery::{
+        UrlPolicy, WebhookSecret, cloudevents,
+        retry::{Verdict, parse_retry_after, verdict_for_error, verdict_for_status},
+    },
+    station::Message,
+};
+
+/// Response bodies are recorded up to this many bytes.
+pub const MAX_RECORDED_BODY: usize = 4 * 1024;
+const USER_AGENT: &str = concat!("depot/", env!("CARGO_PKG_VERSION"));
+
+/// How a subscription's messages are put on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PayloadFormat {
+    /// CloudEvents structured mode (`application/cloudevents+json`).
+    #[default]
+    CloudEvents,
+    /// CloudEvents binary mode (`ce-*` headers, raw payload).
+    CloudEventsBinary,
+    /// The payload as is, with the message's content type.
+    Raw,
+}
+
+/// A request ready to send.
+#[derive(Debug, Clone)]
+pub struct OutgoingRequest {
+    pub method: awc::http::Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// What one attempt did: enough to answer "what did Depot send, and what
+/// came back" later.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// e.g. `POST https://example.com/hook`.
+    pub request_line: String,
+    pub request_headers: Vec<(String, String)>,
+    pub status: Option<u16>,
+    pub response_headers: Vec<(String, String)>,
+    /// At most [`MAX_RECORDED_BODY`] bytes.
+    pub response_body: Bytes,
+    pub duration: Duration,
+    pub error: Option<String>,
+    pub verdict: Verdict,
+}
+
+/// Builds the webhook request for one delivery attempt of `message`. The
+/// `webhook-id` is the delivery's id, the same on every retry; the
+/// timestamp and signature are made fresh for each attempt.
+pub fn webhook_request(
+    url: &str,
+    delivery_id: &str,
+    secret: &WebhookSecret,
+    format: PayloadFormat,
+    message: &Message,
+    station: &str,
+    subscription: &str,
+) -> OutgoingRequest {
+    let (mut headers, body) = match format {
+        PayloadFormat::CloudEvents => (
+            vec![(
+                "content-type".to_owned(),
+                cloudevents::STRUCTURED_CONTENT_TYPE.to_owned(),
+            )],
+            Bytes::from(cloudevents::structured(message, station, subscription)),
+        ),
+        PayloadFormat::CloudEventsBinary => (
+            cloudevents::binary_headers(message, station, subscription),
+            message.payload.clone(),
+        ),
+        PayloadFormat::Raw => {
+            let mut headers = Vec::new();
+            if !message.content_type.is_empty() {
+                headers.push(("content-type".to_owned(), message.content_type.clone()));
+            }
+            (headers, message.payload.clone())
+        }
+    };
+    let timestamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    headers.push(("webhook-id".to_owned(), delivery_id.to_owned()));
+    headers.push(("webhook-timestamp".to_owned(), timestamp.to_string()));
+    headers.push((
+        "webhook-signature".to_owned(),
+        secret.sign(delivery_id, timestamp, &body),
+    ));
+    OutgoingRequest {
+        method: awc::http::Method::POST,
+        url: url.to_owned(),
+        headers,
+        body,
+    }
+}
+
+/// Sends requests; one per thread (an `awc` client is not `Send`), shared
+/// by the deliveries running there.
+pub struct Sender {
+    client: awc::Client,
+    policy: Arc<UrlPolicy>,
+}
+
+/// Resolves names with the system resolver, then refuses the lookup if any
+/// address is one the policy denies.
+struct PolicyResolver(Arc<UrlPolicy>);
+
+impl Resolve for PolicyResolver {
+    fn lookup<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn StdError>>> {
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+            for addr in &addrs {
+                self.0.check_resolved(host, addr.ip())?;
+            }
+            Ok(addrs)
+        })
+    }
+}
+
+impl Sender {
+    /// Must run inside an actix runtime. `connections` caps the pool.
+    pub fn new(policy: Arc<UrlPolicy>, connections: usize) -> Self {
+        let tcp =
+            actix_tls::connect::Connector::new(Resolver::custom(PolicyResolver(policy.clone())))
+                .service();
+        let connector = awc::Connector::new()
+            .connector(tcp)
+            .limit(connections)
+            .timeout(Duration::from_secs(10));
+        let client = awc::Client::builder()
+            .connector(connector)
+            .disable_redirects()
+            .add_default_header(("user-agent", USER_AGENT))
+            .finish();
+        Self { client, policy }
+    }
+
+    /// Makes one attempt; never fails, the outcome is in the record.
+    pub async fn send(&self, request: &OutgoingRequest, timeout: Duration) -> AttemptRecord {
+        let started = Instant::now();
+        let mut record = AttemptRecord {
+            request_line: format!("{} {}", request.method, request.url),
+            request_headers: request.headers.clone(),
+            status: None,
+            response_headers: Vec::new(),
+            response_body: Bytes::new(),
+            duration: Duration::ZERO,
+            error: None,
+            verdict: verdict_for_error(),
+        };
+        if let Err(denied) = self.policy.check_url(&request.url) {
+            record.error = Some(denied);
+            // Retrying a refused destination cannot help.
+            record.verdict = Verdict::Permanent;
+            return record;
+        }
+        let mut outgoing = self
+            .client
+            .request(request.method.clone(), &request.url)
+            .timeout(timeout);
+        for (name, value) in &request.headers {
+            outgoing = outgoing.insert_header((name.as_str(), value.as_str()));
+        }
+        match outgoing.send_body(request.body.clone()).await {
+            Err(error) => {
+                record.error = Some(describe_send_error(&error));
+            }
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                record.status = Some(status);
+                record.response_headers = response
+                    .headers()
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                    .collect();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                let remaining = timeout.saturating_sub(started.elapsed());
+                record.response_body = read_prefix(&mut response, remaining).await;
+                record.verdict = verdict_for_status(status, retry_after);
+            }
+        }
+        record.duration = started.elapsed();
+        record
+    }
+}
+
+/// Reads at most [`MAX_RECORDED_BODY`] bytes of a response body, within
+/// `budget`; the rest is not waited for.
+async fn read_prefix<S>(response: &mut awc::ClientResponse<S>, budget: Duration) -> Bytes
+where
+    S: futures::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let mut body = BytesMut::new();
+    let read = async {
+        while body.len() < MAX_RECORDED_BODY {
+            match response.next().await {
+                Some(Ok(chunk)) => {
+                    let room = MAX_RECORDED_BODY - body.len();
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(budget, read).await;
+    body.freeze()
+}
+
+fn describe_send_error(error: &awc::error::SendRequestError) -> String {
+    use awc::error::SendRequestError;
+    match error {
+        SendRequestError::Timeout => "timed out waiting for the response".to_owned(),
+        SendRequestError::Connect(e) => format!("could not connect: {e}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    use base64::{Engine as _, engine::general_purpose::STANDARD};
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    use super::*;
+
+    /// A real receiver on a loopback port, answering per path.
+    fn receiver() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = HttpServer::new(|| {
+            App::new()
+                .route(
+                    "/ok",
+                    web::post().to(|request: HttpRequest, body: web::Bytes| async move {
+                        // Echo what the verifier needs.
+                        let header = |n: &str| {
+                            request
+                                .headers()
+                                .get(n)
+                                .unwrap()
+                                .to_str()
+                                .unwrap()
+                                .to_owned()
+                        };
+                        HttpResponse::Ok().json(serde_json::json!({
+                            "id": header("webhook-id"),
+                            "timestamp": header("webhook-timestamp"),
+                            "signature": header("webhook-signature"),
+                            "content_type": header("content-type"),
+                            "body": String::from_utf8(body.to_vec()).unwrap(),
+                        }))
+                    }),
+                )
+                .route(
+                    "/busy",
+                    web::post().to(|| async {
+                        HttpResponse::ServiceUnavailable()
+                            .insert_header(("Retry-After", "7"))
+                            .finish()
+                    }),
+                )
+                .route(
+                    "/gone",
+                    web::post().to(|| async { HttpResponse::Gone().finish() }),
+                )
+                .route(
+                    "/slow",
+                    web::post().to(|| async {
+                        actix_rt::time::sleep(Duration::from_secs(3)).await;
+                        HttpResponse::Ok().finish()
+                    }),
+                )
+                .route(
+                    "/big",
+                    web::post().to(|| async { HttpResponse::Ok().body(vec![b'x'; 100_000]) }),
+                )
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        actix_rt::spawn(server);
+        format!("http://{addr}")
+    }
+
+    fn message() -> Message {
+        Message {
+            offset: 3,
+            id: "m-1".into(),
+            timestamp_ms: 1_700_000_000_000,
+            headers: Vec::new(),
+            content_type: "application/json".into(),
+            payload: Bytes::from_static(br#"{"order":7}"#),
+            producer: "app".into(),
+        }
+    }
+
+    fn open_policy() -> Arc<UrlPolicy> {
+        Arc::new(UrlPolicy {
+            allow_private: true,
+            ..Default::default()
+        })
+    }
+
+    fn request(base: &str, path: &str, secret: &WebhookSecret) -> OutgoingRequest {
+        let url = format!("{base}{path}");
+        webhook_request(
+            &url,
+            "dlv-1",
+            secret,
+            PayloadFormat::CloudEvents,
+            &message(),
+            "orders",
+            "billing",
+        )
+    }
+
+    #[actix_rt::test]
+    async fn a_2xx_is_delivered_signed_as_standard_webhooks_says() {
+        let base = receiver();
+        let secret = WebhookSecret::generate();
+        let sender = Sender::new(open_policy(), 4);
+        let record = sender
+            .send(&request(&base, "/ok", &secret), Duration::from_secs(5))
+            .await;
+        assert_eq!(record.verdict, Verdict::Delivered, "{record:?}");
+        assert_eq!(record.status, Some(200));
+        let seen: serde_json::Value = serde_json::from_slice(&record.response_body).unwrap();
+        assert_eq!(seen["id"], "dlv-1");
+        assert_eq!(seen["content_type"], cloudevents::STRUCTURED_CONTENT_TYPE);
+        // Verified independently: HMAC-SHA256 over "id.timestamp.body" with
+        // the decoded key, base64, prefixed "v1,".
+        let key = STANDARD
+            .decode(secret.expose().trim_start_matches("whsec_"))
+            .unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+        let signed = format!(
+            "{}.{}.{}",
+            seen["id"].as_str().unwrap(),
+            seen["timestamp"].as_str().unwrap(),
+            seen["body"].as_str().unwrap()
+        );
+        mac.update(signed.as_bytes());
+        let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+        assert_eq!(seen["signature"], expected);
+        let event: serde_json::Value =
+            serde_json::from_str(seen["body"].as_str().unwrap()).unwrap();
+        assert_eq!(event["data"], serde_json::json!({"order": 7}));
+        assert!(!seen["body"].as_str().unwrap().contains(&secret.expose()));
+        assert_eq!(record.request_line, format!("POST {base}/ok"));
+    }
+
+    #[actix_rt::test]
+    async fn statuses_timeouts_and_refusals_get_their_verdicts() {
+        let base = receiver();
+        let secret = WebhookSecret::generate();
+        let sender = Sender::new(open_policy(), 4);
+        let send = |path: &str, timeout| {
+            let request = request(&base, path, &secret);
+            let sender = &sender;
+            async move { sender.send(&request, timeout).await }
+        };
+        let busy = send("/busy", Duration::from_secs(5)).await;
+        assert_eq!(
+            busy.verdict,
+            Verdict::Retry {
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        assert_eq!(
+            send("/gone", Duration::from_secs(5)).await.verdict,
+            Verdict::Permanent
+        );
+        let slow = send("/slow", Duration::from_millis(200)).await;
+        assert_eq!(slow.verdict, Verdict::Retry { retry_after: None });
+        assert!(slow.error.unwrap().contains("timed out"));
+        assert!(slow.duration < Duration::from_secs(2));
+        let big = send("/big", Duration::from_secs(5)).await;
+        assert_eq!(big.response_body.len(), MAX_RECORDED_BODY);
+
+        // Nobody listening: worth retrying.
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", closed.local_addr().unwrap());
+        drop(closed);
+        let request = webhook_request(&url, "d", &secret, PayloadFormat::Raw, &message(), "s", "b");
+        let refused = sender.send(&request, Duration::from_secs(5)).await;
+        assert_eq!(refused.verdict, Verdict::Retry { retry_after: None });
+        assert!(refused.error.unwrap().contains("could not connect"));
+    }
+
+    #[actix_rt::test]
+    async fn the_policy_refuses_internal_destinations() {
+        let base = receiver();
+        let secret = WebhookSecret::generate();
+        let strict = Sender::new(Arc::new(UrlPolicy::default()), 4);
+        let record = strict
+            .send(&request(&base, "/ok", &secret), Duration::from_secs(5))
+            .await;
+        assert_eq!(record.verdict, Verdict::Permanent);
+        assert!(record.error.unwrap().contains("private"));
+        assert_eq!(record.status, None);
+        // Names are checked once resolved, at connection time.
+        let resolver = PolicyResolver(Arc::new(UrlPolicy::default()));
+        let refused = resolver.lookup("localhost", 80).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("resolves to a denied address"),
+            "{refused}"
+        );
+        let open = PolicyResolver(open_policy());
+        assert!(!open.lookup("localhost", 80).await.unwrap().is_empty());
+    }
+}
