@@ -131,8 +131,9 @@ impl Broker {
             }
         };
         // Refused messages went to the dead letters: durable before answering.
-        let dead_letters_durable =
-            (!validated.refused.is_empty()).then(|| self.inner.group_commit.commit());
+        let dead_letters_durable = validated
+            .dead_lettered
+            .then(|| self.inner.group_commit.commit());
         let valid = std::mem::take(&mut validated.valid);
         let appended = (!valid.is_empty()).then(|| append(&station, who.username.clone(), valid));
         Ok(async move {

@@ -18,6 +18,9 @@ pub(super) struct Validated {
     pub valid: Vec<NewMessage>,
     /// Request index and reason of every refused message, ascending.
     pub refused: Vec<(usize, RejectReason)>,
+    /// Whether refused messages were written to the dead letters (which
+    /// must then be made durable before the producer is answered).
+    pub dead_lettered: bool,
 }
 
 impl Validated {
@@ -25,6 +28,7 @@ impl Validated {
         Self {
             valid: messages,
             refused: Vec::new(),
+            dead_lettered: false,
         }
     }
 
@@ -39,6 +43,7 @@ impl Validated {
     ) -> BrokerResult<Self> {
         let mut valid = Vec::with_capacity(messages.len());
         let mut refused = Vec::new();
+        let mut dead_lettered = false;
         for (index, mut message) in messages.into_iter().enumerate() {
             match schema
                 .validator
@@ -58,12 +63,17 @@ impl Validated {
                             &failure.to_string(),
                             message,
                         ))?;
+                        dead_lettered = true;
                     }
                     refused.push((index, RejectReason::Invalid(failure)));
                 }
             }
         }
-        Ok(Self { valid, refused })
+        Ok(Self {
+            valid,
+            refused,
+            dead_lettered,
+        })
     }
 
     /// Puts the refused messages' outcomes back among the appended ones, in
@@ -123,6 +133,7 @@ mod tests {
                 (0, RejectReason::Invalid(ValidationFailure::single("a"))),
                 (2, RejectReason::Invalid(ValidationFailure::single("b"))),
             ],
+            dead_lettered: false,
         };
         let merged = validated.merge(vec![
             ProduceOutcome::Stored { offset: 7 },
