@@ -3,12 +3,14 @@
 //! issue 5; these are its parts that stand alone:
 //!
 //! - [`cloudevents`]: CloudEvents 1.0 bodies (structured) and headers (binary).
+//! - [`log`]: a subscription's cursor, deliveries and attempts in sled.
 //! - [`retry`]: outcome rules and retry schedules (with `Retry-After`).
 //! - [`sender`]: one HTTP attempt, built, signed, sent and recorded.
 //! - [`signature`]: Standard Webhooks secrets and signatures.
 //! - [`url_policy`]: which destinations may be called (SSRF protection).
 
 pub mod cloudevents;
+pub mod log;
 pub mod retry;
 pub mod sender;
 pub mod signature;

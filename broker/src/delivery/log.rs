@@ -1,0 +1,230 @@
+//! A subscription's delivery state in sled, one tree per subscription
+//! (`subscription/<id>`):
+//!
+//! | key                                  | value                   |
+//! |--------------------------------------|-------------------------|
+//! | `c`                                  | cursor: the next offset to admit (u64, big-endian) |
+//! | `d` + offset                         | `DeliveryRecord`        |
+//! | `a` + offset + attempt number        | `DeliveryAttemptRecord` |
+//!
+//! Admitting deliveries and moving the cursor is one atomic batch: after a
+//! crash every message below the cursor has its delivery record, and every
+//! message at or above it is admitted again, so none is skipped (at least
+//! once). Pending deliveries keep their attempt count and due time, so
+//! retries resume on their schedule.
+
+use prost::Message as _;
+
+use depot_schemas::storage::{DeliveryAttemptRecord, DeliveryRecord, DeliveryStatus};
+
+use crate::error::BrokerResult;
+
+const CURSOR: &[u8] = b"c";
+const DELIVERY: u8 = b'd';
+const ATTEMPT: u8 = b'a';
+
+#[derive(Clone)]
+pub struct DeliveryLog {
+    tree: sled::Tree,
+}
+
+fn delivery_key(offset: u64) -> [u8; 9] {
+    let mut key = [DELIVERY; 9];
+    key[1..].copy_from_slice(&offset.to_be_bytes());
+    key
+}
+
+fn attempt_key(offset: u64, number: u32) -> [u8; 13] {
+    let mut key = [ATTEMPT; 13];
+    key[1..9].copy_from_slice(&offset.to_be_bytes());
+    key[9..].copy_from_slice(&number.to_be_bytes());
+    key
+}
+
+impl DeliveryLog {
+    pub fn new(tree: sled::Tree) -> Self {
+        Self { tree }
+    }
+
+    /// The next offset to admit; `None` before the first admission.
+    pub fn cursor(&self) -> BrokerResult<Option<u64>> {
+        Ok(self.tree.get(CURSOR)?.map(|v| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&v);
+            u64::from_be_bytes(bytes)
+        }))
+    }
+
+    /// Records new deliveries and moves the cursor to `next_cursor`, in one
+    /// atomic batch. Filtered-out messages simply have no record.
+    pub fn admit(&self, deliveries: &[DeliveryRecord], next_cursor: u64) -> BrokerResult<()> {
+        let mut batch = sled::Batch::default();
+        for delivery in deliveries {
+            batch.insert(&delivery_key(delivery.offset), delivery.encode_to_vec());
+        }
+        batch.insert(CURSOR, &next_cursor.to_be_bytes());
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    pub fn delivery(&self, offset: u64) -> BrokerResult<Option<DeliveryRecord>> {
+        match self.tree.get(delivery_key(offset))? {
+            Some(value) => Ok(Some(DeliveryRecord::decode(&*value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Saves a delivery's new state together with the attempt that led to
+    /// it.
+    pub fn record_attempt(
+        &self,
+        delivery: &DeliveryRecord,
+        attempt: &DeliveryAttemptRecord,
+    ) -> BrokerResult<()> {
+        let mut batch = sled::Batch::default();
+        batch.insert(&delivery_key(delivery.offset), delivery.encode_to_vec());
+        batch.insert(
+            &attempt_key(delivery.offset, attempt.number),
+            attempt.encode_to_vec(),
+        );
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Saves a delivery's state (a resend puts a failed one back to pending).
+    pub fn put(&self, delivery: &DeliveryRecord) -> BrokerResult<()> {
+        self.tree
+            .insert(delivery_key(delivery.offset), delivery.encode_to_vec())?;
+        Ok(())
+    }
+
+    /// Every pending delivery, in offset order (to resume after a restart).
+    pub fn pending(&self) -> BrokerResult<Vec<DeliveryRecord>> {
+        let (all, _) = self.deliveries(None, Some(DeliveryStatus::Pending), usize::MAX)?;
+        Ok(all)
+    }
+
+    /// Deliveries after `after` (an offset), optionally of one status, at
+    /// most `limit`, in offset order; and whether more follow.
+    pub fn deliveries(
+        &self,
+        after: Option<u64>,
+        status: Option<DeliveryStatus>,
+        limit: usize,
+    ) -> BrokerResult<(Vec<DeliveryRecord>, bool)> {
+        let start = match after {
+            Some(offset) => match offset.checked_add(1) {
+                Some(next) => delivery_key(next),
+                None => return Ok((Vec::new(), false)),
+            },
+            None => delivery_key(0),
+        };
+        let mut found = Vec::new();
+        for entry in self.tree.range(start..=delivery_key(u64::MAX)) {
+            let (_, value) = entry?;
+            let delivery = DeliveryRecord::decode(&*value)?;
+            if status.is_some_and(|s| delivery.status() != s) {
+                continue;
+            }
+            if found.len() == limit {
+                return Ok((found, true));
+            }
+            found.push(delivery);
+        }
+        Ok((found, false))
+    }
+
+    /// The attempts of the delivery at `offset`, in order.
+    pub fn attempts(&self, offset: u64) -> BrokerResult<Vec<DeliveryAttemptRecord>> {
+        let prefix = &attempt_key(offset, 0)[..9];
+        self.tree
+            .scan_prefix(prefix)
+            .values()
+            .map(|value| Ok(DeliveryAttemptRecord::decode(&*value?)?))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(offset: u64, status: DeliveryStatus) -> DeliveryRecord {
+        let mut record = DeliveryRecord {
+            id: format!("d-{offset}"),
+            offset,
+            ..Default::default()
+        };
+        record.set_status(status);
+        record
+    }
+
+    #[test]
+    fn admissions_move_the_cursor_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let log = DeliveryLog::new(db.open_tree("subscription/s1").unwrap());
+            assert_eq!(log.cursor().unwrap(), None);
+            // Offset 1 was filtered out: no record, but the cursor passes it.
+            let admitted = [
+                delivery(0, DeliveryStatus::Pending),
+                delivery(2, DeliveryStatus::Pending),
+            ];
+            log.admit(&admitted, 3).unwrap();
+            let mut done = log.delivery(0).unwrap().unwrap();
+            done.set_status(DeliveryStatus::Completed);
+            done.attempts = 1;
+            let attempt = DeliveryAttemptRecord {
+                number: 1,
+                response_status: 200,
+                ..Default::default()
+            };
+            log.record_attempt(&done, &attempt).unwrap();
+            db.flush().unwrap();
+        }
+        let db = sled::open(dir.path()).unwrap();
+        let log = DeliveryLog::new(db.open_tree("subscription/s1").unwrap());
+        assert_eq!(log.cursor().unwrap(), Some(3));
+        let pending: Vec<u64> = log.pending().unwrap().iter().map(|d| d.offset).collect();
+        assert_eq!(pending, [2]);
+        assert_eq!(log.attempts(0).unwrap()[0].response_status, 200);
+        assert!(log.attempts(2).unwrap().is_empty());
+        assert!(log.delivery(1).unwrap().is_none());
+    }
+
+    #[test]
+    fn deliveries_page_and_filter_by_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let log = DeliveryLog::new(db.open_tree("subscription/s2").unwrap());
+        let records: Vec<_> = (0..5)
+            .map(|o| {
+                let status = if o % 2 == 0 {
+                    DeliveryStatus::Failed
+                } else {
+                    DeliveryStatus::Completed
+                };
+                delivery(o, status)
+            })
+            .collect();
+        log.admit(&records, 5).unwrap();
+        let (page, more) = log.deliveries(None, None, 2).unwrap();
+        assert_eq!((page.len(), more), (2, true));
+        let (rest, more) = log.deliveries(Some(page[1].offset), None, 10).unwrap();
+        assert_eq!((rest.len(), more), (3, false));
+        let (failed, _) = log
+            .deliveries(None, Some(DeliveryStatus::Failed), 10)
+            .unwrap();
+        assert_eq!(
+            failed.iter().map(|d| d.offset).collect::<Vec<_>>(),
+            [0, 2, 4]
+        );
+        assert!(
+            log.deliveries(Some(u64::MAX), None, 10)
+                .unwrap()
+                .0
+                .is_empty()
+        );
+    }
+}
