@@ -6,6 +6,7 @@
 //! - [`log`]: a subscription's cursor, deliveries and attempts in sled.
 //! - [`retry`]: outcome rules and retry schedules (with `Retry-After`).
 //! - [`sender`]: one HTTP attempt, built, signed, sent and recorded.
+//! - [`subscription`]: a subscription and the rules it must pass.
 //! - [`signature`]: Standard Webhooks secrets and signatures.
 //! - [`url_policy`]: which destinations may be called (SSRF protection).
 
@@ -14,7 +15,10 @@ pub mod log;
 pub mod retry;
 pub mod sender;
 pub mod signature;
+pub mod subscription;
 pub mod url_policy;
 
+pub use retry::RetrySchedule;
 pub use signature::WebhookSecret;
+pub use subscription::{DeliveryMode, Subscription};
 pub use url_policy::UrlPolicy;

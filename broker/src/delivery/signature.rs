@@ -50,6 +50,16 @@ impl WebhookSecret {
         Ok(Self { key })
     }
 
+    /// A secret from its stored key bytes.
+    pub fn from_key(key: Vec<u8>) -> Self {
+        Self { key }
+    }
+
+    /// The key bytes, to store.
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
     /// The `whsec_...` form, shown to the subscription's owner.
     pub fn expose(&self) -> String {
         format!("{SECRET_PREFIX}{}", STANDARD.encode(&self.key))
