@@ -118,6 +118,13 @@ impl Broker {
         &self.inner.config
     }
 
+    /// The store, for the broker's own subsystems (the delivery tests, until
+    /// the delivery engine is wired into the broker).
+    #[cfg(test)]
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     /// Flushes and stops the flushing thread; the process may exit after.
     pub fn shutdown(&self) {
         self.inner.group_commit.shutdown();

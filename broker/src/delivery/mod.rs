@@ -2,6 +2,7 @@
 //! engine (subscriptions, delivery actors, retries, records) arrives with
 //! issue 5; these are its parts that stand alone:
 //!
+//! - [`actor`]: the delivery actor of one subscription.
 //! - [`cloudevents`]: CloudEvents 1.0 bodies (structured) and headers (binary).
 //! - [`log`]: a subscription's cursor, deliveries and attempts in sled.
 //! - [`retry`]: outcome rules and retry schedules (with `Retry-After`).
@@ -10,6 +11,7 @@
 //! - [`signature`]: Standard Webhooks secrets and signatures.
 //! - [`url_policy`]: which destinations may be called (SSRF protection).
 
+pub mod actor;
 pub mod cloudevents;
 pub mod log;
 pub mod retry;
@@ -18,6 +20,8 @@ pub mod signature;
 pub mod subscription;
 pub mod url_policy;
 
+pub use actor::DeliveryActor;
+pub use log::DeliveryLog;
 pub use retry::RetrySchedule;
 pub use signature::WebhookSecret;
 pub use subscription::{DeliveryMode, Subscription};

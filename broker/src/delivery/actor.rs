@@ -1,0 +1,579 @@
+//! [`DeliveryActor`]: one per subscription, pushing its station's messages
+//! to the subscriber's endpoint.
+//!
+//! Two parts:
+//! - a *reader* task follows the station from the subscription's cursor,
+//!   woken by the station's durable head (no polling), turns each message
+//!   that passes the filter into a pending delivery record, and admits them
+//!   with the cursor in one atomic write ([`DeliveryLog::admit`]); a
+//!   semaphore bounds how many admitted deliveries may wait in memory;
+//! - the *actor* starts due deliveries (in `ordered` mode one at a time in
+//!   offset order; in `concurrent` mode up to the limit), records every
+//!   attempt, and schedules retries by the subscription's schedule with a
+//!   timer. On start it resumes every pending delivery at its due time, so a
+//!   restart keeps schedules and skips nothing.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    rc::Rc,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use depot_schemas::storage::{DeliveryAttemptRecord, DeliveryRecord, DeliveryStatus, Header};
+
+use crate::{
+    clock::now_ms,
+    delivery::{
+        DeliveryLog, Subscription, UrlPolicy,
+        retry::Verdict,
+        sender::{AttemptRecord, Sender, webhook_request},
+    },
+    station::{Message, ReadLimits, StationHandle},
+};
+
+/// Admitted deliveries that may wait in memory per subscription.
+const BACKLOG: usize = 1024;
+/// Messages the reader takes from the station at a time.
+const READ_BATCH: usize = 256;
+/// Connections per subscription's sender.
+const CONNECTIONS: usize = 64;
+
+pub struct DeliveryActor {
+    sub: Rc<Subscription>,
+    station: StationHandle,
+    log: DeliveryLog,
+    policy: Arc<UrlPolicy>,
+    sender: Option<Rc<Sender>>,
+    /// Deliveries waiting to start, by offset, with when they are due.
+    waiting: BTreeMap<u64, (DeliveryRecord, Instant)>,
+    in_flight: BTreeSet<u64>,
+    /// Room for admitted deliveries; given back when one ends.
+    room: Arc<Semaphore>,
+    /// The pending timer that will start the next due delivery.
+    wakeup: Option<SpawnHandle>,
+}
+
+/// New deliveries from the reader.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Admitted(Vec<DeliveryRecord>);
+
+impl DeliveryActor {
+    pub fn new(
+        sub: Subscription,
+        station: StationHandle,
+        log: DeliveryLog,
+        policy: Arc<UrlPolicy>,
+    ) -> Self {
+        Self {
+            sub: Rc::new(sub),
+            station,
+            log,
+            policy,
+            sender: None,
+            waiting: BTreeMap::new(),
+            in_flight: BTreeSet::new(),
+            room: Arc::new(Semaphore::new(BACKLOG)),
+            wakeup: None,
+        }
+    }
+
+    /// Starts what is due, as far as the in-flight limit allows; sets a
+    /// timer for the next one otherwise.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let limit = self.sub.in_flight_limit();
+        let now = Instant::now();
+        while self.in_flight.len() < limit {
+            let next = if limit == 1 {
+                // Ordered: only the lowest offset may go, when it is due.
+                self.waiting
+                    .first_key_value()
+                    .map(|(o, (_, due))| (*o, *due))
+            } else {
+                self.waiting
+                    .iter()
+                    .find(|(_, (_, due))| *due <= now)
+                    .or_else(|| self.waiting.iter().min_by_key(|(_, (_, due))| *due))
+                    .map(|(o, (_, due))| (*o, *due))
+            };
+            let Some((offset, due)) = next else { return };
+            if due > now {
+                self.wake_at(due, ctx);
+                return;
+            }
+            let (record, _) = self.waiting.remove(&offset).expect("just found");
+            self.attempt(record, ctx);
+        }
+    }
+
+    fn wake_at(&mut self, due: Instant, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.wakeup.take() {
+            ctx.cancel_future(handle);
+        }
+        let delay = due.saturating_duration_since(Instant::now());
+        self.wakeup = Some(ctx.run_later(delay, |actor, ctx| {
+            actor.wakeup = None;
+            actor.pump(ctx);
+        }));
+    }
+
+    fn attempt(&mut self, record: DeliveryRecord, ctx: &mut Context<Self>) {
+        self.in_flight.insert(record.offset);
+        let message = self.message(record.offset);
+        let sub = self.sub.clone();
+        let sender = self.sender.clone().expect("started");
+        let attempt_number = record.attempts + 1;
+        let delivery_id = record.id.clone();
+        let work = async move {
+            let message = match message {
+                Some(message) => message,
+                None => return None,
+            };
+            let request = webhook_request(
+                &sub.url,
+                &delivery_id,
+                &sub.secret,
+                sub.format,
+                &message,
+                sub.station.as_str(),
+                &sub.id,
+            );
+            Some(sender.send(&request, sub.timeout).await)
+        };
+        ctx.spawn(work.into_actor(self).map(move |result, actor, ctx| {
+            actor.finish(record, attempt_number, result, ctx);
+        }));
+    }
+
+    /// The message at `offset`, if retention has not removed it.
+    fn message(&self, offset: u64) -> Option<Message> {
+        let limits = ReadLimits {
+            max_messages: 1,
+            max_bytes: 1,
+        };
+        match self.station.read(offset, limits) {
+            Ok((batch, _)) => batch.messages.into_iter().find(|m| m.offset == offset),
+            Err(error) => {
+                tracing::warn!(subscription = %self.sub.id, %error, "reading a message to deliver failed");
+                None
+            }
+        }
+    }
+
+    fn finish(
+        &mut self,
+        mut record: DeliveryRecord,
+        number: u32,
+        result: Option<AttemptRecord>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.in_flight.remove(&record.offset);
+        let now = now_ms();
+        record.attempts = number;
+        record.updated_at_ms = now;
+        let (attempt, verdict) = match result {
+            Some(attempt) => (to_storage(number, now, &attempt), attempt.verdict),
+            None => {
+                let attempt = DeliveryAttemptRecord {
+                    number,
+                    at_ms: now,
+                    error: "the message is no longer stored (retention removed it)".into(),
+                    ..Default::default()
+                };
+                (attempt, Verdict::Permanent)
+            }
+        };
+        record.last_status = attempt.response_status;
+        record.last_error = attempt.error.clone();
+        let retry_after = match verdict {
+            Verdict::Delivered => {
+                record.set_status(DeliveryStatus::Completed);
+                None
+            }
+            Verdict::Retry { retry_after } if number < self.sub.max_attempts => {
+                let delay = self.sub.schedule.delay_before(number + 1, retry_after);
+                record.next_attempt_at_ms = now + delay.as_millis() as u64;
+                Some(delay)
+            }
+            Verdict::Retry { .. } | Verdict::Permanent => {
+                record.set_status(DeliveryStatus::Failed);
+                None
+            }
+        };
+        if let Err(error) = self.log.record_attempt(&record, &attempt) {
+            tracing::error!(subscription = %self.sub.id, %error, "recording a delivery attempt failed");
+        }
+        match retry_after {
+            Some(delay) => {
+                let due = Instant::now() + delay;
+                self.waiting.insert(record.offset, (record, due));
+            }
+            None => self.room.add_permits(1),
+        }
+        self.pump(ctx);
+    }
+}
+
+fn to_storage(number: u32, at_ms: u64, attempt: &AttemptRecord) -> DeliveryAttemptRecord {
+    let headers = |list: &[(String, String)]| {
+        list.iter()
+            .map(|(key, value)| Header {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect()
+    };
+    DeliveryAttemptRecord {
+        number,
+        at_ms,
+        request_line: attempt.request_line.clone(),
+        request_headers: headers(&attempt.request_headers),
+        response_status: attempt.status.map_or(0, u32::from),
+        response_headers: headers(&attempt.response_headers),
+        response_body: attempt.response_body.clone(),
+        duration_ms: attempt.duration.as_millis() as u64,
+        error: attempt.error.clone().unwrap_or_default(),
+    }
+}
+
+impl Actor for DeliveryActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.sender = Some(Rc::new(Sender::new(self.policy.clone(), CONNECTIONS)));
+        // Resume pending deliveries at their due times.
+        let pending = self.log.pending().unwrap_or_else(|error| {
+            tracing::error!(subscription = %self.sub.id, %error, "reading pending deliveries failed");
+            Vec::new()
+        });
+        let now_ms = now_ms();
+        let room = self.room.clone();
+        for record in pending {
+            let wait = Duration::from_millis(record.next_attempt_at_ms.saturating_sub(now_ms));
+            self.waiting
+                .insert(record.offset, (record, Instant::now() + wait));
+            // Resumed deliveries take room too (possibly beyond the bound,
+            // once: they were admitted before).
+            if let Ok(permit) = room.try_acquire() {
+                permit.forget();
+            }
+        }
+        let cursor = match self.log.cursor() {
+            Ok(cursor) => cursor.unwrap_or(self.sub.start_offset),
+            Err(error) => {
+                tracing::error!(subscription = %self.sub.id, %error, "reading the cursor failed");
+                ctx.stop();
+                return;
+            }
+        };
+        actix::spawn(read_station(
+            ctx.address(),
+            self.sub.clone().as_ref().clone(),
+            self.station.clone(),
+            self.log.clone(),
+            self.room.clone(),
+            cursor,
+        ));
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Admitted> for DeliveryActor {
+    type Result = ();
+
+    fn handle(&mut self, Admitted(records): Admitted, ctx: &mut Self::Context) {
+        let now = Instant::now();
+        for record in records {
+            self.waiting.insert(record.offset, (record, now));
+        }
+        self.pump(ctx);
+    }
+}
+
+/// Follows the station from `cursor`, admitting deliveries; ends when the
+/// actor or the station goes away.
+async fn read_station(
+    actor: Addr<DeliveryActor>,
+    sub: Subscription,
+    station: StationHandle,
+    log: DeliveryLog,
+    room: Arc<Semaphore>,
+    mut cursor: u64,
+) {
+    let mut head = station.durable_head.clone();
+    loop {
+        if *head.borrow_and_update() <= cursor {
+            if head.changed().await.is_err() || !actor.connected() {
+                return;
+            }
+            continue;
+        }
+        let limits = ReadLimits {
+            max_messages: READ_BATCH,
+            max_bytes: u64::MAX,
+        };
+        let batch = match station.read(cursor, limits) {
+            Ok((batch, _)) => batch,
+            Err(error) => {
+                tracing::error!(subscription = %sub.id, %error, "reading the station failed");
+                return;
+            }
+        };
+        let now = now_ms();
+        let records: Vec<DeliveryRecord> = batch
+            .messages
+            .iter()
+            .filter(|m| sub.matches(m))
+            .map(|m| {
+                let mut record = DeliveryRecord {
+                    id: Uuid::now_v7().to_string(),
+                    offset: m.offset,
+                    message_id: m.id.clone(),
+                    next_attempt_at_ms: now,
+                    created_at_ms: now,
+                    updated_at_ms: now,
+                    ..Default::default()
+                };
+                record.set_status(DeliveryStatus::Pending);
+                record
+            })
+            .collect();
+        // Wait for room before admitting, so a slow endpoint holds the reader
+        // back instead of filling memory.
+        match room.clone().acquire_many_owned(records.len() as u32).await {
+            Ok(permits) => permits.forget(),
+            Err(_) => return,
+        }
+        if let Err(error) = log.admit(&records, batch.next_offset) {
+            tracing::error!(subscription = %sub.id, %error, "admitting deliveries failed");
+            return;
+        }
+        cursor = batch.next_offset;
+        if !records.is_empty() && actor.send(Admitted(records)).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, net::TcpListener, sync::Mutex};
+
+    use actix_web::{App, HttpResponse, HttpServer, web};
+
+    use super::*;
+    use crate::{
+        Broker, BrokerConfig,
+        delivery::{
+            DeliveryMode, RetrySchedule, WebhookSecret, sender::PayloadFormat,
+            subscription::DEFAULT_TIMEOUT,
+        },
+        station::{NewMessage, StationName, StationSettings},
+    };
+
+    /// What the receiver saw: (webhook-id, offset, status it answered).
+    type Seen = Arc<Mutex<Vec<(String, u64, u16)>>>;
+
+    /// A receiver that fails the first attempt of every delivery with 500
+    /// on `/flaky`, and answers 410 on `/gone`.
+    fn receiver(seen: Seen) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tries: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let server = HttpServer::new(move || {
+            let seen = seen.clone();
+            let tries = tries.clone();
+            App::new().route(
+                "/{mode}",
+                web::post().to(
+                    move |mode: web::Path<String>,
+                          request: actix_web::HttpRequest,
+                          body: web::Bytes| {
+                        let seen = seen.clone();
+                        let tries = tries.clone();
+                        async move {
+                            let id = request
+                                .headers()
+                                .get("webhook-id")
+                                .unwrap()
+                                .to_str()
+                                .unwrap()
+                                .to_owned();
+                            let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                            let offset = event["depotoffset"].as_u64().unwrap();
+                            let status = match mode.as_str() {
+                                "gone" => 410,
+                                _ => {
+                                    let mut tries = tries.lock().unwrap();
+                                    let n = tries.entry(id.clone()).or_default();
+                                    *n += 1;
+                                    if *n == 1 { 500 } else { 200 }
+                                }
+                            };
+                            seen.lock().unwrap().push((id, offset, status));
+                            HttpResponse::build(
+                                actix_web::http::StatusCode::from_u16(status).unwrap(),
+                            )
+                            .finish()
+                        }
+                    },
+                ),
+            )
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        actix_rt::spawn(server);
+        format!("http://{addr}")
+    }
+
+    async fn broker_with_messages(dir: &std::path::Path, count: usize) -> (Broker, StationHandle) {
+        let mut config = BrokerConfig::new(dir, "127.0.0.1:0");
+        config.root_password = Some("root-password".into());
+        let broker = Broker::open(config).unwrap().broker;
+        let root = broker.principal("root").unwrap();
+        broker
+            .create_station(&root, "orders", StationSettings::default())
+            .await
+            .unwrap();
+        let messages = (0..count)
+            .map(|i| NewMessage {
+                content_type: "application/json".into(),
+                payload: format!("{{\"n\":{i}}}").into(),
+                ..Default::default()
+            })
+            .collect();
+        broker.produce(&root, "orders", messages).await.unwrap();
+        let station = broker.station_for_reading(&root, "orders").unwrap();
+        (broker, station)
+    }
+
+    fn subscription(url: String, mode: DeliveryMode) -> Subscription {
+        Subscription {
+            id: "sub-1".into(),
+            name: "test".into(),
+            station: StationName::parse("orders").unwrap(),
+            url,
+            secret: WebhookSecret::generate(),
+            max_attempts: 3,
+            schedule: RetrySchedule::parse("0s,20ms,20ms").unwrap(),
+            timeout: DEFAULT_TIMEOUT,
+            format: PayloadFormat::CloudEvents,
+            filter: Vec::new(),
+            mode,
+            max_rate: None,
+            paused: false,
+            created_at_ms: 0,
+            created_by: "root".into(),
+            start_offset: 0,
+        }
+    }
+
+    async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn open_policy() -> Arc<UrlPolicy> {
+        Arc::new(UrlPolicy {
+            allow_private: true,
+            ..Default::default()
+        })
+    }
+
+    #[actix_rt::test]
+    async fn ordered_delivery_retries_in_offset_order_with_a_stable_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let (broker, station) = broker_with_messages(dir.path(), 10).await;
+        let seen: Seen = Arc::default();
+        let url = format!("{}/flaky", receiver(seen.clone()));
+        let log = DeliveryLog::new(broker.store().db().open_tree("subscription/sub-1").unwrap());
+        DeliveryActor::new(
+            subscription(url, DeliveryMode::Ordered),
+            station,
+            log.clone(),
+            open_policy(),
+        )
+        .start();
+        wait_until("10 deliveries", || {
+            seen.lock().unwrap().iter().filter(|s| s.2 == 200).count() == 10
+        })
+        .await;
+        let seen = seen.lock().unwrap().clone();
+        // Strictly in order: each message failed once, then succeeded,
+        // before the next one was tried at all.
+        let offsets: Vec<u64> = seen.iter().map(|s| s.1).collect();
+        let expected: Vec<u64> = (0..10).flat_map(|o| [o, o]).collect();
+        assert_eq!(offsets, expected);
+        for pair in seen.chunks(2) {
+            assert_eq!(pair[0].0, pair[1].0, "the webhook-id stays across retries");
+            assert_eq!((pair[0].2, pair[1].2), (500, 200));
+        }
+        let (records, _) = log.deliveries(None, None, 100).unwrap();
+        assert_eq!(records.len(), 10);
+        for record in &records {
+            assert_eq!(record.status(), DeliveryStatus::Completed);
+            assert_eq!(record.attempts, 2);
+            let attempts = log.attempts(record.offset).unwrap();
+            assert_eq!(
+                attempts
+                    .iter()
+                    .map(|a| a.response_status)
+                    .collect::<Vec<_>>(),
+                [500, 200]
+            );
+        }
+        assert_eq!(log.cursor().unwrap(), Some(10));
+    }
+
+    #[actix_rt::test]
+    async fn permanent_failures_end_after_one_attempt_and_new_messages_wake_the_actor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (broker, station) = broker_with_messages(dir.path(), 5).await;
+        let seen: Seen = Arc::default();
+        let url = format!("{}/gone", receiver(seen.clone()));
+        let log = DeliveryLog::new(broker.store().db().open_tree("subscription/sub-1").unwrap());
+        DeliveryActor::new(
+            subscription(url, DeliveryMode::Concurrent(4)),
+            station,
+            log.clone(),
+            open_policy(),
+        )
+        .start();
+        wait_until("5 attempts", || seen.lock().unwrap().len() == 5).await;
+        // A message produced later is picked up without polling.
+        let root = broker.principal("root").unwrap();
+        let late = NewMessage {
+            content_type: "application/json".into(),
+            payload: "{}".into(),
+            ..Default::default()
+        };
+        broker.produce(&root, "orders", vec![late]).await.unwrap();
+        wait_until("the late message", || seen.lock().unwrap().len() == 6).await;
+        wait_until("failed records", || {
+            log.deliveries(None, Some(DeliveryStatus::Failed), 100)
+                .unwrap()
+                .0
+                .len()
+                == 6
+        })
+        .await;
+        let (failed, _) = log
+            .deliveries(None, Some(DeliveryStatus::Failed), 100)
+            .unwrap();
+        assert!(
+            failed
+                .iter()
+                .all(|d| d.attempts == 1 && d.last_status == 410)
+        );
+    }
+}
