@@ -362,11 +362,12 @@ async fn read_station(
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::HashMap, net::TcpListener, sync::Mutex};
+    use std::{collections::HashMap, sync::Mutex};
 
     use actix_web::{App, HttpResponse, HttpServer, web};
 
     use super::*;
+    use crate::delivery::test_receiver::spawn_on_loopback;
     use crate::{
         Broker, BrokerConfig,
         delivery::{
@@ -382,55 +383,53 @@ mod tests {
     /// A receiver that fails the first attempt of every delivery with 500
     /// on `/flaky`, and answers 410 on `/gone`.
     fn receiver(seen: Seen) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let tries: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-        let server = HttpServer::new(move || {
-            let seen = seen.clone();
-            let tries = tries.clone();
-            App::new().route(
-                "/{mode}",
-                web::post().to(
-                    move |mode: web::Path<String>,
-                          request: actix_web::HttpRequest,
-                          body: web::Bytes| {
-                        let seen = seen.clone();
-                        let tries = tries.clone();
-                        async move {
-                            let id = request
-                                .headers()
-                                .get("webhook-id")
-                                .unwrap()
-                                .to_str()
-                                .unwrap()
-                                .to_owned();
-                            let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                            let offset = event["depotoffset"].as_u64().unwrap();
-                            let status = match mode.as_str() {
-                                "gone" => 410,
-                                _ => {
-                                    let mut tries = tries.lock().unwrap();
-                                    let n = tries.entry(id.clone()).or_default();
-                                    *n += 1;
-                                    if *n == 1 { 500 } else { 200 }
-                                }
-                            };
-                            seen.lock().unwrap().push((id, offset, status));
-                            HttpResponse::build(
-                                actix_web::http::StatusCode::from_u16(status).unwrap(),
-                            )
-                            .finish()
-                        }
-                    },
-                ),
-            )
+        spawn_on_loopback(|listener| {
+            HttpServer::new(move || {
+                let seen = seen.clone();
+                let tries = tries.clone();
+                App::new().route(
+                    "/{mode}",
+                    web::post().to(
+                        move |mode: web::Path<String>,
+                              request: actix_web::HttpRequest,
+                              body: web::Bytes| {
+                            let seen = seen.clone();
+                            let tries = tries.clone();
+                            async move {
+                                let id = request
+                                    .headers()
+                                    .get("webhook-id")
+                                    .unwrap()
+                                    .to_str()
+                                    .unwrap()
+                                    .to_owned();
+                                let event: serde_json::Value =
+                                    serde_json::from_slice(&body).unwrap();
+                                let offset = event["depotoffset"].as_u64().unwrap();
+                                let status = match mode.as_str() {
+                                    "gone" => 410,
+                                    _ => {
+                                        let mut tries = tries.lock().unwrap();
+                                        let n = tries.entry(id.clone()).or_default();
+                                        *n += 1;
+                                        if *n == 1 { 500 } else { 200 }
+                                    }
+                                };
+                                seen.lock().unwrap().push((id, offset, status));
+                                HttpResponse::build(
+                                    actix_web::http::StatusCode::from_u16(status).unwrap(),
+                                )
+                                .finish()
+                            }
+                        },
+                    ),
+                )
+            })
+            .workers(1)
+            .listen(listener)
+            .map(|server| server.run())
         })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        actix_rt::spawn(server);
-        format!("http://{addr}")
     }
 
     async fn broker_with_messages(dir: &std::path::Path, count: usize) -> (Broker, StationHandle) {

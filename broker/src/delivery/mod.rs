@@ -18,6 +18,8 @@ pub mod retry;
 pub mod sender;
 pub mod signature;
 pub mod subscription;
+#[cfg(test)]
+mod test_receiver;
 pub mod url_policy;
 
 pub use actor::DeliveryActor;

@@ -256,65 +256,63 @@ mod tests {
     use sha2::Sha256;
 
     use super::*;
+    use crate::delivery::test_receiver::spawn_on_loopback;
 
     /// A real receiver on a loopback port, answering per path.
     fn receiver() -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = HttpServer::new(|| {
-            App::new()
-                .route(
-                    "/ok",
-                    web::post().to(|request: HttpRequest, body: web::Bytes| async move {
-                        // Echo what the verifier needs.
-                        let header = |n: &str| {
-                            request
-                                .headers()
-                                .get(n)
-                                .unwrap()
-                                .to_str()
-                                .unwrap()
-                                .to_owned()
-                        };
-                        HttpResponse::Ok().json(serde_json::json!({
-                            "id": header("webhook-id"),
-                            "timestamp": header("webhook-timestamp"),
-                            "signature": header("webhook-signature"),
-                            "content_type": header("content-type"),
-                            "body": String::from_utf8(body.to_vec()).unwrap(),
-                        }))
-                    }),
-                )
-                .route(
-                    "/busy",
-                    web::post().to(|| async {
-                        HttpResponse::ServiceUnavailable()
-                            .insert_header(("Retry-After", "7"))
-                            .finish()
-                    }),
-                )
-                .route(
-                    "/gone",
-                    web::post().to(|| async { HttpResponse::Gone().finish() }),
-                )
-                .route(
-                    "/slow",
-                    web::post().to(|| async {
-                        actix_rt::time::sleep(Duration::from_secs(3)).await;
-                        HttpResponse::Ok().finish()
-                    }),
-                )
-                .route(
-                    "/big",
-                    web::post().to(|| async { HttpResponse::Ok().body(vec![b'x'; 100_000]) }),
-                )
+        spawn_on_loopback(|listener| {
+            HttpServer::new(|| {
+                App::new()
+                    .route(
+                        "/ok",
+                        web::post().to(|request: HttpRequest, body: web::Bytes| async move {
+                            // Echo what the verifier needs.
+                            let header = |n: &str| {
+                                request
+                                    .headers()
+                                    .get(n)
+                                    .unwrap()
+                                    .to_str()
+                                    .unwrap()
+                                    .to_owned()
+                            };
+                            HttpResponse::Ok().json(serde_json::json!({
+                                "id": header("webhook-id"),
+                                "timestamp": header("webhook-timestamp"),
+                                "signature": header("webhook-signature"),
+                                "content_type": header("content-type"),
+                                "body": String::from_utf8(body.to_vec()).unwrap(),
+                            }))
+                        }),
+                    )
+                    .route(
+                        "/busy",
+                        web::post().to(|| async {
+                            HttpResponse::ServiceUnavailable()
+                                .insert_header(("Retry-After", "7"))
+                                .finish()
+                        }),
+                    )
+                    .route(
+                        "/gone",
+                        web::post().to(|| async { HttpResponse::Gone().finish() }),
+                    )
+                    .route(
+                        "/slow",
+                        web::post().to(|| async {
+                            actix_rt::time::sleep(Duration::from_secs(3)).await;
+                            HttpResponse::Ok().finish()
+                        }),
+                    )
+                    .route(
+                        "/big",
+                        web::post().to(|| async { HttpResponse::Ok().body(vec![b'x'; 100_000]) }),
+                    )
+            })
+            .workers(1)
+            .listen(listener)
+            .map(|server| server.run())
         })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        actix_rt::spawn(server);
-        format!("http://{addr}")
     }
 
     fn message() -> Message {
