@@ -113,6 +113,12 @@ pub struct BrokerConfig {
     #[arg(long, env = "DEPOT_WORKERS", default_value_t = 0)]
     pub workers: usize,
 
+    /// Let webhook subscriptions call private, loopback and link-local
+    /// addresses (denied by default so Depot cannot be turned against
+    /// internal services; for tests and local use).
+    #[arg(long, env = "DEPOT_ALLOW_PRIVATE_URLS", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_private_urls: bool,
+
     /// Password of `root` on first start (generated and printed when unset).
     /// Ignored once the data directory has a root user.
     #[arg(long, env = "DEPOT_ROOT_PASSWORD", hide_env_values = true)]
@@ -139,6 +145,7 @@ impl BrokerConfig {
             auto_create: true,
             retention_interval: Duration::from_secs(5),
             workers: 0,
+            allow_private_urls: false,
             root_password: None,
             root_connection_token: None,
         }

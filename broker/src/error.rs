@@ -35,6 +35,9 @@ pub enum BrokerError {
     #[error("schema {name} is attached to stations {}; detach it first", stations.join(", "))]
     SchemaInUse { name: String, stations: Vec<String> },
 
+    #[error("subscription not found: {subscription}")]
+    SubscriptionNotFound { subscription: String },
+
     #[error("dead letter {id} not found in station {station}")]
     DeadLetterNotFound { station: String, id: u64 },
 

@@ -55,6 +55,11 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_AUTO_CREATE", default_value_t = true, action = ArgAction::Set)]
     pub auto_create: bool,
 
+    /// Embedded broker: let webhook subscriptions call private, loopback and
+    /// link-local addresses (for tests and local use).
+    #[arg(long, env = "DEPOT_ALLOW_PRIVATE_URLS", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_private_urls: bool,
+
     /// Embedded broker: root's password on first start.
     #[arg(long, env = "DEPOT_ROOT_PASSWORD", hide_env_values = true)]
     pub root_password: Option<String>,
@@ -110,6 +115,7 @@ impl ProxyConfig {
         let mut config = BrokerConfig::new(&self.data_dir, &self.broker_listen);
         config.fsync = self.fsync;
         config.auto_create = self.auto_create;
+        config.allow_private_urls = self.allow_private_urls;
         config.root_password = self.root_password.clone();
         config.root_connection_token = self.root_connection_token.clone();
         config

@@ -7,16 +7,19 @@
 //! - [`validation`]: schema checks on the produce path.
 //! - [`schemas`]: the schema registry and attachments.
 //! - [`dead_letters`]: listing and resending refused messages.
+//! - [`subscriptions`]: webhook subscriptions and their deliveries.
 //! - [`users`]: authentication and the user store.
 
 mod dead_letters;
 mod schemas;
 mod stations;
+mod subscriptions;
 mod users;
 mod validation;
 
 pub use dead_letters::{ResendOutcome, ResendSelection};
 pub use schemas::SchemaSummary;
+pub use subscriptions::NewSubscription;
 pub use users::UserSummary;
 
 use std::{collections::HashMap, sync::Arc};
@@ -27,6 +30,7 @@ use parking_lot::RwLock;
 use crate::{
     auth::{self, PasswordHasher, Principal},
     config::BrokerConfig,
+    delivery::{Deliveries, UrlPolicy},
     error::{BrokerError, BrokerResult},
     persist::{GroupCommit, Store},
     registry::{StationDirectory, StationRegistry},
@@ -52,6 +56,7 @@ struct Inner {
     registry: Addr<StationRegistry>,
     directory: StationDirectory,
     schemas: Arc<SchemaCatalog>,
+    deliveries: Deliveries,
     station_arbiters: Vec<Arbiter>,
     passwords: PasswordHasher,
     /// Principals by user name, for requests made on behalf of users (the
@@ -94,6 +99,12 @@ impl Broker {
             station_arbiters.iter().map(Arbiter::handle).collect(),
         )?;
         let registry = registry.start();
+        let policy = UrlPolicy {
+            allow_private: config.allow_private_urls,
+            ..Default::default()
+        };
+        let deliveries =
+            Deliveries::start(store.clone(), group_commit.clone(), policy, &directory)?;
         actix::spawn(purge_used_tokens(store.clone()));
         let broker = Broker {
             inner: Arc::new(Inner {
@@ -103,6 +114,7 @@ impl Broker {
                 registry,
                 directory,
                 schemas,
+                deliveries,
                 station_arbiters,
                 passwords,
                 principals: RwLock::default(),
@@ -125,8 +137,14 @@ impl Broker {
         &self.inner.store
     }
 
+    #[cfg(test)]
+    pub(crate) fn group_commit(&self) -> GroupCommit {
+        self.inner.group_commit.clone()
+    }
+
     /// Flushes and stops the flushing thread; the process may exit after.
     pub fn shutdown(&self) {
+        self.inner.deliveries.shutdown();
         self.inner.group_commit.shutdown();
         for arbiter in &self.inner.station_arbiters {
             arbiter.stop();

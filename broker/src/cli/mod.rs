@@ -17,6 +17,7 @@ mod produce;
 mod schemas;
 mod stations;
 mod users;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -69,6 +70,9 @@ enum Command {
     /// Inspect and resend messages a station's schema refused.
     #[command(subcommand)]
     DeadLetters(dead_letters::DeadLettersCommand),
+    /// Webhook subscriptions: push a station's messages to a URL.
+    #[command(subcommand)]
+    Subscriptions(webhooks::SubscriptionsCommand),
 }
 
 /// Everything a command needs: the connection and the output mode.
@@ -114,5 +118,6 @@ async fn run(cli: Cli) -> CliResult {
         Command::Tail(args) => fetch::run_tail(&context, args).await,
         Command::Schemas(command) => schemas::run(&context, command).await,
         Command::DeadLetters(command) => dead_letters::run(&context, command).await,
+        Command::Subscriptions(command) => webhooks::run(&context, command).await,
     }
 }

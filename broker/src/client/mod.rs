@@ -9,6 +9,7 @@
 
 mod schemas;
 mod subscription;
+mod webhooks;
 
 use std::{
     collections::HashMap,

@@ -33,6 +33,7 @@ use crate::{
         retry::Verdict,
         sender::{AttemptRecord, Sender, webhook_request},
     },
+    persist::GroupCommit,
     station::{Message, ReadLimits, StationHandle},
 };
 
@@ -47,6 +48,8 @@ pub struct DeliveryActor {
     sub: Rc<Subscription>,
     station: StationHandle,
     log: DeliveryLog,
+    /// Makes delivery state durable (grouped with every other writer).
+    group_commit: GroupCommit,
     policy: Arc<UrlPolicy>,
     sender: Option<Rc<Sender>>,
     /// Deliveries waiting to start, by offset, with when they are due.
@@ -56,6 +59,20 @@ pub struct DeliveryActor {
     room: Arc<Semaphore>,
     /// The pending timer that will start the next due delivery.
     wakeup: Option<SpawnHandle>,
+}
+
+/// Stops delivering (the subscription was paused or deleted). In-flight
+/// attempts are abandoned; their deliveries stay pending and resume later.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for DeliveryActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
 }
 
 /// New deliveries from the reader.
@@ -68,12 +85,14 @@ impl DeliveryActor {
         sub: Subscription,
         station: StationHandle,
         log: DeliveryLog,
+        group_commit: GroupCommit,
         policy: Arc<UrlPolicy>,
     ) -> Self {
         Self {
             sub: Rc::new(sub),
             station,
             log,
+            group_commit,
             policy,
             sender: None,
             waiting: BTreeMap::new(),
@@ -208,6 +227,9 @@ impl DeliveryActor {
         if let Err(error) = self.log.record_attempt(&record, &attempt) {
             tracing::error!(subscription = %self.sub.id, %error, "recording a delivery attempt failed");
         }
+        // Flushed with the next group commit; nobody waits for it (losing
+        // it in a crash only repeats an attempt).
+        self.group_commit.commit_then(|_| {});
         match retry_after {
             Some(delay) => {
                 let due = Instant::now() + delay;
@@ -276,6 +298,7 @@ impl Actor for DeliveryActor {
             self.sub.clone().as_ref().clone(),
             self.station.clone(),
             self.log.clone(),
+            self.group_commit.clone(),
             self.room.clone(),
             cursor,
         ));
@@ -302,6 +325,7 @@ async fn read_station(
     sub: Subscription,
     station: StationHandle,
     log: DeliveryLog,
+    group_commit: GroupCommit,
     room: Arc<Semaphore>,
     mut cursor: u64,
 ) {
@@ -351,6 +375,12 @@ async fn read_station(
         }
         if let Err(error) = log.admit(&records, batch.next_offset) {
             tracing::error!(subscription = %sub.id, %error, "admitting deliveries failed");
+            return;
+        }
+        // Durable before the first attempt: a crash after it must find the
+        // same delivery (same webhook-id) pending, not admit a new one.
+        if let Err(error) = group_commit.commit().await {
+            tracing::error!(subscription = %sub.id, %error, "flushing admitted deliveries failed");
             return;
         }
         cursor = batch.next_offset;
@@ -500,6 +530,7 @@ mod tests {
             subscription(url, DeliveryMode::Ordered),
             station,
             log.clone(),
+            broker.group_commit(),
             open_policy(),
         )
         .start();
@@ -545,6 +576,7 @@ mod tests {
             subscription(url, DeliveryMode::Concurrent(4)),
             station,
             log.clone(),
+            broker.group_commit(),
             open_policy(),
         )
         .start();

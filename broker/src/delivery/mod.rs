@@ -5,6 +5,7 @@
 //! - [`actor`]: the delivery actor of one subscription.
 //! - [`cloudevents`]: CloudEvents 1.0 bodies (structured) and headers (binary).
 //! - [`log`]: a subscription's cursor, deliveries and attempts in sled.
+//! - [`registry`]: the broker's subscriptions and their running actors.
 //! - [`retry`]: outcome rules and retry schedules (with `Retry-After`).
 //! - [`sender`]: one HTTP attempt, built, signed, sent and recorded.
 //! - [`subscription`]: a subscription and the rules it must pass.
@@ -14,6 +15,7 @@
 pub mod actor;
 pub mod cloudevents;
 pub mod log;
+pub mod registry;
 pub mod retry;
 pub mod sender;
 pub mod signature;
@@ -24,6 +26,7 @@ pub mod url_policy;
 
 pub use actor::DeliveryActor;
 pub use log::DeliveryLog;
+pub use registry::Deliveries;
 pub use retry::RetrySchedule;
 pub use signature::WebhookSecret;
 pub use subscription::{DeliveryMode, Subscription};

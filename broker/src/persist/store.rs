@@ -10,13 +10,15 @@
 //! | `schemas`         | schema name    | `SchemaRecord` (all versions)  |
 //! | `station/<name>`  | see `station::log` (records, dedup index, counters) |
 //! | `dead-letters/<name>` | id (big-endian u64) | `DeadLetterRecord`     |
+//! | `subscriptions`   | subscription id | `SubscriptionRecord`          |
+//! | `subscription/<id>` | see `delivery::log` (cursor, deliveries, attempts) |
 //!
 //! Values are protobuf (`depot_schemas::storage`), so the format is written
 //! down in `schemas/proto/depot/storage/v1/storage.proto`.
 
 use prost::Message;
 
-use depot_schemas::storage::{SchemaRecord, StationDefinition, UserRecord};
+use depot_schemas::storage::{SchemaRecord, StationDefinition, SubscriptionRecord, UserRecord};
 
 use crate::{config::BrokerConfig, error::BrokerResult, station::StationName};
 
@@ -29,6 +31,8 @@ const SIGNING_KEY: &str = "jwt-signing-key";
 /// Bytes of the JWT signing key (HMAC-SHA256 wants at least 32).
 const SIGNING_KEY_BYTES: usize = 32;
 const SCHEMAS_TREE: &str = "schemas";
+const SUBSCRIPTIONS_TREE: &str = "subscriptions";
+const SUBSCRIPTION_TREE_PREFIX: &str = "subscription/";
 const STATION_TREE_PREFIX: &str = "station/";
 const DEAD_LETTER_TREE_PREFIX: &str = "dead-letters/";
 
@@ -41,6 +45,7 @@ pub struct Store {
     meta: sled::Tree,
     used_tokens: sled::Tree,
     schemas: sled::Tree,
+    subscriptions: sled::Tree,
 }
 
 impl Store {
@@ -58,6 +63,7 @@ impl Store {
             meta: db.open_tree(META_TREE)?,
             used_tokens: db.open_tree(USED_TOKENS_TREE)?,
             schemas: db.open_tree(SCHEMAS_TREE)?,
+            subscriptions: db.open_tree(SUBSCRIPTIONS_TREE)?,
             db,
         })
     }
@@ -127,6 +133,34 @@ impl Store {
     pub fn remove_schema(&self, name: &str) -> BrokerResult<()> {
         self.schemas.remove(name)?;
         Ok(())
+    }
+
+    pub fn subscription_records(&self) -> BrokerResult<Vec<SubscriptionRecord>> {
+        self.subscriptions
+            .iter()
+            .values()
+            .map(|value| Ok(SubscriptionRecord::decode(&*value?)?))
+            .collect()
+    }
+
+    pub fn put_subscription(&self, record: &SubscriptionRecord) -> BrokerResult<()> {
+        self.subscriptions
+            .insert(record.id.as_bytes(), record.encode_to_vec())?;
+        Ok(())
+    }
+
+    /// Removes a subscription with its delivery records.
+    pub fn remove_subscription(&self, id: &str) -> BrokerResult<()> {
+        self.subscriptions.remove(id)?;
+        self.db
+            .drop_tree(format!("{SUBSCRIPTION_TREE_PREFIX}{id}"))?;
+        Ok(())
+    }
+
+    pub fn open_subscription_tree(&self, id: &str) -> BrokerResult<sled::Tree> {
+        Ok(self
+            .db
+            .open_tree(format!("{SUBSCRIPTION_TREE_PREFIX}{id}"))?)
     }
 
     /// Drops station trees that have no definition: left behind when a crash

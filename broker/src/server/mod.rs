@@ -12,6 +12,7 @@ pub mod convert;
 pub mod operations;
 pub mod schema_operations;
 pub mod subscription;
+pub mod webhook_operations;
 
 use std::{net::SocketAddr, sync::Arc};
 

@@ -10,7 +10,7 @@ use crate::{
     auth::Principal,
     broker::{Broker, UserSummary},
     error::BrokerResult,
-    server::{convert, schema_operations},
+    server::{convert, schema_operations, webhook_operations},
     station::{ProduceOutcome, ReadLimits, StationSettings},
 };
 
@@ -27,6 +27,10 @@ const FRAME_OVERHEAD_MARGIN: u64 = 1024 * 1024;
 
 pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
     let op = match schema_operations::run(broker, who, op).await {
+        Ok(answer) => return answer.unwrap_or_else(|e| Reply::Error(convert::broker_error(&e))),
+        Err(op) => op,
+    };
+    let op = match webhook_operations::run(broker, who, op).await {
         Ok(answer) => return answer.unwrap_or_else(|e| Reply::Error(convert::broker_error(&e))),
         Err(op) => op,
     };

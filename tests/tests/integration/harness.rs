@@ -104,6 +104,18 @@ impl TestBroker {
         raw
     }
 
+    /// Runs the `depot` CLI and returns its output, failing the test if
+    /// the command fails.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+
     /// Runs the `depot` CLI against this broker.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(CLI_BIN)

@@ -19,3 +19,4 @@ mod schemas_versions;
 mod stations;
 mod subscribe;
 mod users;
+mod webhooks;

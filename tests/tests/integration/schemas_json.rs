@@ -285,15 +285,7 @@ async fn schemas_are_managed_from_the_cli() {
     std::fs::write(&file, ORDER_SCHEMA).unwrap();
     let file = file.to_str().unwrap();
 
-    let ok = |args: &[&str]| {
-        let out = broker.cli(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let ok = |args: &[&str]| broker.cli_ok(args);
     ok(&[
         "schemas", "create", "order", "--type", "json", "--file", file,
     ]);

@@ -1,0 +1,77 @@
+//! Webhook subscription operations of [`BrokerClient`] (not to be confused
+//! with wire subscriptions, `subscription.rs`, which stream a station).
+
+use depot_schemas::wire::{self, request::Op, response::Result as Reply};
+
+use crate::client::{BrokerClient, ClientResult, unexpected};
+
+impl BrokerClient {
+    pub async fn create_subscription(
+        &self,
+        create: wire::CreateSubscription,
+    ) -> ClientResult<wire::SubscriptionInfo> {
+        expect_subscription(self.call(Op::CreateSubscription(create)).await?)
+    }
+
+    pub async fn list_subscriptions(
+        &self,
+        station: &str,
+    ) -> ClientResult<Vec<wire::SubscriptionInfo>> {
+        let op = Op::ListSubscriptions(wire::ListSubscriptions {
+            station: station.to_owned(),
+        });
+        match self.call(op).await? {
+            Reply::SubscriptionList(list) => Ok(list.subscriptions),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn describe_subscription(&self, id: &str) -> ClientResult<wire::SubscriptionInfo> {
+        let op = Op::DescribeSubscription(wire::DescribeSubscription {
+            subscription: id.to_owned(),
+        });
+        expect_subscription(self.call(op).await?)
+    }
+
+    /// Pauses (`true`) or resumes (`false`) a subscription.
+    pub async fn pause_subscription(
+        &self,
+        id: &str,
+        paused: bool,
+    ) -> ClientResult<wire::SubscriptionInfo> {
+        let subscription = id.to_owned();
+        let op = if paused {
+            Op::PauseSubscription(wire::PauseSubscription { subscription })
+        } else {
+            Op::ResumeSubscription(wire::ResumeSubscription { subscription })
+        };
+        expect_subscription(self.call(op).await?)
+    }
+
+    pub async fn delete_subscription(&self, id: &str) -> ClientResult<()> {
+        let op = Op::DeleteSubscription(wire::DeleteSubscription {
+            subscription: id.to_owned(),
+        });
+        match self.call(op).await? {
+            Reply::Done(_) => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn list_deliveries(
+        &self,
+        list: wire::ListDeliveries,
+    ) -> ClientResult<wire::DeliveryList> {
+        match self.call(Op::ListDeliveries(list)).await? {
+            Reply::DeliveryList(list) => Ok(list),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn expect_subscription(reply: Reply) -> ClientResult<wire::SubscriptionInfo> {
+    match reply {
+        Reply::Subscription(info) => Ok(info),
+        other => Err(unexpected(other)),
+    }
+}

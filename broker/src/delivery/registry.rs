@@ -1,0 +1,170 @@
+//! [`Deliveries`]: the subscriptions of a broker, persisted in the
+//! `subscriptions` tree, and one [`DeliveryActor`] running for each one that
+//! is not paused, all on one delivery thread.
+
+use std::{collections::HashMap, sync::Arc};
+
+use actix::prelude::*;
+use parking_lot::Mutex;
+
+use crate::{
+    delivery::{DeliveryActor, DeliveryLog, Subscription, UrlPolicy, actor::Stop},
+    error::{BrokerError, BrokerResult},
+    persist::{GroupCommit, Store},
+    registry::StationDirectory,
+};
+
+pub struct Deliveries {
+    store: Store,
+    group_commit: GroupCommit,
+    policy: Arc<UrlPolicy>,
+    arbiter: Arbiter,
+    subscriptions: Mutex<HashMap<String, Running>>,
+}
+
+struct Running {
+    sub: Subscription,
+    actor: Option<Addr<DeliveryActor>>,
+}
+
+impl Deliveries {
+    /// Loads every subscription and starts the unpaused ones. Must run
+    /// inside an actix system.
+    pub fn start(
+        store: Store,
+        group_commit: GroupCommit,
+        policy: UrlPolicy,
+        stations: &StationDirectory,
+    ) -> BrokerResult<Self> {
+        let deliveries = Self {
+            store,
+            group_commit,
+            policy: Arc::new(policy),
+            arbiter: Arbiter::new(),
+            subscriptions: Mutex::new(HashMap::new()),
+        };
+        for record in deliveries.store.subscription_records()? {
+            let sub = Subscription::from_storage(&record)?;
+            let actor = if sub.paused {
+                None
+            } else {
+                deliveries.run(&sub, stations)?
+            };
+            deliveries
+                .subscriptions
+                .lock()
+                .insert(sub.id.clone(), Running { sub, actor });
+        }
+        Ok(deliveries)
+    }
+
+    pub fn policy(&self) -> &UrlPolicy {
+        &self.policy
+    }
+
+    /// Starts the subscription's actor; `None` when its station is gone.
+    fn run(
+        &self,
+        sub: &Subscription,
+        stations: &StationDirectory,
+    ) -> BrokerResult<Option<Addr<DeliveryActor>>> {
+        let Some(station) = stations.get(&sub.station) else {
+            tracing::warn!(subscription = %sub.id, station = %sub.station, "the subscription's station is gone; not delivering");
+            return Ok(None);
+        };
+        let log = DeliveryLog::new(self.store.open_subscription_tree(&sub.id)?);
+        let (sub, policy) = (sub.clone(), self.policy.clone());
+        let group_commit = self.group_commit.clone();
+        Ok(Some(DeliveryActor::start_in_arbiter(
+            &self.arbiter.handle(),
+            move |_| DeliveryActor::new(sub, station, log, group_commit, policy),
+        )))
+    }
+
+    /// Stores a new subscription and starts delivering.
+    pub fn create(&self, sub: Subscription, stations: &StationDirectory) -> BrokerResult<()> {
+        sub.validate(&self.policy)?;
+        let mut subscriptions = self.subscriptions.lock();
+        if subscriptions.values().any(|r| r.sub.name == sub.name) {
+            return Err(BrokerError::bad_request(format!(
+                "a subscription named {} exists",
+                sub.name
+            )));
+        }
+        self.store.put_subscription(&sub.to_storage())?;
+        let actor = self.run(&sub, stations)?;
+        subscriptions.insert(sub.id.clone(), Running { sub, actor });
+        Ok(())
+    }
+
+    /// A subscription by id or name.
+    pub fn find(&self, id_or_name: &str) -> BrokerResult<Subscription> {
+        let subscriptions = self.subscriptions.lock();
+        subscriptions
+            .get(id_or_name)
+            .or_else(|| subscriptions.values().find(|r| r.sub.name == id_or_name))
+            .map(|r| r.sub.clone())
+            .ok_or_else(|| BrokerError::SubscriptionNotFound {
+                subscription: id_or_name.to_owned(),
+            })
+    }
+
+    /// Every subscription (of one station), by name.
+    pub fn list(&self, station: Option<&str>) -> Vec<Subscription> {
+        let mut all: Vec<Subscription> = self
+            .subscriptions
+            .lock()
+            .values()
+            .filter(|r| station.is_none_or(|s| r.sub.station.as_str() == s))
+            .map(|r| r.sub.clone())
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Pauses (stops the actor) or resumes (starts it again, from where it
+    /// was) a subscription.
+    pub fn set_paused(
+        &self,
+        id_or_name: &str,
+        paused: bool,
+        stations: &StationDirectory,
+    ) -> BrokerResult<Subscription> {
+        let id = self.find(id_or_name)?.id;
+        let mut subscriptions = self.subscriptions.lock();
+        let running = subscriptions.get_mut(&id).expect("just found");
+        if running.sub.paused == paused {
+            return Ok(running.sub.clone());
+        }
+        running.sub.paused = paused;
+        self.store.put_subscription(&running.sub.to_storage())?;
+        if paused {
+            if let Some(actor) = running.actor.take() {
+                actor.do_send(Stop);
+            }
+        } else {
+            running.actor = self.run(&running.sub, stations)?;
+        }
+        Ok(running.sub.clone())
+    }
+
+    pub fn delete(&self, id_or_name: &str) -> BrokerResult<()> {
+        let id = self.find(id_or_name)?.id;
+        let removed = self.subscriptions.lock().remove(&id);
+        if let Some(actor) = removed.and_then(|r| r.actor) {
+            actor.do_send(Stop);
+        }
+        self.store.remove_subscription(&id)
+    }
+
+    /// The delivery records of a subscription.
+    pub fn log(&self, id_or_name: &str) -> BrokerResult<(Subscription, DeliveryLog)> {
+        let sub = self.find(id_or_name)?;
+        let log = DeliveryLog::new(self.store.open_subscription_tree(&sub.id)?);
+        Ok((sub, log))
+    }
+
+    pub fn shutdown(&self) {
+        self.arbiter.stop();
+    }
+}

@@ -1,0 +1,301 @@
+//! Webhook subscriptions against real receivers: signed CloudEvents
+//! deliveries in order under retries, the destination policy, and resume
+//! after a SIGKILL with nothing skipped.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+use tempfile::TempDir;
+
+use crate::harness::{TestBroker, json_message};
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Seen {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: String,
+    answered: u16,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    /// While set, `/down` answers 503.
+    down: Arc<AtomicBool>,
+    tries: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Receiver {
+    /// Serves `/flaky` (500 on the first attempt of each delivery, then
+    /// 200) and `/down` (503 while `down`, else 200) on a loopback port.
+    fn start(&self) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let receiver = self.clone();
+        let server = HttpServer::new(move || {
+            let receiver = receiver.clone();
+            App::new().route(
+                "/{mode}",
+                web::post().to(
+                    move |mode: web::Path<String>, request: HttpRequest, body: web::Bytes| {
+                        let receiver = receiver.clone();
+                        async move {
+                            let header = |n: &str| {
+                                request
+                                    .headers()
+                                    .get(n)
+                                    .map_or(String::new(), |v| v.to_str().unwrap().to_owned())
+                            };
+                            let id = header("webhook-id");
+                            let answered = match mode.as_str() {
+                                "down" if receiver.down.load(Ordering::SeqCst) => 503,
+                                "flaky" => {
+                                    let mut tries = receiver.tries.lock().unwrap();
+                                    let n = tries.entry(id.clone()).or_default();
+                                    *n += 1;
+                                    if *n == 1 { 500 } else { 200 }
+                                }
+                                _ => 200,
+                            };
+                            receiver.seen.lock().unwrap().push(Seen {
+                                id,
+                                timestamp: header("webhook-timestamp"),
+                                signature: header("webhook-signature"),
+                                body: String::from_utf8(body.to_vec()).unwrap(),
+                                answered,
+                            });
+                            HttpResponse::build(
+                                actix_web::http::StatusCode::from_u16(answered).unwrap(),
+                            )
+                            .finish()
+                        }
+                    },
+                ),
+            )
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        actix_rt::spawn(server);
+        format!("http://{addr}")
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn delivered(&self) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.answered == 200)
+            .collect()
+    }
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Standard Webhooks verification, written here independently of Depot.
+fn verify(secret: &str, seen: &Seen) -> bool {
+    let key = STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.{}", seen.id, seen.timestamp, seen.body).as_bytes());
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    seen.signature.split(' ').any(|s| s == expected)
+}
+
+#[actix_rt::test]
+async fn ordered_deliveries_are_signed_cloudevents_retried_in_order() {
+    let broker =
+        TestBroker::start_with(Arc::new(TempDir::new().unwrap()), &["--allow-private-urls"]);
+    let receiver = Receiver::default();
+    let url = format!("{}/flaky", receiver.start());
+    broker.cli_ok(&["stations", "create", "orders"]);
+    let created = broker.cli_ok(&[
+        "--json",
+        "subscriptions",
+        "create",
+        "billing",
+        "--station",
+        "orders",
+        "--url",
+        &url,
+        "--mode",
+        "ordered",
+        "--retry-schedule",
+        "0s,50ms,50ms",
+    ]);
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+
+    let client = broker.client().await;
+    for i in 0..8 {
+        let message = json_message(&format!("{{\"n\":{i}}}"));
+        client.produce("orders", vec![message]).await.unwrap();
+    }
+    wait_until("8 deliveries", || receiver.delivered().len() == 8).await;
+
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 16, "each delivery failed once, then succeeded");
+    for (i, pair) in seen.chunks(2).enumerate() {
+        assert_eq!(
+            pair[0].id, pair[1].id,
+            "the webhook-id stays across retries"
+        );
+        assert_eq!((pair[0].answered, pair[1].answered), (500, 200));
+        for attempt in pair {
+            assert!(verify(&secret, attempt), "signature of {attempt:?}");
+            assert!(
+                !attempt.body.contains(&secret),
+                "the secret is never in the body"
+            );
+        }
+        let event: Value = serde_json::from_str(&pair[1].body).unwrap();
+        assert_eq!(event["specversion"], "1.0");
+        assert_eq!(event["source"], "/stations/orders");
+        assert_eq!(event["type"], "depot.message.published");
+        assert_eq!(event["depotoffset"], i as u64, "strictly in offset order");
+        assert_eq!(event["data"], serde_json::json!({"n": i}));
+    }
+
+    let deliveries = broker.cli_ok(&["--json", "subscriptions", "deliveries", "billing"]);
+    let deliveries: Value = serde_json::from_str(&deliveries).unwrap();
+    let deliveries = deliveries.as_array().unwrap();
+    assert_eq!(deliveries.len(), 8);
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d["status"] == "completed" && d["attempts"] == 2)
+    );
+    let failed = broker.cli_ok(&["--json", "subscriptions", "dead-letters", "billing"]);
+    assert_eq!(failed.trim(), "[]");
+}
+
+#[actix_rt::test]
+async fn internal_destinations_are_refused_unless_allowed() {
+    let broker = TestBroker::start();
+    broker.cli_ok(&["stations", "create", "orders"]);
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest",
+        "http://localhost/x",
+        "ftp://example.com/",
+    ] {
+        let out = broker.cli(&[
+            "subscriptions",
+            "create",
+            "s",
+            "--station",
+            "orders",
+            "--url",
+            url,
+        ]);
+        assert!(!out.status.success(), "{url} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("private")
+                || stderr.contains("loopback")
+                || stderr.contains("only http"),
+            "{url}: {stderr}"
+        );
+    }
+    assert_eq!(
+        broker.cli_ok(&["--json", "subscriptions", "list"]).trim(),
+        "[]"
+    );
+}
+
+#[actix_rt::test]
+async fn pending_deliveries_resume_after_a_sigkill_and_nothing_is_skipped() {
+    let data = Arc::new(TempDir::new().unwrap());
+    let broker = TestBroker::start_with(data.clone(), &["--allow-private-urls"]);
+    let receiver = Receiver::default();
+    receiver.down.store(true, Ordering::SeqCst);
+    let url = format!("{}/down", receiver.start());
+    broker.cli_ok(&["stations", "create", "orders"]);
+    broker.cli_ok(&[
+        "subscriptions",
+        "create",
+        "billing",
+        "--station",
+        "orders",
+        "--url",
+        &url,
+        "--retry-schedule",
+        "0s,200ms",
+        "--max-attempts",
+        "100",
+        "--concurrency",
+        "4",
+    ]);
+    let client = broker.client().await;
+    for i in 0..5 {
+        client
+            .produce("orders", vec![json_message(&format!("{{\"n\":{i}}}"))])
+            .await
+            .unwrap();
+    }
+    // Every delivery has been tried (and refused) at least once.
+    wait_until("first attempts", || {
+        let ids: std::collections::HashSet<String> =
+            receiver.seen().into_iter().map(|s| s.id).collect();
+        ids.len() == 5
+    })
+    .await;
+    let ids_before: std::collections::HashSet<String> =
+        receiver.seen().into_iter().map(|s| s.id).collect();
+    drop(client);
+
+    // Killed mid-retry; messages produced while it is down are not skipped.
+    let broker = broker.restart(&["--allow-private-urls"]);
+    let client = broker.client().await;
+    client
+        .produce("orders", vec![json_message("{\"n\":5}")])
+        .await
+        .unwrap();
+    receiver.down.store(false, Ordering::SeqCst);
+    wait_until("6 deliveries", || {
+        let ids: std::collections::HashSet<String> =
+            receiver.delivered().into_iter().map(|s| s.id).collect();
+        ids.len() == 6
+    })
+    .await;
+    let delivered = receiver.delivered();
+    let offsets: std::collections::BTreeSet<u64> = delivered
+        .iter()
+        .map(|s| {
+            serde_json::from_str::<Value>(&s.body).unwrap()["depotoffset"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(offsets, (0..6).collect());
+    for id in &ids_before {
+        assert!(
+            delivered.iter().any(|s| &s.id == id),
+            "{id} kept its webhook-id after the restart"
+        );
+    }
+}
