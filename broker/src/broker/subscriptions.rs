@@ -159,6 +159,26 @@ impl Broker {
         log.deliveries(after, status, limit)
     }
 
+    /// Puts failed deliveries back in the queue (by id, or all failed
+    /// since a time); durable before it answers. Returns how many.
+    pub async fn resend_deliveries(
+        &self,
+        who: &Principal,
+        id: &str,
+        ids: &[String],
+        failed_since_ms: Option<u64>,
+    ) -> BrokerResult<usize> {
+        who.require_admin()?;
+        if ids.is_empty() && failed_since_ms.is_none() {
+            return Err(BrokerError::bad_request(
+                "name the deliveries to resend, or a time they failed since",
+            ));
+        }
+        let requeued = self.inner.deliveries.resend(id, ids, failed_since_ms)?;
+        self.inner.group_commit.commit().await?;
+        Ok(requeued.len())
+    }
+
     fn with_cursor(&self, sub: Subscription) -> BrokerResult<SubscriptionState> {
         let (_, log) = self.inner.deliveries.log(&sub.id)?;
         let cursor = log.cursor()?.unwrap_or(sub.start_offset);

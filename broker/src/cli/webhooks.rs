@@ -104,6 +104,35 @@ pub enum SubscriptionsCommand {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Queue failed deliveries again, with fresh attempts.
+    Resend {
+        subscription: String,
+        /// Delivery ids.
+        #[arg(
+            required_unless_present = "failed_since",
+            conflicts_with = "failed_since"
+        )]
+        deliveries: Vec<String>,
+        /// Every delivery that failed since then: a duration ago (2h) or a
+        /// time (2026-11-23T10:00:00Z).
+        #[arg(long, value_parser = since)]
+        failed_since: Option<u64>,
+    },
+}
+
+/// A time in ms since the epoch, from `2h` (ago) or an RFC 3339 time.
+fn since(text: &str) -> Result<u64, String> {
+    let at = match humantime::parse_rfc3339_weak(text) {
+        Ok(at) => at,
+        Err(_) => {
+            let ago = humantime::parse_duration(text)
+                .map_err(|e| format!("'{text}' is neither a time nor a duration: {e}"))?;
+            std::time::SystemTime::now() - ago
+        }
+    };
+    Ok(at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64))
 }
 
 fn key_value(text: &str) -> Result<(String, String), String> {
@@ -189,6 +218,20 @@ pub async fn run(context: &Context, command: SubscriptionsCommand) -> CliResult 
             subscription: id,
             limit,
         } => deliveries(context, &id, Some("failed"), limit).await?,
+        SubscriptionsCommand::Resend {
+            subscription: id,
+            deliveries: ids,
+            failed_since,
+        } => {
+            let count = client
+                .resend_deliveries(wire::ResendDeliveries {
+                    subscription: id,
+                    delivery_ids: ids,
+                    failed_since_ms: failed_since.unwrap_or(0),
+                })
+                .await?;
+            output::done(context, &format!("{count} deliveries queued again"));
+        }
     }
     Ok(())
 }

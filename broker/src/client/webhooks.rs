@@ -69,6 +69,16 @@ impl BrokerClient {
     }
 }
 
+impl BrokerClient {
+    /// Puts failed deliveries back in the queue; returns how many.
+    pub async fn resend_deliveries(&self, resend: wire::ResendDeliveries) -> ClientResult<u32> {
+        match self.call(Op::ResendDeliveries(resend)).await? {
+            Reply::DeliveriesResent(resent) => Ok(resent.count),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
 fn expect_subscription(reply: Reply) -> ClientResult<wire::SubscriptionInfo> {
     match reply {
         Reply::Subscription(info) => Ok(info),

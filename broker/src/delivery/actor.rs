@@ -75,6 +75,31 @@ impl Handler<Stop> for DeliveryActor {
     }
 }
 
+/// Failed deliveries put back in the queue (already saved as pending).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Requeue(pub Vec<DeliveryRecord>);
+
+impl Handler<Requeue> for DeliveryActor {
+    type Result = ();
+
+    fn handle(&mut self, Requeue(records): Requeue, ctx: &mut Self::Context) {
+        let now = Instant::now();
+        for record in records {
+            if self.in_flight.contains(&record.offset) || self.waiting.contains_key(&record.offset)
+            {
+                continue;
+            }
+            // Over the backlog bound, once: these were admitted before.
+            if let Ok(permit) = self.room.try_acquire() {
+                permit.forget();
+            }
+            self.waiting.insert(record.offset, (record, now));
+        }
+        self.pump(ctx);
+    }
+}
+
 /// New deliveries from the reader.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -214,7 +239,9 @@ impl DeliveryActor {
                 record.set_status(DeliveryStatus::Completed);
                 None
             }
-            Verdict::Retry { retry_after } if number < self.sub.max_attempts => {
+            Verdict::Retry { retry_after }
+                if number - record.attempts_before_resend < self.sub.max_attempts =>
+            {
                 let delay = self.sub.schedule.delay_before(number + 1, retry_after);
                 record.next_attempt_at_ms = now + delay.as_millis() as u64;
                 Some(delay)

@@ -7,8 +7,14 @@ use std::{collections::HashMap, sync::Arc};
 use actix::prelude::*;
 use parking_lot::Mutex;
 
+use depot_schemas::storage::{DeliveryRecord, DeliveryStatus};
+
 use crate::{
-    delivery::{DeliveryActor, DeliveryLog, Subscription, UrlPolicy, actor::Stop},
+    clock::now_ms,
+    delivery::{
+        DeliveryActor, DeliveryLog, Subscription, UrlPolicy,
+        actor::{Requeue, Stop},
+    },
     error::{BrokerError, BrokerResult},
     persist::{GroupCommit, Store},
     registry::StationDirectory,
@@ -162,6 +168,48 @@ impl Deliveries {
         let sub = self.find(id_or_name)?;
         let log = DeliveryLog::new(self.store.open_subscription_tree(&sub.id)?);
         Ok((sub, log))
+    }
+
+    /// Puts failed deliveries back in the queue: those with these ids, or
+    /// all that failed since `failed_since_ms`. Returns how many.
+    pub fn resend(
+        &self,
+        id_or_name: &str,
+        ids: &[String],
+        failed_since_ms: Option<u64>,
+    ) -> BrokerResult<Vec<DeliveryRecord>> {
+        let (sub, log) = self.log(id_or_name)?;
+        let (failed, _) = log.deliveries(None, Some(DeliveryStatus::Failed), usize::MAX)?;
+        let now = now_ms();
+        let mut requeued = Vec::new();
+        for mut record in failed {
+            let chosen = ids.contains(&record.id)
+                || failed_since_ms.is_some_and(|since| record.updated_at_ms >= since);
+            if !chosen {
+                continue;
+            }
+            record.set_status(DeliveryStatus::Pending);
+            record.attempts_before_resend = record.attempts;
+            record.next_attempt_at_ms = now;
+            record.updated_at_ms = now;
+            log.put(&record)?;
+            requeued.push(record);
+        }
+        if let Some(missing) = ids.iter().find(|id| !requeued.iter().any(|r| &r.id == *id)) {
+            return Err(BrokerError::bad_request(format!(
+                "no failed delivery {missing} in subscription {}",
+                sub.name
+            )));
+        }
+        let running = self
+            .subscriptions
+            .lock()
+            .get(&sub.id)
+            .and_then(|r| r.actor.clone());
+        if let Some(actor) = running {
+            actor.do_send(Requeue(requeued.clone()));
+        }
+        Ok(requeued)
     }
 
     pub fn shutdown(&self) {

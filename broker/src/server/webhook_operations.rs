@@ -48,6 +48,19 @@ pub async fn run(broker: &Broker, who: &Principal, op: Op) -> Result<BrokerResul
             .delete_subscription(who, &d.subscription)
             .map(|()| Reply::Done(wire::Done {})),
         Op::ListDeliveries(list) => list_deliveries(broker, who, list),
+        Op::ResendDeliveries(resend) => broker
+            .resend_deliveries(
+                who,
+                &resend.subscription,
+                &resend.delivery_ids,
+                (resend.failed_since_ms > 0).then_some(resend.failed_since_ms),
+            )
+            .await
+            .map(|count| {
+                Reply::DeliveriesResent(wire::DeliveriesResent {
+                    count: count as u32,
+                })
+            }),
         op => return Err(op),
     };
     Ok(answer)

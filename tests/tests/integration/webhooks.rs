@@ -299,3 +299,65 @@ async fn pending_deliveries_resume_after_a_sigkill_and_nothing_is_skipped() {
         );
     }
 }
+
+#[actix_rt::test]
+async fn failed_deliveries_are_dead_letters_and_can_be_resent() {
+    let broker =
+        TestBroker::start_with(Arc::new(TempDir::new().unwrap()), &["--allow-private-urls"]);
+    let receiver = Receiver::default();
+    receiver.down.store(true, Ordering::SeqCst);
+    let url = format!("{}/down", receiver.start());
+    broker.cli_ok(&["stations", "create", "orders"]);
+    let args = [
+        "subscriptions",
+        "create",
+        "billing",
+        "--station",
+        "orders",
+        "--url",
+        &url,
+    ];
+    broker.cli_ok(
+        &[
+            &args[..],
+            &["--retry-schedule", "0s,20ms", "--max-attempts", "2"],
+        ]
+        .concat(),
+    );
+    let client = broker.client().await;
+    for i in 0..3 {
+        client
+            .produce("orders", vec![json_message(&format!("{{\"n\":{i}}}"))])
+            .await
+            .unwrap();
+    }
+    let failed = || {
+        let out = broker.cli_ok(&["--json", "subscriptions", "dead-letters", "billing"]);
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    wait_until("3 failed deliveries", || failed().len() == 3).await;
+    assert_eq!(receiver.seen().len(), 6, "two attempts each, then given up");
+    let first = failed()[0].clone();
+    assert_eq!(first["attempts"], 2);
+    assert_eq!(first["last_status"], 503);
+
+    // The endpoint is back: resend one by id, then the rest by time.
+    receiver.down.store(false, Ordering::SeqCst);
+    let id = first["id"].as_str().unwrap();
+    assert!(
+        broker
+            .cli_ok(&["subscriptions", "resend", "billing", id])
+            .contains("1 deliveries")
+    );
+    wait_until("the resent delivery", || receiver.delivered().len() == 1).await;
+    assert_eq!(receiver.delivered()[0].id, id, "the same webhook-id");
+    broker.cli_ok(&["subscriptions", "resend", "billing", "--failed-since", "1h"]);
+    wait_until("all delivered", || receiver.delivered().len() == 3).await;
+    wait_until("no dead letters", || failed().is_empty()).await;
+    let unknown = broker.cli(&["subscriptions", "resend", "billing", "no-such-delivery"]);
+    assert!(!unknown.status.success());
+}
