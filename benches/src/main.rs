@@ -9,10 +9,12 @@
 //!   embedded and with a remote broker, against a bare actix-web server
 //!   measured in the same run. With `--schema json|protobuf` it measures
 //!   validated produce against unvalidated produce in the same run instead.
+//! - `depot-bench deliver` measures webhook delivery to a local receiver.
 
 mod bare_http;
 mod ceiling;
 mod child;
+mod deliver;
 mod http;
 mod http_schema;
 mod latency;
@@ -36,6 +38,9 @@ enum Command {
     /// Produce over the HTTP proxy, embedded and remote, against a bare
     /// actix-web ceiling.
     Http(http::HttpArgs),
+    /// Webhook delivery: throughput to 1 and 10 subscriptions, ordered, and
+    /// produce-to-delivery latency.
+    Deliver(deliver::DeliverArgs),
     /// Runs a broker (a child process of the benchmarks).
     #[command(hide = true)]
     Broker {
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
         },
         Command::Wire(args) => finish(wire::run(args)),
         Command::Http(args) => finish(http::run(args)),
+        Command::Deliver(args) => finish(deliver::run(args)),
     }
 }
 
