@@ -304,6 +304,11 @@ fn to_storage(number: u32, at_ms: u64, attempt: &AttemptRecord) -> DeliveryAttem
 impl Actor for DeliveryActor {
     type Context = Context<Self>;
 
+    fn stopped(&mut self, _: &mut Self::Context) {
+        // Ends the reader too, even while it waits for room.
+        self.room.close();
+    }
+
     fn started(&mut self, ctx: &mut Self::Context) {
         self.sender = Some(Rc::new(Sender::new(self.policy.clone(), CONNECTIONS)));
         // Resume pending deliveries at their due times.
@@ -410,10 +415,14 @@ async fn read_station(
             })
             .collect();
         // Wait for room before admitting, so a slow endpoint holds the reader
-        // back instead of filling memory.
+        // back instead of filling memory. A closed semaphore: the actor
+        // stopped (paused or deleted), and a new one owns the cursor now.
         match room.clone().acquire_many_owned(records.len() as u32).await {
             Ok(permits) => permits.forget(),
             Err(_) => return,
+        }
+        if !actor.connected() {
+            return;
         }
         if let Err(error) = log.admit(&records, batch.next_offset) {
             tracing::error!(subscription = %sub.id, %error, "admitting deliveries failed");

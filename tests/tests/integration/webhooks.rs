@@ -361,3 +361,55 @@ async fn failed_deliveries_are_dead_letters_and_can_be_resent() {
     let unknown = broker.cli(&["subscriptions", "resend", "billing", "no-such-delivery"]);
     assert!(!unknown.status.success());
 }
+
+#[actix_rt::test]
+async fn a_paused_subscription_delivers_nothing_until_resumed() {
+    let broker =
+        TestBroker::start_with(Arc::new(TempDir::new().unwrap()), &["--allow-private-urls"]);
+    let receiver = Receiver::default();
+    let url = format!("{}/ok", receiver.start());
+    broker.cli_ok(&["stations", "create", "orders"]);
+    broker.cli_ok(&[
+        "subscriptions",
+        "create",
+        "audit",
+        "--station",
+        "orders",
+        "--url",
+        &url,
+    ]);
+    let paused = broker.cli_ok(&["--json", "subscriptions", "pause", "audit"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&paused).unwrap()["paused"],
+        true
+    );
+    let client = broker.client().await;
+    for i in 0..3 {
+        client
+            .produce("orders", vec![json_message(&format!("{{\"n\":{i}}}"))])
+            .await
+            .unwrap();
+    }
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        receiver.seen().is_empty(),
+        "a paused subscription delivered"
+    );
+    broker.cli_ok(&["subscriptions", "resume", "audit"]);
+    wait_until("3 deliveries after resuming", || {
+        receiver.delivered().len() == 3
+    })
+    .await;
+    let listed = broker.cli_ok(&["--json", "subscriptions", "list"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["cursor"], 3);
+    assert!(
+        listed[0].get("secret").is_none_or(Value::is_null),
+        "secrets are shown once"
+    );
+    broker.cli_ok(&["subscriptions", "delete", "audit"]);
+    assert_eq!(
+        broker.cli_ok(&["--json", "subscriptions", "list"]).trim(),
+        "[]"
+    );
+}
