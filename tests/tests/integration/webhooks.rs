@@ -114,6 +114,17 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Produces `{"n": i}` to `orders` for each i, one message per request.
+async fn produce_numbered(
+    client: &depot_broker::client::BrokerClient,
+    numbers: std::ops::Range<u32>,
+) {
+    for i in numbers {
+        let message = json_message(&format!("{{\"n\":{i}}}"));
+        client.produce("orders", vec![message]).await.unwrap();
+    }
+}
+
 /// Standard Webhooks verification, written here independently of Depot.
 fn verify(secret: &str, seen: &Seen) -> bool {
     let key = STANDARD
@@ -151,10 +162,7 @@ async fn ordered_deliveries_are_signed_cloudevents_retried_in_order() {
     assert!(secret.starts_with("whsec_"));
 
     let client = broker.client().await;
-    for i in 0..8 {
-        let message = json_message(&format!("{{\"n\":{i}}}"));
-        client.produce("orders", vec![message]).await.unwrap();
-    }
+    produce_numbered(&client, 0..8).await;
     wait_until("8 deliveries", || receiver.delivered().len() == 8).await;
 
     let seen = receiver.seen();
@@ -251,12 +259,7 @@ async fn pending_deliveries_resume_after_a_sigkill_and_nothing_is_skipped() {
         "4",
     ]);
     let client = broker.client().await;
-    for i in 0..5 {
-        client
-            .produce("orders", vec![json_message(&format!("{{\"n\":{i}}}"))])
-            .await
-            .unwrap();
-    }
+    produce_numbered(&client, 0..5).await;
     // Every delivery has been tried (and refused) at least once.
     wait_until("first attempts", || {
         let ids: std::collections::HashSet<String> =
@@ -325,12 +328,7 @@ async fn failed_deliveries_are_dead_letters_and_can_be_resent() {
         .concat(),
     );
     let client = broker.client().await;
-    for i in 0..3 {
-        client
-            .produce("orders", vec![json_message(&format!("{{\"n\":{i}}}"))])
-            .await
-            .unwrap();
-    }
+    produce_numbered(&client, 0..3).await;
     let failed = || {
         let out = broker.cli_ok(&["--json", "subscriptions", "dead-letters", "billing"]);
         serde_json::from_str::<Value>(&out)
@@ -384,12 +382,7 @@ async fn a_paused_subscription_delivers_nothing_until_resumed() {
         true
     );
     let client = broker.client().await;
-    for i in 0..3 {
-        client
-            .produce("orders", vec![json_message(&format!("{{\"n\":{i}}}"))])
-            .await
-            .unwrap();
-    }
+    produce_numbered(&client, 0..3).await;
     actix_rt::time::sleep(Duration::from_millis(300)).await;
     assert!(
         receiver.seen().is_empty(),
