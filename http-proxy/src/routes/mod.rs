@@ -5,6 +5,7 @@
 //! - [`produce`]: `/stations/{name}/produce/single` and `.../batch`.
 //! - [`schemas`]: schema administration and attachments (admins).
 //! - [`dead_letters`]: listing and resending refused messages (admins).
+//! - [`subscriptions`]: webhook subscriptions and deliveries (admins).
 //! - [`health`]: `/monitoring/status`, `/health/liveness` and `/readiness`,
 //!   `/metrics`.
 
@@ -13,6 +14,7 @@ pub mod dead_letters;
 pub mod health;
 pub mod produce;
 pub mod schemas;
+pub mod subscriptions;
 
 use actix_web::{HttpRequest, http::header, web};
 
@@ -72,6 +74,32 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route(
             "/stations/{station}/dead-letters/{id}",
             web::get().to(dead_letters::show),
+        )
+        .route("/v1/subscriptions", web::get().to(subscriptions::list))
+        .route("/v1/subscriptions", web::post().to(subscriptions::create))
+        .route(
+            "/v1/subscriptions/{id}",
+            web::get().to(subscriptions::describe),
+        )
+        .route(
+            "/v1/subscriptions/{id}",
+            web::delete().to(subscriptions::delete),
+        )
+        .route(
+            "/v1/subscriptions/{id}/pause",
+            web::post().to(subscriptions::pause),
+        )
+        .route(
+            "/v1/subscriptions/{id}/resume",
+            web::post().to(subscriptions::resume),
+        )
+        .route(
+            "/v1/subscriptions/{id}/deliveries",
+            web::get().to(subscriptions::deliveries),
+        )
+        .route(
+            "/v1/subscriptions/{id}/resend",
+            web::post().to(subscriptions::resend),
         )
         .route("/monitoring/status", web::get().to(health::status))
         .route("/health/liveness", web::get().to(health::liveness))

@@ -406,3 +406,101 @@ async fn a_paused_subscription_delivers_nothing_until_resumed() {
         "[]"
     );
 }
+
+#[actix_rt::test]
+async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
+    use crate::proxy_harness::{TestProxy, login, post, send};
+
+    let proxy = TestProxy::embedded(&["--allow-private-urls"]);
+    let (jwt, _) = login(&proxy, "root", crate::harness::ROOT_PASSWORD).await;
+    let receiver = Receiver::default();
+    let url = format!("{}/ok", receiver.start());
+    proxy
+        .broker_client()
+        .await
+        .create_station("topic", depot_schemas::wire::StationSettings::default())
+        .await
+        .unwrap();
+    // The seed's request, with a Standard Webhooks secret as its token.
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let body = serde_json::json!({"subscription": {
+        "id": "httpbin-post", "topic_id": "topic", "url": url, "secret_token": secret,
+        "max_delivery_attempts": 5, "delivery_attempt_delay": 60, "delivery_attempt_timeout": 5,
+    }});
+    let created = send("POST", &proxy.url("/v1/subscriptions"), &jwt, Some(body)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["name"], "httpbin-post");
+    assert_eq!(created.body["fixed_delay_ms"], 60_000);
+    assert_eq!(created.body["timeout_ms"], 5_000);
+
+    let auth = format!("Bearer {jwt}");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let produced = post(
+        &proxy.url("/stations/topic/produce/single"),
+        &headers,
+        r#"{"name":"Allisson"}"#,
+    )
+    .await;
+    assert_eq!(produced.status, 200, "{}", produced.body);
+    wait_until("the delivery", || receiver.delivered().len() == 1).await;
+    assert!(verify(secret, &receiver.delivered()[0]));
+
+    let path = "/v1/subscriptions/httpbin-post/deliveries?status=completed";
+    let deliveries = send("GET", &proxy.url(path), &jwt, None).await;
+    assert_eq!(deliveries.body["deliveries"][0]["delivery_attempts"], 1);
+    assert_eq!(
+        deliveries.body["deliveries"][0]["id"],
+        receiver.delivered()[0].id
+    );
+    let listed = send(
+        "GET",
+        &proxy.url("/v1/subscriptions?station=topic"),
+        &jwt,
+        None,
+    )
+    .await;
+    assert_eq!(listed.body["subscriptions"][0]["cursor"], 1);
+    assert!(
+        listed.body["subscriptions"][0]["secret"].is_null(),
+        "shown once only"
+    );
+    let paused = send(
+        "POST",
+        &proxy.url("/v1/subscriptions/httpbin-post/pause"),
+        &jwt,
+        None,
+    )
+    .await;
+    assert_eq!(paused.body["paused"], true);
+    let internal = serde_json::json!({"subscription": {"id": "x", "topic_id": "topic", "url": "http://10.0.0.1/"}});
+    let open = send(
+        "POST",
+        &proxy.url("/v1/subscriptions"),
+        &jwt,
+        Some(internal),
+    )
+    .await;
+    assert_eq!(
+        open.status, 201,
+        "--allow-private-urls lets tests call private addresses"
+    );
+    let deleted = send(
+        "DELETE",
+        &proxy.url("/v1/subscriptions/httpbin-post"),
+        &jwt,
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, 200);
+    let gone = send(
+        "GET",
+        &proxy.url("/v1/subscriptions/httpbin-post"),
+        &jwt,
+        None,
+    )
+    .await;
+    assert_eq!(gone.status, 404);
+}
