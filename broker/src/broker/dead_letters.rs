@@ -7,7 +7,7 @@ use crate::{
     auth::Principal,
     broker::{Broker, stations::append},
     error::{BrokerError, BrokerResult},
-    schema::{Accepted, PROTOBUF_CONTENT_TYPE},
+    schema::Accepted,
     station::{NewMessage, ProduceOutcome, RejectReason, StationHandle, StationName},
 };
 
@@ -166,18 +166,16 @@ impl Broker {
 }
 
 fn to_message(letter: DeadLetterRecord, accepted: Accepted) -> NewMessage {
-    let (content_type, payload) = match accepted {
-        Accepted::AsIs => (letter.content_type, letter.payload),
-        Accepted::Converted(protobuf) => (PROTOBUF_CONTENT_TYPE.to_owned(), protobuf.into()),
-    };
-    NewMessage {
+    let mut message = NewMessage {
         msg_id: (!letter.msg_id.is_empty()).then_some(letter.msg_id),
         headers: letter
             .headers
             .into_iter()
             .map(|h| (h.key, h.value))
             .collect(),
-        content_type,
-        payload,
-    }
+        content_type: letter.content_type,
+        payload: letter.payload,
+    };
+    accepted.apply(&mut message);
+    message
 }

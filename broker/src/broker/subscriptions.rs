@@ -61,15 +61,9 @@ impl Broker {
             Some(text) => RetrySchedule::parse(text).map_err(bad)?,
             None => RetrySchedule::default(),
         };
-        let format = match new.format.as_deref() {
-            None | Some("cloudevents") => PayloadFormat::CloudEvents,
-            Some("cloudevents-binary") => PayloadFormat::CloudEventsBinary,
-            Some("raw") => PayloadFormat::Raw,
-            Some(other) => {
-                return Err(bad(format!(
-                    "unknown format '{other}': use cloudevents, cloudevents-binary or raw"
-                )));
-            }
+        let format = match &new.format {
+            Some(name) => PayloadFormat::parse(name).map_err(bad)?,
+            None => PayloadFormat::default(),
         };
         let start_offset = new
             .from_offset

@@ -8,7 +8,7 @@ use depot_schemas::storage::{DeadLetterRecord, Header};
 use crate::{
     clock::now_ms,
     error::BrokerResult,
-    schema::{Accepted, CompiledVersion, PROTOBUF_CONTENT_TYPE},
+    schema::CompiledVersion,
     station::{NewMessage, ProduceOutcome, RejectReason, StationHandle},
 };
 
@@ -49,10 +49,8 @@ impl Validated {
                 .validator
                 .check(&message.content_type, &message.payload)
             {
-                Ok(Accepted::AsIs) => valid.push(message),
-                Ok(Accepted::Converted(protobuf)) => {
-                    message.payload = protobuf.into();
-                    message.content_type = PROTOBUF_CONTENT_TYPE.to_owned();
+                Ok(accepted) => {
+                    accepted.apply(&mut message);
                     valid.push(message);
                 }
                 Err(failure) => {

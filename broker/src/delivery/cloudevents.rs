@@ -13,7 +13,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use serde_json::{Map, Value, json};
 
-use crate::station::Message;
+use crate::{schema::validator::is_json, station::Message};
 
 pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
 pub const DEFAULT_TYPE: &str = "depot.message.published";
@@ -108,12 +108,6 @@ pub fn binary_headers(
         headers.push(("content-type".to_owned(), a.content_type.to_owned()));
     }
     headers
-}
-
-fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case("application/json")
-        || essence.to_ascii_lowercase().ends_with("+json")
 }
 
 /// Percent-encodes what the CloudEvents HTTP binding says must be: anything

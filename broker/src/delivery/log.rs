@@ -6,6 +6,11 @@
 //! | `c`                                  | cursor: the next offset to admit (u64, big-endian) |
 //! | `d` + offset                         | `DeliveryRecord`        |
 //! | `a` + offset + attempt number        | `DeliveryAttemptRecord` |
+//! | `p` + offset                         | (empty): the delivery is pending |
+//!
+//! The `p` index lets a restart find the pending deliveries without reading
+//! every delivery the subscription ever made; it is written in the same
+//! batch as the record whose status it mirrors.
 //!
 //! Admitting deliveries and moving the cursor is one atomic batch: after a
 //! crash every message below the cursor has its delivery record, and every
@@ -22,6 +27,7 @@ use crate::error::BrokerResult;
 const CURSOR: &[u8] = b"c";
 const DELIVERY: u8 = b'd';
 const ATTEMPT: u8 = b'a';
+const PENDING: u8 = b'p';
 
 #[derive(Clone)]
 pub struct DeliveryLog {
@@ -32,6 +38,22 @@ fn delivery_key(offset: u64) -> [u8; 9] {
     let mut key = [DELIVERY; 9];
     key[1..].copy_from_slice(&offset.to_be_bytes());
     key
+}
+
+fn pending_key(offset: u64) -> [u8; 9] {
+    let mut key = [PENDING; 9];
+    key[1..].copy_from_slice(&offset.to_be_bytes());
+    key
+}
+
+/// Writes a delivery and keeps the pending index in step with its status.
+fn put_delivery(batch: &mut sled::Batch, delivery: &DeliveryRecord) {
+    batch.insert(&delivery_key(delivery.offset), delivery.encode_to_vec());
+    if delivery.status() == DeliveryStatus::Pending {
+        batch.insert(&pending_key(delivery.offset), &[]);
+    } else {
+        batch.remove(&pending_key(delivery.offset));
+    }
 }
 
 fn attempt_key(offset: u64, number: u32) -> [u8; 13] {
@@ -60,7 +82,7 @@ impl DeliveryLog {
     pub fn admit(&self, deliveries: &[DeliveryRecord], next_cursor: u64) -> BrokerResult<()> {
         let mut batch = sled::Batch::default();
         for delivery in deliveries {
-            batch.insert(&delivery_key(delivery.offset), delivery.encode_to_vec());
+            put_delivery(&mut batch, delivery);
         }
         batch.insert(CURSOR, &next_cursor.to_be_bytes());
         self.tree.apply_batch(batch)?;
@@ -82,7 +104,7 @@ impl DeliveryLog {
         attempt: &DeliveryAttemptRecord,
     ) -> BrokerResult<()> {
         let mut batch = sled::Batch::default();
-        batch.insert(&delivery_key(delivery.offset), delivery.encode_to_vec());
+        put_delivery(&mut batch, delivery);
         batch.insert(
             &attempt_key(delivery.offset, attempt.number),
             attempt.encode_to_vec(),
@@ -93,15 +115,24 @@ impl DeliveryLog {
 
     /// Saves a delivery's state (a resend puts a failed one back to pending).
     pub fn put(&self, delivery: &DeliveryRecord) -> BrokerResult<()> {
-        self.tree
-            .insert(delivery_key(delivery.offset), delivery.encode_to_vec())?;
+        let mut batch = sled::Batch::default();
+        put_delivery(&mut batch, delivery);
+        self.tree.apply_batch(batch)?;
         Ok(())
     }
 
     /// Every pending delivery, in offset order (to resume after a restart).
     pub fn pending(&self) -> BrokerResult<Vec<DeliveryRecord>> {
-        let (all, _) = self.deliveries(None, Some(DeliveryStatus::Pending), usize::MAX)?;
-        Ok(all)
+        let mut pending = Vec::new();
+        for key in self.tree.scan_prefix([PENDING]).keys() {
+            let key = key?;
+            let mut offset = [0u8; 8];
+            offset.copy_from_slice(&key[1..]);
+            if let Some(delivery) = self.delivery(u64::from_be_bytes(offset))? {
+                pending.push(delivery);
+            }
+        }
+        Ok(pending)
     }
 
     /// Deliveries after `after` (an offset), optionally of one status, at

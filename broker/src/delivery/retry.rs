@@ -110,6 +110,16 @@ impl RetrySchedule {
         }
     }
 
+    /// As stored and shown: (the steps in ms, the fixed delay in ms); the
+    /// fixed delay is 0 for steps and at least 1 for a fixed schedule, so
+    /// the pair says which kind it is.
+    pub fn to_millis(&self) -> (Vec<u64>, u64) {
+        match self {
+            Self::Steps(steps) => (steps.iter().map(|d| d.as_millis() as u64).collect(), 0),
+            Self::Fixed(delay) => (Vec::new(), (delay.as_millis() as u64).max(1)),
+        }
+    }
+
     /// The shortest non-zero and the longest delay of the schedule.
     fn range(&self) -> (Duration, Duration) {
         match self {

@@ -42,6 +42,26 @@ pub enum PayloadFormat {
     Raw,
 }
 
+impl PayloadFormat {
+    /// The name clients use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CloudEvents => "cloudevents",
+            Self::CloudEventsBinary => "cloudevents-binary",
+            Self::Raw => "raw",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Self, String> {
+        [Self::CloudEvents, Self::CloudEventsBinary, Self::Raw]
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                format!("unknown format '{name}': use cloudevents, cloudevents-binary or raw")
+            })
+    }
+}
+
 /// A request ready to send.
 #[derive(Debug, Clone)]
 pub struct OutgoingRequest {

@@ -50,6 +50,16 @@ pub struct Subscription {
     pub start_offset: u64,
 }
 
+impl DeliveryMode {
+    /// As stored and shown: (ordered, deliveries in flight).
+    pub fn parts(self) -> (bool, u32) {
+        match self {
+            Self::Ordered => (true, 1),
+            Self::Concurrent(n) => (false, n),
+        }
+    }
+}
+
 impl Subscription {
     /// Whether `message` passes the header filter.
     pub fn matches(&self, message: &Message) -> bool {
@@ -94,16 +104,8 @@ impl Subscription {
     }
 
     pub fn to_storage(&self) -> SubscriptionRecord {
-        let (retry_schedule_ms, fixed_delay_ms) = match &self.schedule {
-            RetrySchedule::Steps(steps) => {
-                (steps.iter().map(|d| d.as_millis() as u64).collect(), 0)
-            }
-            RetrySchedule::Fixed(delay) => (Vec::new(), (delay.as_millis() as u64).max(1)),
-        };
-        let (ordered, concurrency) = match self.mode {
-            DeliveryMode::Ordered => (true, 1),
-            DeliveryMode::Concurrent(n) => (false, n),
-        };
+        let (retry_schedule_ms, fixed_delay_ms) = self.schedule.to_millis();
+        let (ordered, concurrency) = self.mode.parts();
         let mut record = SubscriptionRecord {
             id: self.id.clone(),
             name: self.name.clone(),

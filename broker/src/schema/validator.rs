@@ -1,7 +1,10 @@
 //! A compiled schema version and the one question the produce path asks it:
 //! may this message be stored, and in which form?
 
-use crate::schema::{JsonSchema, ProtobufSchema, SchemaType, ValidationFailure};
+use crate::{
+    schema::{JsonSchema, ProtobufSchema, SchemaType, ValidationFailure},
+    station::NewMessage,
+};
 
 /// The content type protobuf payloads are stored under.
 pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
@@ -25,6 +28,16 @@ pub enum Accepted {
     AsIs,
     /// JSON sent to a protobuf station: stored as these protobuf bytes.
     Converted(Vec<u8>),
+}
+
+impl Accepted {
+    /// Puts a message in the form it is stored in.
+    pub fn apply(self, message: &mut NewMessage) {
+        if let Self::Converted(protobuf) = self {
+            message.payload = protobuf.into();
+            message.content_type = PROTOBUF_CONTENT_TYPE.to_owned();
+        }
+    }
 }
 
 impl Validator {
@@ -67,6 +80,12 @@ impl Validator {
             },
         }
     }
+}
+
+/// Whether a content type is JSON (`application/json` or a `+json` type,
+/// whatever the case and parameters).
+pub fn is_json(content_type: &str) -> bool {
+    matches!(MediaType::of(content_type), MediaType::Json)
 }
 
 enum MediaType {

@@ -11,7 +11,7 @@ use depot_schemas::{
 use crate::{
     auth::Principal,
     broker::{Broker, NewSubscription},
-    delivery::{DeliveryMode, RetrySchedule, Subscription, sender::PayloadFormat},
+    delivery::Subscription,
     error::{BrokerError, BrokerResult},
 };
 
@@ -144,14 +144,8 @@ fn delivery(record: &DeliveryRecord) -> wire::Delivery {
 }
 
 fn subscription_info(sub: &Subscription, cursor: u64, with_secret: bool) -> wire::SubscriptionInfo {
-    let (retry_schedule_ms, fixed_delay_ms) = match &sub.schedule {
-        RetrySchedule::Steps(steps) => (steps.iter().map(|d| d.as_millis() as u64).collect(), 0),
-        RetrySchedule::Fixed(delay) => (Vec::new(), delay.as_millis() as u64),
-    };
-    let (ordered, concurrency) = match sub.mode {
-        DeliveryMode::Ordered => (true, 1),
-        DeliveryMode::Concurrent(n) => (false, n),
-    };
+    let (retry_schedule_ms, fixed_delay_ms) = sub.schedule.to_millis();
+    let (ordered, concurrency) = sub.mode.parts();
     wire::SubscriptionInfo {
         id: sub.id.clone(),
         name: sub.name.clone(),
@@ -166,12 +160,7 @@ fn subscription_info(sub: &Subscription, cursor: u64, with_secret: bool) -> wire
         retry_schedule_ms,
         fixed_delay_ms,
         timeout_ms: sub.timeout.as_millis() as u64,
-        format: match sub.format {
-            PayloadFormat::CloudEvents => "cloudevents",
-            PayloadFormat::CloudEventsBinary => "cloudevents-binary",
-            PayloadFormat::Raw => "raw",
-        }
-        .to_owned(),
+        format: sub.format.name().to_owned(),
         filter: sub
             .filter
             .iter()

@@ -16,11 +16,7 @@ use depot_schemas::wire::{self, request::Op, resend_outcome::Outcome, response::
 use crate::{
     body::read_limited,
     error::ProxyError,
-    routes::{
-        AppState,
-        auth::parse_json,
-        schemas::{call, unexpected},
-    },
+    routes::{AppState, admin_call as call, auth::parse_json, unexpected},
 };
 
 const MAX_RESEND_BODY: u64 = 1024 * 1024;

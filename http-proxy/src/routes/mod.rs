@@ -136,3 +136,20 @@ pub async fn authenticated_user(
     })?;
     Ok(state.tokens.verify(&token, TokenType::Access).await?.sub)
 }
+
+/// Authenticates a request and runs one broker operation as its token's
+/// user, whose permissions the broker checks (the admin routes: schemas,
+/// dead letters, subscriptions).
+pub async fn admin_call(
+    request: &HttpRequest,
+    state: &AppState,
+    op: depot_schemas::wire::request::Op,
+) -> Result<depot_schemas::wire::response::Result, ProxyError> {
+    let user = authenticated_user(request, state).await?;
+    Ok(state.link.call_as(user, op).await?)
+}
+
+/// An answer of the wrong kind: a broker bug, reported as 500.
+pub fn unexpected(reply: depot_schemas::wire::response::Result) -> ProxyError {
+    ProxyError::Internal(format!("unexpected answer from the broker: {reply:?}"))
+}

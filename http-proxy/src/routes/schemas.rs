@@ -25,7 +25,7 @@ use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 use crate::{
     body::read_limited,
     error::ProxyError,
-    routes::{AppState, auth::parse_json, authenticated_user},
+    routes::{AppState, admin_call as call, auth::parse_json, unexpected},
 };
 
 /// Largest schema definition body accepted.
@@ -132,20 +132,6 @@ fn schema_type(kind: &str) -> Result<wire::SchemaType, ProxyError> {
             "unknown schema type '{other}': use json or protobuf"
         ))),
     }
-}
-
-/// Authenticates, runs one operation as the token's user.
-pub(super) async fn call(
-    request: &HttpRequest,
-    state: &AppState,
-    op: Op,
-) -> Result<Reply, ProxyError> {
-    let user = authenticated_user(request, state).await?;
-    Ok(state.link.call_as(user, op).await?)
-}
-
-pub(super) fn unexpected(reply: Reply) -> ProxyError {
-    ProxyError::Internal(format!("unexpected answer from the broker: {reply:?}"))
 }
 
 fn schema_reply(reply: Reply) -> Result<HttpResponse, ProxyError> {

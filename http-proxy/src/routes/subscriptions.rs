@@ -23,11 +23,7 @@ use depot_schemas::wire::{
 use crate::{
     body::read_limited,
     error::ProxyError,
-    routes::{
-        AppState,
-        auth::parse_json,
-        schemas::{call, unexpected},
-    },
+    routes::{AppState, admin_call as call, auth::parse_json, unexpected},
 };
 
 const MAX_BODY: u64 = 64 * 1024;
