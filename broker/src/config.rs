@@ -119,6 +119,22 @@ pub struct BrokerConfig {
     #[arg(long, env = "DEPOT_ALLOW_PRIVATE_URLS", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub allow_private_urls: bool,
 
+    /// Consecutive failed attempts (timeouts, connection errors, 408, 429,
+    /// 5xx) after which a subscription's circuit opens and its endpoint is
+    /// left alone until a probe; 0 never opens it.
+    #[arg(long, env = "DEPOT_CIRCUIT_FAILURES", default_value_t = 20)]
+    pub circuit_failures: u32,
+
+    /// How long an opened circuit waits before its first probe (doubling
+    /// after each failed probe, up to 10 minutes).
+    #[arg(long, env = "DEPOT_CIRCUIT_PROBE_AFTER", default_value = "30s", value_parser = parse_duration)]
+    pub circuit_probe_after: Duration,
+
+    /// Serve Prometheus metrics over HTTP at `http://<this>/metrics`
+    /// (off when unset; proxies serve the broker's metrics too).
+    #[arg(long, env = "DEPOT_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
     /// Password of `root` on first start (generated and printed when unset).
     /// Ignored once the data directory has a root user.
     #[arg(long, env = "DEPOT_ROOT_PASSWORD", hide_env_values = true)]
@@ -146,6 +162,9 @@ impl BrokerConfig {
             retention_interval: Duration::from_secs(5),
             workers: 0,
             allow_private_urls: false,
+            circuit_failures: 20,
+            circuit_probe_after: Duration::from_secs(30),
+            metrics_listen: None,
             root_password: None,
             root_connection_token: None,
         }

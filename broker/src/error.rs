@@ -38,6 +38,9 @@ pub enum BrokerError {
     #[error("subscription not found: {subscription}")]
     SubscriptionNotFound { subscription: String },
 
+    #[error("delivery not found: {id}")]
+    DeliveryNotFound { id: String },
+
     #[error("dead letter {id} not found in station {station}")]
     DeadLetterNotFound { station: String, id: u64 },
 

@@ -47,7 +47,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::StationNotFound
         | ErrorCode::SubscriptionNotFound
         | ErrorCode::SchemaNotFound
-        | ErrorCode::DeadLetterNotFound => StatusCode::NOT_FOUND,
+        | ErrorCode::DeadLetterNotFound
+        | ErrorCode::DeliveryNotFound => StatusCode::NOT_FOUND,
         ErrorCode::SchemaExists | ErrorCode::SchemaInUse => StatusCode::CONFLICT,
         ErrorCode::MessageTooLarge | ErrorCode::FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::BadRequest

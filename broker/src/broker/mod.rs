@@ -19,7 +19,7 @@ mod validation;
 
 pub use dead_letters::{ResendOutcome, ResendSelection};
 pub use schemas::SchemaSummary;
-pub use subscriptions::NewSubscription;
+pub use subscriptions::{DeliveryView, NewSubscription, SubscriptionChange, SubscriptionState};
 pub use users::UserSummary;
 
 use std::{collections::HashMap, sync::Arc};
@@ -30,7 +30,7 @@ use parking_lot::RwLock;
 use crate::{
     auth::{self, PasswordHasher, Principal},
     config::BrokerConfig,
-    delivery::{Deliveries, UrlPolicy},
+    delivery::{Deliveries, UrlPolicy, circuit::CircuitSettings, registry::DeliverySettings},
     error::{BrokerError, BrokerResult},
     persist::{GroupCommit, Store},
     registry::{StationDirectory, StationRegistry},
@@ -57,6 +57,8 @@ struct Inner {
     directory: StationDirectory,
     schemas: Arc<SchemaCatalog>,
     deliveries: Deliveries,
+    /// The broker's Prometheus metrics (deliveries so far).
+    metrics: prometheus::Registry,
     station_arbiters: Vec<Arbiter>,
     passwords: PasswordHasher,
     /// Principals by user name, for requests made on behalf of users (the
@@ -99,12 +101,25 @@ impl Broker {
             station_arbiters.iter().map(Arbiter::handle).collect(),
         )?;
         let registry = registry.start();
-        let policy = UrlPolicy {
-            allow_private: config.allow_private_urls,
-            ..Default::default()
+        let delivery_settings = DeliverySettings {
+            policy: UrlPolicy {
+                allow_private: config.allow_private_urls,
+                ..Default::default()
+            },
+            circuit: CircuitSettings {
+                failures: config.circuit_failures,
+                probe_after: config.circuit_probe_after,
+            },
         };
-        let deliveries =
-            Deliveries::start(store.clone(), group_commit.clone(), policy, &directory)?;
+        let metrics = prometheus::Registry::new_custom(Some("depot_broker".into()), None)
+            .expect("a valid metric prefix");
+        let deliveries = Deliveries::start(
+            store.clone(),
+            group_commit.clone(),
+            delivery_settings,
+            &metrics,
+            &directory,
+        )?;
         actix::spawn(purge_used_tokens(store.clone()));
         let broker = Broker {
             inner: Arc::new(Inner {
@@ -115,6 +130,7 @@ impl Broker {
                 directory,
                 schemas,
                 deliveries,
+                metrics,
                 station_arbiters,
                 passwords,
                 principals: RwLock::default(),
@@ -128,6 +144,18 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.inner.config
+    }
+
+    /// The broker's metrics in the Prometheus text format. Not secret, but
+    /// only served to who may see them (`/metrics` listeners are loopback by
+    /// default; the wire asks for a session).
+    pub fn metrics_text(&self) -> String {
+        use prometheus::Encoder;
+        let mut buffer = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&self.inner.metrics.gather(), &mut buffer)
+            .expect("encoding to memory");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
     }
 
     /// The store, for the broker's own subsystems (the delivery tests, until

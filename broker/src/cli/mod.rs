@@ -11,6 +11,7 @@ macro_rules! outln {
 }
 
 mod dead_letters;
+mod deliveries;
 mod fetch;
 mod output;
 mod produce;

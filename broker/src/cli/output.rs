@@ -26,6 +26,23 @@ pub fn line(text: fmt::Arguments<'_>) {
     }
 }
 
+/// A JSON object as a two-column table of its non-null fields.
+pub fn field_table(value: Value) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    if let Value::Object(fields) = value {
+        for (key, value) in fields {
+            let text = match value {
+                Value::Null => continue,
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            table.add_row(vec![key, text]);
+        }
+    }
+    table
+}
+
 fn settings_json(info: &StationInfo) -> Value {
     let s = info.settings.unwrap_or_default();
     json!({

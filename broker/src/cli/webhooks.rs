@@ -8,7 +8,7 @@ use depot_schemas::wire::{self, SubscriptionInfo, create_subscription::Start};
 
 use crate::{
     cli::{
-        CliResult, Context,
+        CliResult, Context, deliveries,
         output::{self, time},
     },
     config::parse_duration,
@@ -19,6 +19,16 @@ pub enum Format {
     Cloudevents,
     CloudeventsBinary,
     Raw,
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Cloudevents => "cloudevents",
+            Self::CloudeventsBinary => "cloudevents-binary",
+            Self::Raw => "raw",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -36,6 +46,37 @@ pub enum Status {
     Failed,
 }
 
+/// How deliveries are made: given at creation (absent ones take the
+/// default) and changeable later (absent ones stay).
+#[derive(Debug, clap::Args)]
+pub struct DeliveryOptions {
+    /// whsec_...; generated (and printed once) at creation when not given.
+    #[arg(long)]
+    secret: Option<String>,
+    /// Delays before attempts 1, 2, ... (0s,5s,30s,...) or fixed:60s.
+    #[arg(long)]
+    retry_schedule: Option<String>,
+    #[arg(long)]
+    max_attempts: Option<u32>,
+    /// Per attempt (e.g. 15s).
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<std::time::Duration>,
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Concurrent (the default) or ordered.
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    /// Concurrent mode: deliveries in flight (default 16).
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// Deliver only messages with this header (repeatable): key=value.
+    #[arg(long = "filter", value_parser = key_value)]
+    filters: Vec<(String, String)>,
+    /// Attempts per second at most (0 on update removes the limit).
+    #[arg(long)]
+    max_rate: Option<u32>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SubscriptionsCommand {
     /// Push a station's messages to a URL (signed, retried).
@@ -45,30 +86,25 @@ pub enum SubscriptionsCommand {
         station: String,
         #[arg(long)]
         url: String,
-        /// whsec_...; generated (and printed once) when not given.
-        #[arg(long)]
-        secret: Option<String>,
-        /// Delays before attempts 1, 2, ... (0s,5s,30s,...) or fixed:60s.
-        #[arg(long)]
-        retry_schedule: Option<String>,
-        #[arg(long)]
-        max_attempts: Option<u32>,
-        /// Per attempt (e.g. 15s).
-        #[arg(long, value_parser = parse_duration)]
-        timeout: Option<std::time::Duration>,
-        #[arg(long, value_enum)]
-        format: Option<Format>,
-        #[arg(long, value_enum, default_value = "concurrent")]
-        mode: Mode,
-        /// Concurrent mode: deliveries in flight (default 16).
-        #[arg(long)]
-        concurrency: Option<u32>,
-        /// Deliver only messages with this header (repeatable): key=value.
-        #[arg(long = "filter", value_parser = key_value)]
-        filters: Vec<(String, String)>,
         /// Start at this offset instead of at new messages.
         #[arg(long)]
         from_offset: Option<u64>,
+        #[command(flatten)]
+        options: DeliveryOptions,
+    },
+    /// Change a subscription (what is not given stays); it restarts with
+    /// the change, retrying what was in flight.
+    Update {
+        subscription: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        url: Option<String>,
+        /// Deliver every message again (no header filter).
+        #[arg(long, conflicts_with = "filters")]
+        clear_filter: bool,
+        #[command(flatten)]
+        options: DeliveryOptions,
     },
     /// List subscriptions.
     List {
@@ -97,6 +133,18 @@ pub enum SubscriptionsCommand {
         status: Option<Status>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// The next page: deliveries after this one (a delivery id).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// One delivery (by id, the webhook-id its receiver saw) and its
+    /// attempts.
+    Delivery {
+        id: String,
+    },
+    /// One attempt (by id, `<delivery id>.<number>`): request and response.
+    Attempt {
+        id: String,
     },
     /// Failed deliveries (the subscription's dead letters).
     DeadLetters {
@@ -135,6 +183,13 @@ fn since(text: &str) -> Result<u64, String> {
         .map_or(0, |d| d.as_millis() as u64))
 }
 
+fn headers(pairs: Vec<(String, String)>) -> Vec<wire::Header> {
+    pairs
+        .into_iter()
+        .map(|(key, value)| wire::Header { key, value })
+        .collect()
+}
+
 fn key_value(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -148,40 +203,56 @@ pub async fn run(context: &Context, command: SubscriptionsCommand) -> CliResult 
             name,
             station,
             url,
-            secret,
-            retry_schedule,
-            max_attempts,
-            timeout,
-            format,
-            mode,
-            concurrency,
-            filters,
             from_offset,
+            options: o,
         } => {
             let create = wire::CreateSubscription {
                 name,
                 station,
                 url,
-                secret: secret.unwrap_or_default(),
-                max_attempts: max_attempts.unwrap_or(0),
-                retry_schedule: retry_schedule.unwrap_or_default(),
-                timeout_ms: timeout.map_or(0, |t| t.as_millis() as u64),
-                format: match format {
-                    None => String::new(),
-                    Some(Format::Cloudevents) => "cloudevents".into(),
-                    Some(Format::CloudeventsBinary) => "cloudevents-binary".into(),
-                    Some(Format::Raw) => "raw".into(),
-                },
-                filter: filters
-                    .into_iter()
-                    .map(|(key, value)| wire::Header { key, value })
-                    .collect(),
-                ordered: matches!(mode, Mode::Ordered),
-                concurrency: concurrency.unwrap_or(0),
+                secret: o.secret.unwrap_or_default(),
+                max_attempts: o.max_attempts.unwrap_or(0),
+                retry_schedule: o.retry_schedule.unwrap_or_default(),
+                timeout_ms: o.timeout.map_or(0, |t| t.as_millis() as u64),
+                format: o.format.map(Format::name).unwrap_or_default().to_owned(),
+                filter: headers(o.filters),
+                ordered: matches!(o.mode, Some(Mode::Ordered)),
+                concurrency: o.concurrency.unwrap_or(0),
                 start: from_offset.map(Start::FromOffset),
+                max_rate: o.max_rate.unwrap_or(0),
             };
             let info = client.create_subscription(create).await?;
             subscription(context, &info);
+        }
+        SubscriptionsCommand::Update {
+            subscription: id,
+            name,
+            url,
+            clear_filter,
+            options: o,
+        } => {
+            let update = wire::UpdateSubscription {
+                subscription: id,
+                name,
+                url,
+                secret: o.secret,
+                max_attempts: o.max_attempts,
+                retry_schedule: o.retry_schedule,
+                timeout_ms: o.timeout.map(|t| t.as_millis() as u64),
+                format: o.format.map(|f| f.name().to_owned()),
+                replace_filter: clear_filter || !o.filters.is_empty(),
+                filter: headers(o.filters),
+                ordered: o.mode.map(|m| matches!(m, Mode::Ordered)),
+                concurrency: o.concurrency,
+                max_rate: o.max_rate,
+            };
+            subscription(context, &client.update_subscription(update).await?);
+        }
+        SubscriptionsCommand::Delivery { id } => {
+            deliveries::show_delivery(context, &client.get_delivery(&id).await?);
+        }
+        SubscriptionsCommand::Attempt { id } => {
+            deliveries::show_attempt(context, &client.get_delivery_attempt(&id).await?);
         }
         SubscriptionsCommand::List { station } => {
             let all = client
@@ -206,18 +277,34 @@ pub async fn run(context: &Context, command: SubscriptionsCommand) -> CliResult 
             subscription: id,
             status,
             limit,
+            after,
         } => {
             let status = status.map(|s| match s {
                 Status::Pending => "pending",
                 Status::Completed => "completed",
                 Status::Failed => "failed",
             });
-            deliveries(context, &id, status, limit).await?;
+            let list = wire::ListDeliveries {
+                subscription: id,
+                status: status.unwrap_or_default().to_owned(),
+                after_offset: None,
+                limit,
+                after_id: after.unwrap_or_default(),
+            };
+            deliveries::list(context, list).await?;
         }
         SubscriptionsCommand::DeadLetters {
             subscription: id,
             limit,
-        } => deliveries(context, &id, Some("failed"), limit).await?,
+        } => {
+            let list = wire::ListDeliveries {
+                subscription: id,
+                status: "failed".into(),
+                limit,
+                ..Default::default()
+            };
+            deliveries::list(context, list).await?;
+        }
         SubscriptionsCommand::Resend {
             subscription: id,
             deliveries: ids,
@@ -233,61 +320,6 @@ pub async fn run(context: &Context, command: SubscriptionsCommand) -> CliResult 
             output::done(context, &format!("{count} deliveries queued again"));
         }
     }
-    Ok(())
-}
-
-async fn deliveries(context: &Context, id: &str, status: Option<&str>, limit: u32) -> CliResult {
-    let list = context
-        .client
-        .list_deliveries(wire::ListDeliveries {
-            subscription: id.to_owned(),
-            status: status.unwrap_or_default().to_owned(),
-            after_offset: None,
-            limit,
-        })
-        .await?;
-    if context.json {
-        let all: Vec<Value> = list
-            .deliveries
-            .iter()
-            .map(|d| {
-                json!({
-                    "id": d.id, "offset": d.offset, "message_id": d.message_id,
-                    "status": d.status, "attempts": d.attempts,
-                    "next_attempt_at": (d.status == "pending").then(|| time(d.next_attempt_at_ms)),
-                    "last_status": (d.last_status > 0).then_some(d.last_status),
-                    "last_error": (!d.last_error.is_empty()).then_some(&d.last_error),
-                })
-            })
-            .collect();
-        outln!("{}", Value::Array(all));
-        return Ok(());
-    }
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(vec![
-        "offset",
-        "status",
-        "attempts",
-        "last status",
-        "last error",
-        "id",
-    ]);
-    for d in &list.deliveries {
-        table.add_row(vec![
-            d.offset.to_string(),
-            d.status.clone(),
-            d.attempts.to_string(),
-            if d.last_status > 0 {
-                d.last_status.to_string()
-            } else {
-                "-".into()
-            },
-            d.last_error.clone(),
-            d.id.clone(),
-        ]);
-    }
-    outln!("{table}");
     Ok(())
 }
 
@@ -311,6 +343,13 @@ fn info_json(info: &SubscriptionInfo) -> Value {
         "created_by": info.created_by,
         "start_offset": info.start_offset,
         "cursor": info.cursor,
+        "max_rate": (info.max_rate > 0).then_some(info.max_rate),
+        "circuit": info.circuit,
+        "delivered": info.counts.as_ref().map(|c| c.delivered),
+        "dead_lettered": info.counts.as_ref().map(|c| c.dead_lettered),
+        "failed_attempts": info.counts.as_ref().map(|c| c.failed_attempts),
+        "retried": info.counts.as_ref().map(|c| c.retried),
+        "pending": info.counts.as_ref().map(|c| c.pending),
     })
 }
 
@@ -320,21 +359,7 @@ fn subscription(context: &Context, info: &SubscriptionInfo) {
         outln!("{value}");
         return;
     }
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
-    if let Value::Object(fields) = value {
-        for (key, value) in fields {
-            if value.is_null() {
-                continue;
-            }
-            let text = match value {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            table.add_row(vec![key, text]);
-        }
-    }
-    outln!("{table}");
+    outln!("{}", output::field_table(value));
     if !info.secret.is_empty() {
         outln!("Keep the secret: it is shown only now.");
     }
@@ -360,7 +385,11 @@ fn subscription_list(context: &Context, all: &[SubscriptionInfo]) {
             } else {
                 format!("concurrent ({})", info.concurrency)
             },
-            if info.paused { "paused" } else { "active" }.to_owned(),
+            if info.paused {
+                "paused".to_owned()
+            } else {
+                format!("active, circuit {}", info.circuit)
+            },
             info.cursor.to_string(),
             info.id.clone(),
         ]);

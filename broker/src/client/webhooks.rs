@@ -79,6 +79,41 @@ impl BrokerClient {
     }
 }
 
+impl BrokerClient {
+    pub async fn update_subscription(
+        &self,
+        update: wire::UpdateSubscription,
+    ) -> ClientResult<wire::SubscriptionInfo> {
+        expect_subscription(self.call(Op::UpdateSubscription(update)).await?)
+    }
+
+    /// A delivery by id, with its attempts and message.
+    pub async fn get_delivery(&self, id: &str) -> ClientResult<wire::DeliveryDetail> {
+        let op = Op::GetDelivery(wire::GetDelivery { id: id.to_owned() });
+        match self.call(op).await? {
+            Reply::DeliveryDetail(detail) => Ok(detail),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// An attempt by id (`<delivery id>.<number>`).
+    pub async fn get_delivery_attempt(&self, id: &str) -> ClientResult<wire::DeliveryAttempt> {
+        let op = Op::GetDeliveryAttempt(wire::GetDeliveryAttempt { id: id.to_owned() });
+        match self.call(op).await? {
+            Reply::DeliveryAttempt(attempt) => Ok(attempt),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The broker's Prometheus metrics, as text.
+    pub async fn metrics(&self) -> ClientResult<String> {
+        match self.call(Op::GetMetrics(wire::GetMetrics {})).await? {
+            Reply::Metrics(metrics) => Ok(metrics.text),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
 fn expect_subscription(reply: Reply) -> ClientResult<wire::SubscriptionInfo> {
     match reply {
         Reply::Subscription(info) => Ok(info),

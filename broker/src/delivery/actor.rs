@@ -30,6 +30,8 @@ use crate::{
     clock::now_ms,
     delivery::{
         DeliveryLog, Subscription, UrlPolicy,
+        circuit::{Circuit, CircuitSettings, Permit},
+        metrics::SubscriptionMetrics,
         retry::Verdict,
         sender::{AttemptRecord, Sender, webhook_request},
     },
@@ -62,6 +64,10 @@ pub struct DeliveryActor {
     room: Arc<Semaphore>,
     /// The pending timer that will start the next due delivery.
     wakeup: Option<SpawnHandle>,
+    circuit: Circuit,
+    /// With a max rate: the earliest the next attempt may start.
+    next_start: Instant,
+    metrics: SubscriptionMetrics,
 }
 
 /// Stops delivering (the subscription was paused or deleted). In-flight
@@ -115,6 +121,8 @@ impl DeliveryActor {
         log: DeliveryLog,
         group_commit: GroupCommit,
         policy: Arc<UrlPolicy>,
+        circuit: CircuitSettings,
+        metrics: SubscriptionMetrics,
     ) -> Self {
         Self {
             sub: Rc::new(sub),
@@ -128,12 +136,24 @@ impl DeliveryActor {
             in_flight: BTreeSet::new(),
             room: Arc::new(Semaphore::new(BACKLOG)),
             wakeup: None,
+            circuit: Circuit::new(circuit),
+            next_start: Instant::now(),
+            metrics,
         }
     }
 
-    /// Starts what is due, as far as the in-flight limit allows; sets a
-    /// timer for the next one otherwise.
+    /// Starts what is due, as far as the in-flight limit, the circuit
+    /// breaker and the max rate allow; sets a timer for the next one
+    /// otherwise.
     fn pump(&mut self, ctx: &mut Context<Self>) {
+        self.start_due(ctx);
+        self.metrics
+            .pending
+            .set((self.waiting.len() + self.in_flight.len()) as i64);
+        self.metrics.set_circuit(self.circuit.state());
+    }
+
+    fn start_due(&mut self, ctx: &mut Context<Self>) {
         let limit = self.sub.in_flight_limit();
         let now = Instant::now();
         while self.in_flight.len() < limit {
@@ -154,8 +174,31 @@ impl DeliveryActor {
                 self.wake_at(due, ctx);
                 return;
             }
+            let probe = match self.circuit.permit(now, self.in_flight.len()) {
+                Permit::Go => false,
+                Permit::Probe => true,
+                Permit::WaitUntil(when) => {
+                    self.wake_at(when, ctx);
+                    return;
+                }
+                Permit::Wait => return,
+            };
+            if let Some(rate) = self.sub.max_rate {
+                if now < self.next_start {
+                    self.wake_at(self.next_start, ctx);
+                    return;
+                }
+                let interval = Duration::from_secs(1) / rate.max(1);
+                // Late timers do not slow the rate down: up to one interval of
+                // lateness is made up.
+                let earliest = now.checked_sub(interval).unwrap_or(now);
+                self.next_start = self.next_start.max(earliest) + interval;
+            }
             let (record, _) = self.waiting.remove(&offset).expect("just found");
             self.attempt(record, ctx);
+            if probe {
+                return;
+            }
         }
     }
 
@@ -227,6 +270,12 @@ impl DeliveryActor {
         let now = now_ms();
         record.attempts = number;
         record.updated_at_ms = now;
+        if let Some(attempt) = &result {
+            self.metrics
+                .attempt_seconds
+                .observe(attempt.duration.as_secs_f64());
+            self.judge_endpoint(attempt);
+        }
         let (attempt, verdict) = match result {
             Some(attempt) => (to_storage(number, now, &attempt), attempt.verdict),
             None => {
@@ -244,6 +293,7 @@ impl DeliveryActor {
         let retry_after = match verdict {
             Verdict::Delivered => {
                 record.set_status(DeliveryStatus::Completed);
+                self.metrics.delivered.inc();
                 None
             }
             Verdict::Retry { retry_after }
@@ -251,10 +301,14 @@ impl DeliveryActor {
             {
                 let delay = self.sub.schedule.delay_before(number + 1, retry_after);
                 record.next_attempt_at_ms = now + delay.as_millis() as u64;
+                self.metrics.failed_attempts.inc();
+                self.metrics.retried.inc();
                 Some(delay)
             }
             Verdict::Retry { .. } | Verdict::Permanent => {
                 record.set_status(DeliveryStatus::Failed);
+                self.metrics.failed_attempts.inc();
+                self.metrics.dead_lettered.inc();
                 None
             }
         };
@@ -276,6 +330,33 @@ impl DeliveryActor {
             }
         }
         self.pump(ctx);
+    }
+}
+
+impl DeliveryActor {
+    /// Feeds an attempt's outcome to the circuit breaker: an answer other
+    /// than 408, 429 or 5xx means the endpoint works; a retryable outcome
+    /// means it may not.
+    fn judge_endpoint(&mut self, attempt: &AttemptRecord) {
+        let now = Instant::now();
+        match attempt.verdict {
+            Verdict::Retry { .. } => {
+                if self.circuit.failed(now) {
+                    tracing::warn!(
+                        subscription = %self.sub.name,
+                        "the endpoint keeps failing: circuit open, attempts wait for a probe"
+                    );
+                }
+            }
+            Verdict::Delivered | Verdict::Permanent if attempt.status.is_some() => {
+                if self.circuit.succeeded() {
+                    tracing::info!(subscription = %self.sub.name, "the endpoint answers again: circuit closed");
+                }
+            }
+            // Refused before sending (the URL policy): says nothing about
+            // the endpoint.
+            Verdict::Delivered | Verdict::Permanent => {}
+        }
     }
 }
 
@@ -307,6 +388,9 @@ impl Actor for DeliveryActor {
     fn stopped(&mut self, _: &mut Self::Context) {
         // Ends the reader too, even while it waits for room.
         self.room.close();
+        self.metrics.pending.set(0);
+        self.metrics
+            .set_circuit(super::circuit::CircuitState::Closed);
     }
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -564,11 +648,25 @@ mod tests {
         }
     }
 
-    fn open_policy() -> Arc<UrlPolicy> {
-        Arc::new(UrlPolicy {
+    fn start(sub: Subscription, station: StationHandle, log: &DeliveryLog, broker: &Broker) {
+        let policy = Arc::new(UrlPolicy {
             allow_private: true,
             ..Default::default()
-        })
+        });
+        let metrics = crate::delivery::metrics::DeliveryMetrics::register(&Default::default())
+            .unwrap()
+            .for_subscription(&sub);
+        let circuit = CircuitSettings::default();
+        DeliveryActor::new(
+            sub,
+            station,
+            log.clone(),
+            broker.group_commit(),
+            policy,
+            circuit,
+            metrics,
+        )
+        .start();
     }
 
     #[actix_rt::test]
@@ -578,14 +676,12 @@ mod tests {
         let seen: Seen = Arc::default();
         let url = format!("{}/flaky", receiver(seen.clone()));
         let log = DeliveryLog::new(broker.store().db().open_tree("subscription/sub-1").unwrap());
-        DeliveryActor::new(
+        start(
             subscription(url, DeliveryMode::Ordered),
             station,
-            log.clone(),
-            broker.group_commit(),
-            open_policy(),
-        )
-        .start();
+            &log,
+            &broker,
+        );
         wait_until("10 deliveries", || {
             seen.lock().unwrap().iter().filter(|s| s.2 == 200).count() == 10
         })
@@ -624,14 +720,12 @@ mod tests {
         let seen: Seen = Arc::default();
         let url = format!("{}/gone", receiver(seen.clone()));
         let log = DeliveryLog::new(broker.store().db().open_tree("subscription/sub-1").unwrap());
-        DeliveryActor::new(
+        start(
             subscription(url, DeliveryMode::Concurrent(4)),
             station,
-            log.clone(),
-            broker.group_commit(),
-            open_policy(),
-        )
-        .start();
+            &log,
+            &broker,
+        );
         wait_until("5 attempts", || seen.lock().unwrap().len() == 5).await;
         // A message produced later is picked up without polling.
         let root = broker.principal("root").unwrap();

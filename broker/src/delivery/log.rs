@@ -7,6 +7,7 @@
 //! | `d` + offset                         | `DeliveryRecord`        |
 //! | `a` + offset + attempt number        | `DeliveryAttemptRecord` |
 //! | `p` + offset                         | (empty): the delivery is pending |
+//! | `i` + delivery id                    | offset (u64, big-endian): find a delivery by id |
 //!
 //! The `p` index lets a restart find the pending deliveries without reading
 //! every delivery the subscription ever made; it is written in the same
@@ -28,6 +29,7 @@ const CURSOR: &[u8] = b"c";
 const DELIVERY: u8 = b'd';
 const ATTEMPT: u8 = b'a';
 const PENDING: u8 = b'p';
+const BY_ID: u8 = b'i';
 
 #[derive(Clone)]
 pub struct DeliveryLog {
@@ -54,6 +56,13 @@ fn put_delivery(batch: &mut sled::Batch, delivery: &DeliveryRecord) {
     } else {
         batch.remove(&pending_key(delivery.offset));
     }
+}
+
+fn id_key(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + id.len());
+    key.push(BY_ID);
+    key.extend_from_slice(id.as_bytes());
+    key
 }
 
 fn attempt_key(offset: u64, number: u32) -> [u8; 13] {
@@ -83,6 +92,7 @@ impl DeliveryLog {
         let mut batch = sled::Batch::default();
         for delivery in deliveries {
             put_delivery(&mut batch, delivery);
+            batch.insert(id_key(&delivery.id), &delivery.offset.to_be_bytes());
         }
         batch.insert(CURSOR, &next_cursor.to_be_bytes());
         self.tree.apply_batch(batch)?;
@@ -92,6 +102,18 @@ impl DeliveryLog {
     pub fn delivery(&self, offset: u64) -> BrokerResult<Option<DeliveryRecord>> {
         match self.tree.get(delivery_key(offset))? {
             Some(value) => Ok(Some(DeliveryRecord::decode(&*value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The delivery with this id (the `webhook-id` receivers saw).
+    pub fn find(&self, id: &str) -> BrokerResult<Option<DeliveryRecord>> {
+        match self.tree.get(id_key(id))? {
+            Some(offset) => {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(&offset);
+                self.delivery(u64::from_be_bytes(bytes))
+            }
             None => Ok(None),
         }
     }
@@ -222,6 +244,8 @@ mod tests {
         assert_eq!(log.attempts(0).unwrap()[0].response_status, 200);
         assert!(log.attempts(2).unwrap().is_empty());
         assert!(log.delivery(1).unwrap().is_none());
+        assert_eq!(log.find("d-2").unwrap().unwrap().offset, 2);
+        assert!(log.find("d-1").unwrap().is_none());
     }
 
     #[test]

@@ -1,10 +1,10 @@
-//! Delivery to subscribers' HTTP endpoints (webhooks) and the relay. The
-//! engine (subscriptions, delivery actors, retries, records) arrives with
-//! issue 5; these are its parts that stand alone:
+//! Delivery to subscribers' HTTP endpoints (webhooks) and the relay:
 //!
 //! - [`actor`]: the delivery actor of one subscription.
+//! - [`circuit`]: the circuit breaker that stops hammering a failing endpoint.
 //! - [`cloudevents`]: CloudEvents 1.0 bodies (structured) and headers (binary).
 //! - [`log`]: a subscription's cursor, deliveries and attempts in sled.
+//! - [`metrics`]: per-subscription Prometheus series.
 //! - [`registry`]: the broker's subscriptions and their running actors.
 //! - [`retry`]: outcome rules and retry schedules (with `Retry-After`).
 //! - [`sender`]: one HTTP attempt, built, signed, sent and recorded.
@@ -13,8 +13,10 @@
 //! - [`url_policy`]: which destinations may be called (SSRF protection).
 
 pub mod actor;
+pub mod circuit;
 pub mod cloudevents;
 pub mod log;
+pub mod metrics;
 pub mod registry;
 pub mod retry;
 pub mod sender;

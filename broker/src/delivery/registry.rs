@@ -14,6 +14,8 @@ use crate::{
     delivery::{
         DeliveryActor, DeliveryLog, Subscription, UrlPolicy,
         actor::{Requeue, Stop},
+        circuit::{CircuitSettings, CircuitState},
+        metrics::{DeliveryMetrics, SubscriptionMetrics},
     },
     error::{BrokerError, BrokerResult},
     persist::{GroupCommit, Store},
@@ -24,6 +26,8 @@ pub struct Deliveries {
     store: Store,
     group_commit: GroupCommit,
     policy: Arc<UrlPolicy>,
+    circuit: CircuitSettings,
+    metrics: DeliveryMetrics,
     arbiter: Arbiter,
     subscriptions: Mutex<HashMap<String, Running>>,
 }
@@ -31,6 +35,21 @@ pub struct Deliveries {
 struct Running {
     sub: Subscription,
     actor: Option<Addr<DeliveryActor>>,
+    metrics: SubscriptionMetrics,
+}
+
+/// How a subscription is doing: `None` for the circuit when no actor runs
+/// (paused, or its station is gone).
+pub struct Health {
+    pub circuit: Option<CircuitState>,
+    pub metrics: SubscriptionMetrics,
+}
+
+/// What the delivery engine is configured with.
+#[derive(Debug, Clone, Default)]
+pub struct DeliverySettings {
+    pub policy: UrlPolicy,
+    pub circuit: CircuitSettings,
 }
 
 impl Deliveries {
@@ -39,27 +58,37 @@ impl Deliveries {
     pub fn start(
         store: Store,
         group_commit: GroupCommit,
-        policy: UrlPolicy,
+        settings: DeliverySettings,
+        registry: &prometheus::Registry,
         stations: &StationDirectory,
     ) -> BrokerResult<Self> {
+        let metrics =
+            DeliveryMetrics::register(registry).expect("the delivery metrics are registered once");
         let deliveries = Self {
             store,
             group_commit,
-            policy: Arc::new(policy),
+            policy: Arc::new(settings.policy),
+            circuit: settings.circuit,
+            metrics,
             arbiter: Arbiter::new(),
             subscriptions: Mutex::new(HashMap::new()),
         };
         for record in deliveries.store.subscription_records()? {
             let sub = Subscription::from_storage(&record)?;
+            let metrics = deliveries.metrics.for_subscription(&sub);
             let actor = if sub.paused {
                 None
             } else {
-                deliveries.run(&sub, stations)?
+                deliveries.run(&sub, &metrics, stations)?
             };
-            deliveries
-                .subscriptions
-                .lock()
-                .insert(sub.id.clone(), Running { sub, actor });
+            deliveries.subscriptions.lock().insert(
+                sub.id.clone(),
+                Running {
+                    sub,
+                    actor,
+                    metrics,
+                },
+            );
         }
         Ok(deliveries)
     }
@@ -72,6 +101,7 @@ impl Deliveries {
     fn run(
         &self,
         sub: &Subscription,
+        metrics: &SubscriptionMetrics,
         stations: &StationDirectory,
     ) -> BrokerResult<Option<Addr<DeliveryActor>>> {
         let Some(station) = stations.get(&sub.station) else {
@@ -81,9 +111,10 @@ impl Deliveries {
         let log = DeliveryLog::new(self.store.open_subscription_tree(&sub.id)?);
         let (sub, policy) = (sub.clone(), self.policy.clone());
         let group_commit = self.group_commit.clone();
+        let (circuit, metrics) = (self.circuit, metrics.clone());
         Ok(Some(DeliveryActor::start_in_arbiter(
             &self.arbiter.handle(),
-            move |_| DeliveryActor::new(sub, station, log, group_commit, policy),
+            move |_| DeliveryActor::new(sub, station, log, group_commit, policy, circuit, metrics),
         )))
     }
 
@@ -98,9 +129,69 @@ impl Deliveries {
             )));
         }
         self.store.put_subscription(&sub.to_storage())?;
-        let actor = self.run(&sub, stations)?;
-        subscriptions.insert(sub.id.clone(), Running { sub, actor });
+        let metrics = self.metrics.for_subscription(&sub);
+        let actor = self.run(&sub, &metrics, stations)?;
+        subscriptions.insert(
+            sub.id.clone(),
+            Running {
+                sub,
+                actor,
+                metrics,
+            },
+        );
         Ok(())
+    }
+
+    /// Changes a subscription: `change` edits a copy, which must pass the
+    /// same rules as a new one; the actor restarts with it (in-flight
+    /// attempts are abandoned and stay pending).
+    pub fn update(
+        &self,
+        id_or_name: &str,
+        change: impl FnOnce(&mut Subscription) -> BrokerResult<()>,
+        stations: &StationDirectory,
+    ) -> BrokerResult<Subscription> {
+        let id = self.find(id_or_name)?.id;
+        let mut subscriptions = self.subscriptions.lock();
+        let mut changed = subscriptions.get(&id).expect("just found").sub.clone();
+        change(&mut changed)?;
+        changed.validate(&self.policy)?;
+        if subscriptions
+            .values()
+            .any(|r| r.sub.name == changed.name && r.sub.id != id)
+        {
+            return Err(BrokerError::bad_request(format!(
+                "a subscription named {} exists",
+                changed.name
+            )));
+        }
+        self.store.put_subscription(&changed.to_storage())?;
+        let running = subscriptions.get_mut(&id).expect("just found");
+        if let Some(actor) = running.actor.take() {
+            actor.do_send(Stop);
+        }
+        if running.sub.name != changed.name {
+            self.metrics.forget(&running.sub);
+            running.metrics = self.metrics.for_subscription(&changed);
+        }
+        running.sub = changed;
+        if !running.sub.paused {
+            running.actor = self.run(&running.sub, &running.metrics, stations)?;
+        }
+        Ok(running.sub.clone())
+    }
+
+    /// The circuit state and counters of a subscription.
+    pub fn health(&self, id: &str) -> Option<Health> {
+        let subscriptions = self.subscriptions.lock();
+        let running = subscriptions.get(id)?;
+        Some(Health {
+            circuit: running
+                .actor
+                .as_ref()
+                .map(|_| running.metrics.circuit_state()),
+            metrics: running.metrics.clone(),
+        })
     }
 
     /// A subscription by id or name.
@@ -149,7 +240,7 @@ impl Deliveries {
                 actor.do_send(Stop);
             }
         } else {
-            running.actor = self.run(&running.sub, stations)?;
+            running.actor = self.run(&running.sub, &running.metrics, stations)?;
         }
         Ok(running.sub.clone())
     }
@@ -157,8 +248,11 @@ impl Deliveries {
     pub fn delete(&self, id_or_name: &str) -> BrokerResult<()> {
         let id = self.find(id_or_name)?.id;
         let removed = self.subscriptions.lock().remove(&id);
-        if let Some(actor) = removed.and_then(|r| r.actor) {
-            actor.do_send(Stop);
+        if let Some(running) = removed {
+            self.metrics.forget(&running.sub);
+            if let Some(actor) = running.actor {
+                actor.do_send(Stop);
+            }
         }
         self.store.remove_subscription(&id)
     }
@@ -168,6 +262,20 @@ impl Deliveries {
         let sub = self.find(id_or_name)?;
         let log = DeliveryLog::new(self.store.open_subscription_tree(&sub.id)?);
         Ok((sub, log))
+    }
+
+    /// The delivery with this id, in whichever subscription it is.
+    pub fn find_delivery(
+        &self,
+        id: &str,
+    ) -> BrokerResult<(Subscription, DeliveryLog, DeliveryRecord)> {
+        for sub in self.list(None) {
+            let (sub, log) = self.log(&sub.id)?;
+            if let Some(record) = log.find(id)? {
+                return Ok((sub, log, record));
+            }
+        }
+        Err(BrokerError::DeliveryNotFound { id: id.to_owned() })
     }
 
     /// Puts failed deliveries back in the queue: those with these ids, or

@@ -39,6 +39,7 @@ pub fn error_code(e: &BrokerError) -> ErrorCode {
         BrokerError::SchemaInUse { .. } => ErrorCode::SchemaInUse,
         BrokerError::DeadLetterNotFound { .. } => ErrorCode::DeadLetterNotFound,
         BrokerError::SubscriptionNotFound { .. } => ErrorCode::SubscriptionNotFound,
+        BrokerError::DeliveryNotFound { .. } => ErrorCode::DeliveryNotFound,
         BrokerError::Rejected(reason) => reject_code(reason),
         BrokerError::Storage(_)
         | BrokerError::FlushFailed { .. }

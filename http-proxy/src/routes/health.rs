@@ -3,6 +3,9 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use depot_broker::auth::ROOT_USER;
+use depot_schemas::wire::{self, request::Op, response::Result as Reply};
+
 use crate::routes::AppState;
 
 pub async fn status() -> HttpResponse {
@@ -24,9 +27,17 @@ pub async fn readiness(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus metrics, in the text exposition format.
+/// Prometheus metrics, in the text exposition format: this proxy's
+/// (`depot_proxy_*`) followed by the broker's (`depot_broker_*`: deliveries
+/// per subscription), so one scrape of any proxy sees both.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let mut text = state.metrics.render();
+    let op = Op::GetMetrics(wire::GetMetrics {});
+    match state.link.call_as(ROOT_USER.to_owned(), op).await {
+        Ok(Reply::Metrics(broker)) => text.push_str(&broker.text),
+        Ok(_) | Err(_) => text.push_str("# the broker's metrics are unavailable\n"),
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(text)
 }

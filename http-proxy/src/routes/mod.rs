@@ -5,12 +5,14 @@
 //! - [`produce`]: `/stations/{name}/produce/single` and `.../batch`.
 //! - [`schemas`]: schema administration and attachments (admins).
 //! - [`dead_letters`]: listing and resending refused messages (admins).
-//! - [`subscriptions`]: webhook subscriptions and deliveries (admins).
+//! - [`subscriptions`]: webhook subscriptions (admins).
+//! - [`deliveries`]: their deliveries and attempts (admins).
 //! - [`health`]: `/monitoring/status`, `/health/liveness` and `/readiness`,
 //!   `/metrics`.
 
 pub mod auth;
 pub mod dead_letters;
+pub mod deliveries;
 pub mod health;
 pub mod produce;
 pub mod schemas;
@@ -86,6 +88,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::delete().to(subscriptions::delete),
         )
         .route(
+            "/v1/subscriptions/{id}",
+            web::patch().to(subscriptions::update),
+        )
+        .route(
             "/v1/subscriptions/{id}/pause",
             web::post().to(subscriptions::pause),
         )
@@ -95,11 +101,18 @@ pub fn configure(config: &mut web::ServiceConfig) {
         )
         .route(
             "/v1/subscriptions/{id}/deliveries",
-            web::get().to(subscriptions::deliveries),
+            web::get().to(deliveries::list_of_subscription),
         )
         .route(
             "/v1/subscriptions/{id}/resend",
-            web::post().to(subscriptions::resend),
+            web::post().to(deliveries::resend),
+        )
+        .route("/v1/deliveries", web::get().to(deliveries::list))
+        .route("/v1/deliveries/{id}", web::get().to(deliveries::show))
+        .route("/v1/delivery-attempts", web::get().to(deliveries::attempts))
+        .route(
+            "/v1/delivery-attempts/{id}",
+            web::get().to(deliveries::show_attempt),
         )
         .route("/monitoring/status", web::get().to(health::status))
         .route("/health/liveness", web::get().to(health::liveness))

@@ -8,9 +8,10 @@
 //! | `POST /v1/subscriptions`                    | create                  |
 //! | `GET /v1/subscriptions/{id}`                | one (by id or name)     |
 //! | `DELETE /v1/subscriptions/{id}`             | delete                  |
+//! | `PATCH /v1/subscriptions/{id}`              | change (fields given)   |
 //! | `POST /v1/subscriptions/{id}/pause`, `/resume` | pause, resume        |
-//! | `GET /v1/subscriptions/{id}/deliveries?status=&after=&limit=` | deliveries |
-//! | `POST /v1/subscriptions/{id}/resend`        | `{"ids": [...]}` or `{"failed_since_ms": N}` |
+//!
+//! Deliveries and attempts are in [`super::deliveries`].
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -71,31 +72,53 @@ struct NewSubscription {
     filter: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     from_offset: Option<u64>,
+    /// Attempts per second at most.
+    #[serde(default)]
+    max_rate: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WrappedChange {
+    subscription: Change,
+}
+
+/// A change: every field optional; the seed's names are accepted.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Change {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default, alias = "secret_token")]
+    secret: Option<String>,
+    #[serde(default, alias = "max_delivery_attempts")]
+    max_attempts: Option<u32>,
+    #[serde(default)]
+    delivery_attempt_delay: Option<u64>,
+    #[serde(default)]
+    retry_schedule: Option<String>,
+    #[serde(default, alias = "delivery_attempt_timeout")]
+    timeout: Option<u64>,
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    concurrency: Option<u32>,
+    /// Replaces the filter (`{}` clears it).
+    #[serde(default)]
+    filter: Option<std::collections::BTreeMap<String, String>>,
+    /// 0 removes the limit.
+    #[serde(default)]
+    max_rate: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
     station: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct DeliveriesQuery {
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    after: Option<u64>,
-    #[serde(default)]
-    limit: u32,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Resend {
-    #[serde(default)]
-    ids: Vec<String>,
-    #[serde(default)]
-    failed_since_ms: u64,
 }
 
 fn info_json(info: &wire::SubscriptionInfo) -> Value {
@@ -118,7 +141,39 @@ fn info_json(info: &wire::SubscriptionInfo) -> Value {
         "created_by": info.created_by,
         "start_offset": info.start_offset,
         "cursor": info.cursor,
+        "max_rate": (info.max_rate > 0).then_some(info.max_rate),
+        "circuit": info.circuit,
+        "counts": info.counts.as_ref().map(|c| json!({
+            "delivered": c.delivered, "dead_lettered": c.dead_lettered,
+            "failed_attempts": c.failed_attempts, "retried": c.retried, "pending": c.pending,
+        })),
     })
+}
+
+/// The seed's fixed delay in seconds, or Depot's schedule text.
+fn schedule(
+    text: Option<String>,
+    fixed_seconds: Option<u64>,
+) -> Result<Option<String>, ProxyError> {
+    match (text, fixed_seconds) {
+        (Some(_), Some(_)) => Err(ProxyError::bad_request(
+            "give retry_schedule or delivery_attempt_delay, not both",
+        )),
+        (Some(schedule), None) => Ok(Some(schedule)),
+        (None, Some(seconds)) => Ok(Some(format!("fixed:{seconds}s"))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn ordered(mode: Option<&str>) -> Result<Option<bool>, ProxyError> {
+    match mode {
+        None => Ok(None),
+        Some("concurrent") => Ok(Some(false)),
+        Some("ordered") => Ok(Some(true)),
+        Some(other) => Err(ProxyError::bad_request(format!(
+            "unknown mode '{other}': use ordered or concurrent"
+        ))),
+    }
 }
 
 fn subscription_reply(reply: Reply) -> Result<HttpResponse, ProxyError> {
@@ -135,25 +190,9 @@ pub async fn create(
 ) -> Result<HttpResponse, ProxyError> {
     let body = read_limited(payload, MAX_BODY).await?;
     let new = parse_json::<Wrapped>(&body)?.subscription;
-    let retry_schedule = match (new.retry_schedule, new.delivery_attempt_delay) {
-        (Some(_), Some(_)) => {
-            return Err(ProxyError::bad_request(
-                "give retry_schedule or delivery_attempt_delay, not both",
-            ));
-        }
-        (Some(schedule), None) => schedule,
-        (None, Some(seconds)) => format!("fixed:{seconds}s"),
-        (None, None) => String::new(),
-    };
-    let ordered = match new.mode.as_deref() {
-        None | Some("concurrent") => false,
-        Some("ordered") => true,
-        Some(other) => {
-            return Err(ProxyError::bad_request(format!(
-                "unknown mode '{other}': use ordered or concurrent"
-            )));
-        }
-    };
+    let retry_schedule =
+        schedule(new.retry_schedule, new.delivery_attempt_delay)?.unwrap_or_default();
+    let ordered = ordered(new.mode.as_deref())?.unwrap_or(false);
     let op = Op::CreateSubscription(wire::CreateSubscription {
         name: new.name,
         station: new.station,
@@ -171,11 +210,43 @@ pub async fn create(
         ordered,
         concurrency: new.concurrency.unwrap_or(0),
         start: new.from_offset.map(Start::FromOffset),
+        max_rate: new.max_rate.unwrap_or(0),
     });
     match call(&request, &state, op).await? {
         Reply::Subscription(info) => Ok(HttpResponse::Created().json(info_json(&info))),
         other => Err(unexpected(other)),
     }
+}
+
+pub async fn update(
+    request: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ProxyError> {
+    let body = read_limited(payload, MAX_BODY).await?;
+    let change = parse_json::<WrappedChange>(&body)?.subscription;
+    let op = Op::UpdateSubscription(wire::UpdateSubscription {
+        subscription: id.into_inner(),
+        name: change.name,
+        url: change.url,
+        secret: change.secret,
+        max_attempts: change.max_attempts,
+        retry_schedule: schedule(change.retry_schedule, change.delivery_attempt_delay)?,
+        timeout_ms: change.timeout.map(|s| s * 1000),
+        format: change.format,
+        replace_filter: change.filter.is_some(),
+        filter: change
+            .filter
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| wire::Header { key, value })
+            .collect(),
+        ordered: ordered(change.mode.as_deref())?,
+        concurrency: change.concurrency,
+        max_rate: change.max_rate,
+    });
+    subscription_reply(call(&request, &state, op).await?)
 }
 
 pub async fn list(
@@ -237,53 +308,4 @@ pub async fn delete(
     });
     call(&request, &state, op).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "error": null })))
-}
-
-pub async fn deliveries(
-    request: HttpRequest,
-    id: web::Path<String>,
-    query: web::Query<DeliveriesQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ProxyError> {
-    let query = query.into_inner();
-    let op = Op::ListDeliveries(wire::ListDeliveries {
-        subscription: id.into_inner(),
-        status: query.status,
-        after_offset: query.after,
-        limit: query.limit,
-    });
-    match call(&request, &state, op).await? {
-        Reply::DeliveryList(list) => Ok(HttpResponse::Ok().json(json!({
-            "deliveries": list.deliveries.iter().map(|d| json!({
-                "id": d.id, "offset": d.offset, "message_id": d.message_id,
-                "status": d.status, "delivery_attempts": d.attempts,
-                "next_attempt_at_ms": d.next_attempt_at_ms,
-                "created_at_ms": d.created_at_ms, "updated_at_ms": d.updated_at_ms,
-                "last_status": d.last_status, "last_error": d.last_error,
-            })).collect::<Vec<_>>(),
-            "more": list.more,
-        }))),
-        other => Err(unexpected(other)),
-    }
-}
-
-pub async fn resend(
-    request: HttpRequest,
-    id: web::Path<String>,
-    state: web::Data<AppState>,
-    payload: web::Payload,
-) -> Result<HttpResponse, ProxyError> {
-    let body = read_limited(payload, MAX_BODY).await?;
-    let resend: Resend = parse_json(&body)?;
-    let op = Op::ResendDeliveries(wire::ResendDeliveries {
-        subscription: id.into_inner(),
-        delivery_ids: resend.ids,
-        failed_since_ms: resend.failed_since_ms,
-    });
-    match call(&request, &state, op).await? {
-        Reply::DeliveriesResent(resent) => Ok(HttpResponse::Ok().json(json!({
-            "success": true, "error": null, "resent": resent.count,
-        }))),
-        other => Err(unexpected(other)),
-    }
 }
