@@ -63,6 +63,12 @@ async fn serve(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
         println!("Set DEPOT_ROOT_PASSWORD before the first start to choose it instead.");
     }
     let broker = opened.broker;
+    if let Some(address) = broker.config().metrics_listen.clone() {
+        let metrics = std::net::TcpListener::bind(&address)
+            .map_err(|e| format!("cannot listen for metrics on {address}: {e}"))?;
+        tracing::info!(address = %metrics.local_addr()?, "serving /metrics");
+        crate::server::metrics_http::start(broker.clone(), metrics)?;
+    }
     let server = WireServer::start(broker.clone(), listener)?;
     tracing::info!(address = %server.local_addr(), data = %data_dir.display(), "depot-broker ready");
     // A stable line on stdout for scripts and test harnesses that start the

@@ -6,9 +6,13 @@
 //! - [`operations`]: request/response operations, each calling the core.
 //! - [`subscription`]: credit-based pushes to subscribers.
 //! - [`convert`]: wire <-> domain conversions and error codes.
+//! - [`schema_operations`], [`webhook_operations`]: the schema and webhook
+//!   operations.
+//! - [`metrics_http`]: `/metrics` over HTTP (`--metrics-listen`).
 
 pub mod connection;
 pub mod convert;
+pub mod metrics_http;
 pub mod operations;
 pub mod schema_operations;
 pub mod subscription;

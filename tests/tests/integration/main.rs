@@ -19,4 +19,6 @@ mod schemas_versions;
 mod stations;
 mod subscribe;
 mod users;
+mod webhook_outcomes;
+mod webhook_receiver;
 mod webhooks;

@@ -3,119 +3,20 @@
 //! after a SIGKILL with nothing skipped.
 
 use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::{Duration, Instant},
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
 };
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use base64::{Engine as _, engine::general_purpose::STANDARD};
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 use tempfile::TempDir;
 
-use crate::harness::{TestBroker, json_message};
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Seen {
-    id: String,
-    timestamp: String,
-    signature: String,
-    body: String,
-    answered: u16,
-}
-
-#[derive(Clone, Default)]
-struct Receiver {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    /// While set, `/down` answers 503.
-    down: Arc<AtomicBool>,
-    tries: Arc<Mutex<HashMap<String, u32>>>,
-}
-
-impl Receiver {
-    /// Serves `/flaky` (500 on the first attempt of each delivery, then
-    /// 200) and `/down` (503 while `down`, else 200) on a loopback port.
-    fn start(&self) -> String {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let receiver = self.clone();
-        let server = HttpServer::new(move || {
-            let receiver = receiver.clone();
-            App::new().route(
-                "/{mode}",
-                web::post().to(
-                    move |mode: web::Path<String>, request: HttpRequest, body: web::Bytes| {
-                        let receiver = receiver.clone();
-                        async move {
-                            let header = |n: &str| {
-                                request
-                                    .headers()
-                                    .get(n)
-                                    .map_or(String::new(), |v| v.to_str().unwrap().to_owned())
-                            };
-                            let id = header("webhook-id");
-                            let answered = match mode.as_str() {
-                                "down" if receiver.down.load(Ordering::SeqCst) => 503,
-                                "flaky" => {
-                                    let mut tries = receiver.tries.lock().unwrap();
-                                    let n = tries.entry(id.clone()).or_default();
-                                    *n += 1;
-                                    if *n == 1 { 500 } else { 200 }
-                                }
-                                _ => 200,
-                            };
-                            receiver.seen.lock().unwrap().push(Seen {
-                                id,
-                                timestamp: header("webhook-timestamp"),
-                                signature: header("webhook-signature"),
-                                body: String::from_utf8(body.to_vec()).unwrap(),
-                                answered,
-                            });
-                            HttpResponse::build(
-                                actix_web::http::StatusCode::from_u16(answered).unwrap(),
-                            )
-                            .finish()
-                        }
-                    },
-                ),
-            )
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        actix_rt::spawn(server);
-        format!("http://{addr}")
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn delivered(&self) -> Vec<Seen> {
-        self.seen()
-            .into_iter()
-            .filter(|s| s.answered == 200)
-            .collect()
-    }
-}
-
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use crate::{
+    harness::{TestBroker, json_message},
+    webhook_receiver::{Receiver, verify, wait_until},
+};
 
 /// Produces `{"n": i}` to `orders` for each i, one message per request.
-async fn produce_numbered(
+pub async fn produce_numbered(
     client: &depot_broker::client::BrokerClient,
     numbers: std::ops::Range<u32>,
 ) {
@@ -123,17 +24,6 @@ async fn produce_numbered(
         let message = json_message(&format!("{{\"n\":{i}}}"));
         client.produce("orders", vec![message]).await.unwrap();
     }
-}
-
-/// Standard Webhooks verification, written here independently of Depot.
-fn verify(secret: &str, seen: &Seen) -> bool {
-    let key = STANDARD
-        .decode(secret.trim_start_matches("whsec_"))
-        .unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
-    mac.update(format!("{}.{}.{}", seen.id, seen.timestamp, seen.body).as_bytes());
-    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    seen.signature.split(' ').any(|s| s == expected)
 }
 
 #[actix_rt::test]
@@ -410,6 +300,7 @@ async fn a_paused_subscription_delivers_nothing_until_resumed() {
 #[actix_rt::test]
 async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
     use crate::proxy_harness::{TestProxy, login, post, send};
+    use base64::{Engine as _, engine::general_purpose::STANDARD as STANDARD_B64};
 
     let proxy = TestProxy::embedded(&["--allow-private-urls"]);
     let (jwt, _) = login(&proxy, "root", crate::harness::ROOT_PASSWORD).await;
@@ -455,6 +346,113 @@ async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
         deliveries.body["deliveries"][0]["id"],
         receiver.delivered()[0].id
     );
+    // The seed's delivery and delivery-attempt lookups.
+    let id = receiver.delivered()[0].id.clone();
+    let delivery = send(
+        "GET",
+        &proxy.url(&format!("/v1/deliveries/{id}")),
+        &jwt,
+        None,
+    )
+    .await;
+    assert_eq!(delivery.status, 200, "{}", delivery.body);
+    assert_eq!(delivery.body["topic_id"], "topic");
+    assert_eq!(delivery.body["subscription_name"], "httpbin-post");
+    assert_eq!(delivery.body["status"], "completed");
+    assert_eq!(delivery.body["max_delivery_attempts"], 5);
+    assert_eq!(
+        delivery.body["data"],
+        STANDARD_B64.encode(r#"{"name":"Allisson"}"#)
+    );
+    let attempt_path = format!("/v1/delivery-attempts/{id}.1");
+    let attempt = send("GET", &proxy.url(&attempt_path), &jwt, None).await;
+    assert_eq!(attempt.status, 200, "{}", attempt.body);
+    assert_eq!(attempt.body["delivery_id"], id);
+    assert_eq!(attempt.body["response_status_code"], 200);
+    assert_eq!(attempt.body["success"], true);
+    assert!(attempt.body["execution_duration"].is_u64());
+    assert!(
+        attempt.body["request"]
+            .as_str()
+            .unwrap()
+            .contains("webhook-id: ")
+    );
+    let attempts = send(
+        "GET",
+        &proxy.url(&format!("/v1/delivery-attempts?delivery_id={id}")),
+        &jwt,
+        None,
+    )
+    .await;
+    assert_eq!(
+        attempts.body["delivery_attempts"][0]["id"],
+        format!("{id}.1")
+    );
+    for missing in ["/v1/deliveries/nope", "/v1/delivery-attempts/nope.1"] {
+        let answer = send("GET", &proxy.url(missing), &jwt, None).await;
+        assert_eq!(answer.status, 404, "{missing}: {}", answer.body);
+        assert_eq!(answer.body["success"], false);
+    }
+    // More messages, listed across subscriptions in pages of two.
+    for n in 0..4 {
+        post(
+            &proxy.url("/stations/topic/produce/single"),
+            &headers,
+            format!("{{\"n\":{n}}}"),
+        )
+        .await;
+    }
+    wait_until("5 deliveries", || receiver.delivered().len() == 5).await;
+    let mut ids = Vec::new();
+    let mut after = String::new();
+    loop {
+        let path = format!("/v1/deliveries?status=completed&limit=2&after={after}");
+        let page = send("GET", &proxy.url(&path), &jwt, None).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for d in page.body["deliveries"].as_array().unwrap() {
+            ids.push(d["id"].as_str().unwrap().to_owned());
+        }
+        if page.body["more"] != true {
+            break;
+        }
+        after = ids.last().unwrap().clone();
+    }
+    let mut expected: Vec<String> = receiver.delivered().into_iter().map(|s| s.id).collect();
+    expected.sort();
+    let mut listed_ids = ids.clone();
+    listed_ids.sort();
+    assert_eq!(listed_ids, expected, "every delivery once, in pages");
+
+    // A change over HTTP, in the seed's field names.
+    let change =
+        serde_json::json!({"subscription": {"max_delivery_attempts": 7, "mode": "ordered"}});
+    let changed = send(
+        "PATCH",
+        &proxy.url("/v1/subscriptions/httpbin-post"),
+        &jwt,
+        Some(change),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["max_attempts"], 7);
+    assert_eq!(changed.body["mode"], "ordered");
+    assert_eq!(changed.body["circuit"], "closed");
+    assert_eq!(
+        changed.body["counts"]["delivered"], 5,
+        "counts are kept across an update"
+    );
+    let metrics = crate::proxy_harness::get_text(&proxy.url("/metrics"))
+        .await
+        .1;
+    assert!(
+        metrics.contains("depot_proxy_http_requests_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("depot_broker_delivery_delivered_total{station=\"topic\",subscription=\"httpbin-post\"} 5"),
+        "{metrics}"
+    );
+
     let listed = send(
         "GET",
         &proxy.url("/v1/subscriptions?station=topic"),
@@ -462,7 +460,7 @@ async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
         None,
     )
     .await;
-    assert_eq!(listed.body["subscriptions"][0]["cursor"], 1);
+    assert_eq!(listed.body["subscriptions"][0]["cursor"], 5);
     assert!(
         listed.body["subscriptions"][0]["secret"].is_null(),
         "shown once only"
