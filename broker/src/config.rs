@@ -130,6 +130,11 @@ pub struct BrokerConfig {
     #[arg(long, env = "DEPOT_CIRCUIT_PROBE_AFTER", default_value = "30s", value_parser = parse_duration)]
     pub circuit_probe_after: Duration,
 
+    /// Where to POST an alert (signed JSON) when a relayed request will not
+    /// arrive: refused with a 4xx, or out of attempts. Always logged too.
+    #[arg(long, env = "DEPOT_ALERT_URL")]
+    pub alert_url: Option<String>,
+
     /// Serve Prometheus metrics over HTTP at `http://<this>/metrics`
     /// (off when unset; proxies serve the broker's metrics too).
     #[arg(long, env = "DEPOT_METRICS_LISTEN")]
@@ -165,6 +170,7 @@ impl BrokerConfig {
             circuit_failures: 20,
             circuit_probe_after: Duration::from_secs(30),
             metrics_listen: None,
+            alert_url: None,
             root_password: None,
             root_connection_token: None,
         }

@@ -104,6 +104,17 @@ pub struct ProxyConfig {
     )]
     pub cors_origins: Vec<String>,
 
+    /// The user whose password `GET /getToken` takes in `Authorization`
+    /// (the seed relay's single password); `Basic user:password` names
+    /// any user.
+    #[arg(long, env = "DEPOT_RELAY_USER", default_value = "root")]
+    pub relay_user: String,
+
+    /// Embedded broker: where alerts about relayed requests that will not
+    /// arrive are POSTed.
+    #[arg(long, env = "DEPOT_ALERT_URL")]
+    pub alert_url: Option<String>,
+
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "DEPOT_PROXY_WORKERS", default_value_t = 0)]
     pub workers: usize,
@@ -116,6 +127,7 @@ impl ProxyConfig {
         config.fsync = self.fsync;
         config.auto_create = self.auto_create;
         config.allow_private_urls = self.allow_private_urls;
+        config.alert_url = self.alert_url.clone();
         config.root_password = self.root_password.clone();
         config.root_connection_token = self.root_connection_token.clone();
         config

@@ -8,9 +8,11 @@
 //! - [`schemas`]: the schema registry and attachments.
 //! - [`dead_letters`]: listing and resending refused messages.
 //! - [`subscriptions`]: webhook subscriptions and their deliveries.
+//! - [`relay`]: relaying one HTTP request (tried at once, else queued).
 //! - [`users`]: authentication and the user store.
 
 mod dead_letters;
+mod relay;
 mod schemas;
 mod stations;
 mod subscriptions;
@@ -110,7 +112,14 @@ impl Broker {
                 failures: config.circuit_failures,
                 probe_after: config.circuit_probe_after,
             },
+            alert_url: config.alert_url.clone(),
         };
+        if let Some(url) = &config.alert_url {
+            delivery_settings
+                .policy
+                .check_url(url)
+                .map_err(|e| BrokerError::bad_request(format!("--alert-url: {e}")))?;
+        }
         let metrics = prometheus::Registry::new_custom(Some("depot_broker".into()), None)
             .expect("a valid metric prefix");
         let deliveries = Deliveries::start(

@@ -8,6 +8,7 @@ use crate::{
     auth::Principal,
     broker::Broker,
     broker::validation::Validated,
+    delivery::relay::RESERVED_PREFIX,
     error::{BrokerError, BrokerResult},
     registry::{CreateStation, DeleteStation, UpdateStation},
     station::{
@@ -26,6 +27,7 @@ impl Broker {
     ) -> BrokerResult<StationStats> {
         who.require_create_stations()?;
         let name = StationName::parse(name)?;
+        refuse_reserved(&name, "created")?;
         let station = self
             .registry(CreateStation {
                 name,
@@ -55,6 +57,7 @@ impl Broker {
     pub async fn delete_station(&self, who: &Principal, name: &str) -> BrokerResult<()> {
         who.require_admin()?;
         let name = StationName::parse(name)?;
+        refuse_reserved(&name, "deleted")?;
         self.registry(DeleteStation { name }).await?
     }
 
@@ -112,7 +115,10 @@ impl Broker {
         who.require_produce(&name)?;
         let station = match self.inner.directory.get(&name) {
             Some(station) => station,
-            None if self.inner.config.auto_create && who.may_create_stations() => {
+            None if self.inner.config.auto_create
+                && who.may_create_stations()
+                && !name.as_str().starts_with(RESERVED_PREFIX) =>
+            {
                 self.registry(CreateStation {
                     name,
                     settings: StationSettings::default(),
@@ -212,4 +218,17 @@ fn not_found(name: &StationName) -> BrokerError {
     BrokerError::StationNotFound {
         name: name.to_string(),
     }
+}
+
+/// Stations named `depot.*` are Depot's own (the relay's): made and kept by
+/// the broker, never by hand.
+fn refuse_reserved(name: &StationName, what: &str) -> BrokerResult<()> {
+    if name.as_str().starts_with(RESERVED_PREFIX) {
+        return Err(BrokerError::PermissionDenied {
+            reason: format!(
+                "stations named {RESERVED_PREFIX}* are Depot's own and cannot be {what}"
+            ),
+        });
+    }
+    Ok(())
 }

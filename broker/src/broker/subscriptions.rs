@@ -129,6 +129,7 @@ impl Broker {
             created_at_ms: now_ms(),
             created_by: who.username.clone(),
             start_offset,
+            relay: false,
         };
         self.inner
             .deliveries

@@ -15,6 +15,7 @@ mod deliveries;
 mod fetch;
 mod output;
 mod produce;
+mod relay;
 mod schemas;
 mod stations;
 mod users;
@@ -74,6 +75,9 @@ enum Command {
     /// Webhook subscriptions: push a station's messages to a URL.
     #[command(subcommand)]
     Subscriptions(webhooks::SubscriptionsCommand),
+    /// Relay one HTTP request: tried at once, kept and retried if it does
+    /// not arrive (see `subscriptions deliveries depot.relay`).
+    Relay(relay::RelayArgs),
 }
 
 /// Everything a command needs: the connection and the output mode.
@@ -120,5 +124,6 @@ async fn run(cli: Cli) -> CliResult {
         Command::Schemas(command) => schemas::run(&context, command).await,
         Command::DeadLetters(command) => dead_letters::run(&context, command).await,
         Command::Subscriptions(command) => webhooks::run(&context, command).await,
+        Command::Relay(args) => relay::run(&context, args).await,
     }
 }

@@ -328,7 +328,7 @@ fn info_json(info: &SubscriptionInfo) -> Value {
         "id": info.id,
         "name": info.name,
         "station": info.station,
-        "url": info.url,
+        "url": if info.relay { "(each message's own: the relay)" } else { info.url.as_str() },
         "secret": (!info.secret.is_empty()).then_some(&info.secret),
         "max_attempts": info.max_attempts,
         "retry_schedule_ms": info.retry_schedule_ms,

@@ -114,6 +114,16 @@ impl BrokerClient {
     }
 }
 
+impl BrokerClient {
+    /// Relays one HTTP request; answers with its first attempt's outcome.
+    pub async fn relay(&self, relay: wire::Relay) -> ClientResult<wire::RelayResult> {
+        match self.call(Op::Relay(relay)).await? {
+            Reply::RelayResult(result) => Ok(result),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
 fn expect_subscription(reply: Reply) -> ClientResult<wire::SubscriptionInfo> {
     match reply {
         Reply::Subscription(info) => Ok(info),

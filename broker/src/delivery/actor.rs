@@ -30,10 +30,12 @@ use crate::{
     clock::now_ms,
     delivery::{
         DeliveryLog, Subscription, UrlPolicy,
+        alert::RelayAlert,
         circuit::{Circuit, CircuitSettings, Permit},
         metrics::SubscriptionMetrics,
+        relay::{MAX_RELAYED_RESPONSE, RelayOutcome, RelayWaiters, relay_request},
         retry::Verdict,
-        sender::{AttemptRecord, Sender, webhook_request},
+        sender::{AttemptRecord, MAX_RECORDED_BODY, Sender, signed, webhook_request},
     },
     persist::GroupCommit,
     station::{Message, ReadLimits, StationHandle},
@@ -45,14 +47,27 @@ const BACKLOG: usize = 1024;
 const READ_BATCH: usize = 256;
 /// Connections per subscription's sender.
 const CONNECTIONS: usize = 64;
+/// How long an alert webhook may take.
+const ALERT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every delivery actor shares.
+#[derive(Clone)]
+pub struct DeliveryContext {
+    /// Makes delivery state durable (grouped with every other writer).
+    pub group_commit: GroupCommit,
+    pub policy: Arc<UrlPolicy>,
+    pub circuit: CircuitSettings,
+    /// Relay callers waiting for a first attempt.
+    pub relay_waiters: Arc<RelayWaiters>,
+    /// Where alerts about relayed requests that will not arrive go.
+    pub alert_url: Option<String>,
+}
 
 pub struct DeliveryActor {
     sub: Rc<Subscription>,
     station: StationHandle,
     log: DeliveryLog,
-    /// Makes delivery state durable (grouped with every other writer).
-    group_commit: GroupCommit,
-    policy: Arc<UrlPolicy>,
+    context: DeliveryContext,
     sender: Option<Rc<Sender>>,
     /// Deliveries waiting to start, by offset, with when they are due.
     waiting: BTreeMap<u64, (DeliveryRecord, Instant)>,
@@ -119,17 +134,15 @@ impl DeliveryActor {
         sub: Subscription,
         station: StationHandle,
         log: DeliveryLog,
-        group_commit: GroupCommit,
-        policy: Arc<UrlPolicy>,
-        circuit: CircuitSettings,
         metrics: SubscriptionMetrics,
+        context: DeliveryContext,
     ) -> Self {
+        let circuit = context.circuit;
         Self {
             sub: Rc::new(sub),
             station,
             log,
-            group_commit,
-            policy,
+            context,
             sender: None,
             waiting: BTreeMap::new(),
             messages: HashMap::new(),
@@ -224,10 +237,15 @@ impl DeliveryActor {
         let attempt_number = record.attempts + 1;
         let delivery_id = record.id.clone();
         let work = async move {
-            let message = match message {
-                Some(message) => message,
-                None => return None,
-            };
+            let message = message?;
+            if sub.relay {
+                let request = match relay_request(&message) {
+                    Ok(request) => signed(request, &delivery_id, &sub.secret),
+                    Err(error) => return Some(AttemptRecord::unsendable(error)),
+                };
+                let keep = MAX_RELAYED_RESPONSE;
+                return Some(sender.send_keeping(&request, sub.timeout, keep).await);
+            }
             let request = webhook_request(
                 &sub.url,
                 &delivery_id,
@@ -275,6 +293,12 @@ impl DeliveryActor {
                 .attempt_seconds
                 .observe(attempt.duration.as_secs_f64());
             self.judge_endpoint(attempt);
+            if self.sub.relay && number == 1 {
+                let outcome = || RelayOutcome::of_attempt(&record.id, attempt);
+                self.context
+                    .relay_waiters
+                    .settle(&record.message_id, outcome);
+            }
         }
         let (attempt, verdict) = match result {
             Some(attempt) => (to_storage(number, now, &attempt), attempt.verdict),
@@ -309,6 +333,9 @@ impl DeliveryActor {
                 record.set_status(DeliveryStatus::Failed);
                 self.metrics.failed_attempts.inc();
                 self.metrics.dead_lettered.inc();
+                if self.sub.relay {
+                    self.alert(&record, &attempt, ctx);
+                }
                 None
             }
         };
@@ -334,6 +361,51 @@ impl DeliveryActor {
 }
 
 impl DeliveryActor {
+    /// A relayed request failed for good: log it, and tell the alert URL.
+    fn alert(
+        &self,
+        record: &DeliveryRecord,
+        attempt: &DeliveryAttemptRecord,
+        ctx: &mut Context<Self>,
+    ) {
+        let request = self
+            .messages
+            .get(&record.offset)
+            .and_then(|m| relay_request(m).ok());
+        let alert = RelayAlert {
+            delivery_id: record.id.clone(),
+            method: request
+                .as_ref()
+                .map_or(String::new(), |r| r.method.to_string()),
+            url: request.map_or(String::new(), |r| r.url),
+            status: u16::try_from(attempt.response_status)
+                .ok()
+                .filter(|s| *s > 0),
+            error: attempt.error.clone(),
+            response: attempt.response_body.clone(),
+            attempts: record.attempts,
+        };
+        alert.log();
+        let Some(url) = &self.context.alert_url else {
+            return;
+        };
+        let request = alert.request(url, &self.sub.secret);
+        let sender = self.sender.clone().expect("started");
+        ctx.spawn(
+            async move {
+                let sent = sender.send(&request, ALERT_TIMEOUT).await;
+                if sent.verdict != Verdict::Delivered {
+                    tracing::warn!(
+                        status = sent.status,
+                        error = sent.error.as_deref().unwrap_or(""),
+                        "the alert URL did not take the alert"
+                    );
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
     /// Feeds an attempt's outcome to the circuit breaker: an answer other
     /// than 408, 429 or 5xx means the endpoint works; a retryable outcome
     /// means it may not.
@@ -376,7 +448,9 @@ fn to_storage(number: u32, at_ms: u64, attempt: &AttemptRecord) -> DeliveryAttem
         request_headers: headers(&attempt.request_headers),
         response_status: attempt.status.map_or(0, u32::from),
         response_headers: headers(&attempt.response_headers),
-        response_body: attempt.response_body.clone(),
+        response_body: attempt
+            .response_body
+            .slice(..attempt.response_body.len().min(MAX_RECORDED_BODY)),
         duration_ms: attempt.duration.as_millis() as u64,
         error: attempt.error.clone().unwrap_or_default(),
     }
@@ -394,7 +468,8 @@ impl Actor for DeliveryActor {
     }
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.sender = Some(Rc::new(Sender::new(self.policy.clone(), CONNECTIONS)));
+        let policy = self.context.policy.clone();
+        self.sender = Some(Rc::new(Sender::new(policy, CONNECTIONS)));
         // Resume pending deliveries at their due times.
         let pending = self.log.pending().unwrap_or_else(|error| {
             tracing::error!(subscription = %self.sub.id, %error, "reading pending deliveries failed");
@@ -425,7 +500,7 @@ impl Actor for DeliveryActor {
             self.sub.clone().as_ref().clone(),
             self.station.clone(),
             self.log.clone(),
-            self.group_commit.clone(),
+            self.context.group_commit.clone(),
             self.room.clone(),
             cursor,
         ));
@@ -637,6 +712,7 @@ mod tests {
             created_at_ms: 0,
             created_by: "root".into(),
             start_offset: 0,
+            relay: false,
         }
     }
 
@@ -656,17 +732,14 @@ mod tests {
         let metrics = crate::delivery::metrics::DeliveryMetrics::register(&Default::default())
             .unwrap()
             .for_subscription(&sub);
-        let circuit = CircuitSettings::default();
-        DeliveryActor::new(
-            sub,
-            station,
-            log.clone(),
-            broker.group_commit(),
+        let context = DeliveryContext {
+            group_commit: broker.group_commit(),
             policy,
-            circuit,
-            metrics,
-        )
-        .start();
+            circuit: CircuitSettings::default(),
+            relay_waiters: Arc::default(),
+            alert_url: None,
+        };
+        DeliveryActor::new(sub, station, log.clone(), metrics, context).start();
     }
 
     #[actix_rt::test]

@@ -13,9 +13,10 @@ use crate::{
     clock::now_ms,
     delivery::{
         DeliveryActor, DeliveryLog, Subscription, UrlPolicy,
-        actor::{Requeue, Stop},
+        actor::{DeliveryContext, Requeue, Stop},
         circuit::{CircuitSettings, CircuitState},
         metrics::{DeliveryMetrics, SubscriptionMetrics},
+        relay::RelayWaiters,
     },
     error::{BrokerError, BrokerResult},
     persist::{GroupCommit, Store},
@@ -24,9 +25,7 @@ use crate::{
 
 pub struct Deliveries {
     store: Store,
-    group_commit: GroupCommit,
-    policy: Arc<UrlPolicy>,
-    circuit: CircuitSettings,
+    context: DeliveryContext,
     metrics: DeliveryMetrics,
     arbiter: Arbiter,
     subscriptions: Mutex<HashMap<String, Running>>,
@@ -50,6 +49,8 @@ pub struct Health {
 pub struct DeliverySettings {
     pub policy: UrlPolicy,
     pub circuit: CircuitSettings,
+    /// Where alerts about relayed requests that will not arrive go.
+    pub alert_url: Option<String>,
 }
 
 impl Deliveries {
@@ -66,9 +67,13 @@ impl Deliveries {
             DeliveryMetrics::register(registry).expect("the delivery metrics are registered once");
         let deliveries = Self {
             store,
-            group_commit,
-            policy: Arc::new(settings.policy),
-            circuit: settings.circuit,
+            context: DeliveryContext {
+                group_commit,
+                policy: Arc::new(settings.policy),
+                circuit: settings.circuit,
+                relay_waiters: Arc::new(RelayWaiters::default()),
+                alert_url: settings.alert_url,
+            },
             metrics,
             arbiter: Arbiter::new(),
             subscriptions: Mutex::new(HashMap::new()),
@@ -94,7 +99,11 @@ impl Deliveries {
     }
 
     pub fn policy(&self) -> &UrlPolicy {
-        &self.policy
+        &self.context.policy
+    }
+
+    pub fn relay_waiters(&self) -> &RelayWaiters {
+        &self.context.relay_waiters
     }
 
     /// Starts the subscription's actor; `None` when its station is gone.
@@ -109,18 +118,16 @@ impl Deliveries {
             return Ok(None);
         };
         let log = DeliveryLog::new(self.store.open_subscription_tree(&sub.id)?);
-        let (sub, policy) = (sub.clone(), self.policy.clone());
-        let group_commit = self.group_commit.clone();
-        let (circuit, metrics) = (self.circuit, metrics.clone());
+        let (sub, metrics, context) = (sub.clone(), metrics.clone(), self.context.clone());
         Ok(Some(DeliveryActor::start_in_arbiter(
             &self.arbiter.handle(),
-            move |_| DeliveryActor::new(sub, station, log, group_commit, policy, circuit, metrics),
+            move |_| DeliveryActor::new(sub, station, log, metrics, context),
         )))
     }
 
     /// Stores a new subscription and starts delivering.
     pub fn create(&self, sub: Subscription, stations: &StationDirectory) -> BrokerResult<()> {
-        sub.validate(&self.policy)?;
+        sub.validate(&self.context.policy)?;
         let mut subscriptions = self.subscriptions.lock();
         if subscriptions.values().any(|r| r.sub.name == sub.name) {
             return Err(BrokerError::bad_request(format!(
@@ -155,7 +162,7 @@ impl Deliveries {
         let mut subscriptions = self.subscriptions.lock();
         let mut changed = subscriptions.get(&id).expect("just found").sub.clone();
         change(&mut changed)?;
-        changed.validate(&self.policy)?;
+        changed.validate(&self.context.policy)?;
         if subscriptions
             .values()
             .any(|r| r.sub.name == changed.name && r.sub.id != id)
@@ -246,7 +253,13 @@ impl Deliveries {
     }
 
     pub fn delete(&self, id_or_name: &str) -> BrokerResult<()> {
-        let id = self.find(id_or_name)?.id;
+        let sub = self.find(id_or_name)?;
+        if sub.relay {
+            return Err(BrokerError::bad_request(
+                "the relay's subscription is Depot's own: pause it instead",
+            ));
+        }
+        let id = sub.id;
         let removed = self.subscriptions.lock().remove(&id);
         if let Some(running) = removed {
             self.metrics.forget(&running.sub);

@@ -80,7 +80,8 @@ pub struct AttemptRecord {
     pub request_headers: Vec<(String, String)>,
     pub status: Option<u16>,
     pub response_headers: Vec<(String, String)>,
-    /// At most [`MAX_RECORDED_BODY`] bytes.
+    /// At most [`MAX_RECORDED_BODY`] bytes (more for the relay, whose
+    /// callers get the body back; records keep the first 4 KiB).
     pub response_body: Bytes,
     pub duration: Duration,
     pub error: Option<String>,
@@ -99,7 +100,7 @@ pub fn webhook_request(
     station: &str,
     subscription: &str,
 ) -> OutgoingRequest {
-    let (mut headers, body) = match format {
+    let (headers, body) = match format {
         PayloadFormat::CloudEvents => (
             vec![(
                 "content-type".to_owned(),
@@ -119,21 +120,67 @@ pub fn webhook_request(
             (headers, message.payload.clone())
         }
     };
-    let timestamp = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    headers.push(("webhook-id".to_owned(), delivery_id.to_owned()));
-    headers.push(("webhook-timestamp".to_owned(), timestamp.to_string()));
-    headers.push((
-        "webhook-signature".to_owned(),
-        secret.sign(delivery_id, timestamp, &body),
-    ));
-    OutgoingRequest {
+    let request = OutgoingRequest {
         method: awc::http::Method::POST,
         url: url.to_owned(),
         headers,
         body,
+    };
+    signed(request, delivery_id, secret)
+}
+
+/// Adds the Standard Webhooks headers: `webhook-id` (the delivery's id),
+/// a fresh `webhook-timestamp`, and the `webhook-signature` over both and
+/// the body.
+pub fn signed(
+    mut request: OutgoingRequest,
+    delivery_id: &str,
+    secret: &WebhookSecret,
+) -> OutgoingRequest {
+    let timestamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let signature = secret.sign(delivery_id, timestamp, &request.body);
+    request
+        .headers
+        .push(("webhook-id".to_owned(), delivery_id.to_owned()));
+    request
+        .headers
+        .push(("webhook-timestamp".to_owned(), timestamp.to_string()));
+    request
+        .headers
+        .push(("webhook-signature".to_owned(), signature));
+    request
+}
+
+impl AttemptRecord {
+    /// An attempt of `request` that has not (yet) reached the destination.
+    pub fn unsent(request: &OutgoingRequest) -> Self {
+        Self {
+            request_line: format!("{} {}", request.method, request.url),
+            request_headers: request.headers.clone(),
+            status: None,
+            response_headers: Vec::new(),
+            response_body: Bytes::new(),
+            duration: Duration::ZERO,
+            error: None,
+            verdict: verdict_for_error(),
+        }
+    }
+
+    /// A request that could not even be built: it fails for good.
+    pub fn unsendable(error: String) -> Self {
+        Self {
+            request_line: String::new(),
+            request_headers: Vec::new(),
+            status: None,
+            response_headers: Vec::new(),
+            response_body: Bytes::new(),
+            duration: Duration::ZERO,
+            error: Some(error),
+            verdict: Verdict::Permanent,
+        }
     }
 }
 
@@ -184,17 +231,18 @@ impl Sender {
 
     /// Makes one attempt; never fails, the outcome is in the record.
     pub async fn send(&self, request: &OutgoingRequest, timeout: Duration) -> AttemptRecord {
+        self.send_keeping(request, timeout, MAX_RECORDED_BODY).await
+    }
+
+    /// [`Sender::send`], keeping up to `body_cap` bytes of the response.
+    pub async fn send_keeping(
+        &self,
+        request: &OutgoingRequest,
+        timeout: Duration,
+        body_cap: usize,
+    ) -> AttemptRecord {
         let started = Instant::now();
-        let mut record = AttemptRecord {
-            request_line: format!("{} {}", request.method, request.url),
-            request_headers: request.headers.clone(),
-            status: None,
-            response_headers: Vec::new(),
-            response_body: Bytes::new(),
-            duration: Duration::ZERO,
-            error: None,
-            verdict: verdict_for_error(),
-        };
+        let mut record = AttemptRecord::unsent(request);
         if let Err(denied) = self.policy.check_url(&request.url) {
             record.error = Some(denied);
             // Retrying a refused destination cannot help.
@@ -226,7 +274,7 @@ impl Sender {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| parse_retry_after(v, SystemTime::now()));
                 let remaining = timeout.saturating_sub(started.elapsed());
-                record.response_body = read_prefix(&mut response, remaining).await;
+                record.response_body = read_prefix(&mut response, remaining, body_cap).await;
                 record.verdict = verdict_for_status(status, retry_after);
             }
         }
@@ -235,18 +283,22 @@ impl Sender {
     }
 }
 
-/// Reads at most [`MAX_RECORDED_BODY`] bytes of a response body, within
-/// `budget`; the rest is not waited for.
-async fn read_prefix<S>(response: &mut awc::ClientResponse<S>, budget: Duration) -> Bytes
+/// Reads at most `cap` bytes of a response body, within `budget`; the rest
+/// is not waited for.
+async fn read_prefix<S>(
+    response: &mut awc::ClientResponse<S>,
+    budget: Duration,
+    cap: usize,
+) -> Bytes
 where
     S: futures::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
 {
     let mut body = BytesMut::new();
     let read = async {
-        while body.len() < MAX_RECORDED_BODY {
+        while body.len() < cap {
             match response.next().await {
                 Some(Ok(chunk)) => {
-                    let room = MAX_RECORDED_BODY - body.len();
+                    let room = cap - body.len();
                     body.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 }
                 _ => break,

@@ -48,6 +48,9 @@ pub struct Subscription {
     pub created_at_ms: u64,
     pub created_by: String,
     pub start_offset: u64,
+    /// The internal relay subscription: each message names its own
+    /// destination (see `delivery::relay`); `url` and `format` are unused.
+    pub relay: bool,
 }
 
 impl DeliveryMode {
@@ -83,7 +86,9 @@ impl Subscription {
     /// limits.
     pub fn validate(&self, policy: &UrlPolicy) -> BrokerResult<()> {
         let bad = |reason: String| Err(BrokerError::bad_request(reason));
-        if let Err(reason) = policy.check_url(&self.url) {
+        if !self.relay
+            && let Err(reason) = policy.check_url(&self.url)
+        {
             return bad(reason);
         }
         if self.name.is_empty() || self.name.len() > 128 {
@@ -132,6 +137,7 @@ impl Subscription {
             created_at_ms: self.created_at_ms,
             created_by: self.created_by.clone(),
             start_offset: self.start_offset,
+            relay: self.relay,
         };
         record.set_format(match self.format {
             PayloadFormat::CloudEvents => storage::PayloadFormat::Cloudevents,
@@ -184,6 +190,7 @@ impl Subscription {
             created_at_ms: record.created_at_ms,
             created_by: record.created_by.clone(),
             start_offset: record.start_offset,
+            relay: record.relay,
         })
     }
 }
@@ -210,6 +217,7 @@ mod tests {
             created_at_ms: 1,
             created_by: "root".into(),
             start_offset: 7,
+            relay: false,
         }
     }
 

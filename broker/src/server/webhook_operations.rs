@@ -11,6 +11,7 @@ use depot_schemas::{
 use crate::{
     auth::Principal,
     broker::{Broker, DeliveryView, NewSubscription, SubscriptionChange, SubscriptionState},
+    delivery::relay::{RelayOutcome, RelayRequest, RelayVerdict},
     error::{BrokerError, BrokerResult},
 };
 
@@ -55,6 +56,10 @@ pub async fn run(broker: &Broker, who: &Principal, op: Op) -> Result<BrokerResul
         Op::GetMetrics(_) => Ok(Reply::Metrics(wire::MetricsText {
             text: broker.metrics_text(),
         })),
+        Op::Relay(relay) => broker
+            .relay(who, relay_request(relay))
+            .await
+            .map(|outcome| Reply::RelayResult(relay_result(outcome))),
         Op::DescribeSubscription(d) => broker.describe_subscription(who, &d.subscription).map(info),
         Op::PauseSubscription(p) => broker
             .pause_subscription(who, &p.subscription, true)
@@ -107,6 +112,40 @@ fn new_subscription(create: wire::CreateSubscription) -> NewSubscription {
             Some(Start::Latest(_)) | None => None,
         },
         max_rate: (create.max_rate > 0).then_some(create.max_rate),
+    }
+}
+
+fn relay_request(relay: wire::Relay) -> RelayRequest {
+    RelayRequest {
+        method: relay.method,
+        url: relay.url,
+        headers: relay
+            .headers
+            .into_iter()
+            .map(|h| (h.key, h.value))
+            .collect(),
+        content_type: relay.content_type,
+        body: relay.body,
+    }
+}
+
+fn relay_result(outcome: RelayOutcome) -> wire::RelayResult {
+    wire::RelayResult {
+        outcome: match outcome.verdict {
+            RelayVerdict::Delivered => "delivered",
+            RelayVerdict::Rejected => "rejected",
+            RelayVerdict::Queued => "queued",
+        }
+        .to_owned(),
+        delivery_id: outcome.delivery_id,
+        status: outcome.status.map_or(0, u32::from),
+        response_headers: outcome
+            .response_headers
+            .into_iter()
+            .map(|(key, value)| wire::Header { key, value })
+            .collect(),
+        response_body: outcome.response_body,
+        error: outcome.error.unwrap_or_default(),
     }
 }
 
@@ -281,6 +320,7 @@ fn subscription_info(state: &SubscriptionState, with_secret: bool) -> wire::Subs
         start_offset: sub.start_offset,
         cursor: *cursor,
         max_rate: sub.max_rate.unwrap_or(0),
+        relay: sub.relay,
         circuit: match health.as_ref().and_then(|h| h.circuit) {
             Some(state) => state.name().to_owned(),
             None => "stopped".to_owned(),

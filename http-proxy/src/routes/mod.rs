@@ -7,6 +7,7 @@
 //! - [`dead_letters`]: listing and resending refused messages (admins).
 //! - [`subscriptions`]: webhook subscriptions (admins).
 //! - [`deliveries`]: their deliveries and attempts (admins).
+//! - [`relay`]: `/relay`, and the seed's `/receive` and `/getToken`.
 //! - [`health`]: `/monitoring/status`, `/health/liveness` and `/readiness`,
 //!   `/metrics`.
 
@@ -15,6 +16,7 @@ pub mod dead_letters;
 pub mod deliveries;
 pub mod health;
 pub mod produce;
+pub mod relay;
 pub mod schemas;
 pub mod subscriptions;
 
@@ -114,6 +116,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
             "/v1/delivery-attempts/{id}",
             web::get().to(deliveries::show_attempt),
         )
+        .route("/relay", web::post().to(relay::relay))
+        .route("/receive", web::post().to(relay::relay))
+        .route("/receive", web::get().to(relay::relay_from_query))
+        .route("/getToken", web::get().to(relay::get_token))
         .route("/monitoring/status", web::get().to(health::status))
         .route("/health/liveness", web::get().to(health::liveness))
         .route("/health/readiness", web::get().to(health::readiness))

@@ -10,6 +10,7 @@ mod http_api;
 mod produce;
 mod protocol;
 mod proxy_harness;
+mod relay;
 mod retention;
 mod scale_out;
 mod schemas_http;
