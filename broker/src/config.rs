@@ -130,6 +130,11 @@ pub struct BrokerConfig {
     #[arg(long, env = "DEPOT_CIRCUIT_PROBE_AFTER", default_value = "30s", value_parser = parse_duration)]
     pub circuit_probe_after: Duration,
 
+    /// How long finished webhook deliveries (completed or failed) and their
+    /// attempts are kept; 0 keeps them forever. Pending ones always stay.
+    #[arg(long, env = "DEPOT_DELIVERY_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub delivery_retention: Duration,
+
     /// Where to POST an alert (signed JSON) when a relayed request will not
     /// arrive: refused with a 4xx, or out of attempts. Always logged too.
     #[arg(long, env = "DEPOT_ALERT_URL")]
@@ -171,6 +176,7 @@ impl BrokerConfig {
             circuit_probe_after: Duration::from_secs(30),
             metrics_listen: None,
             alert_url: None,
+            delivery_retention: Duration::from_secs(7 * 86_400),
             root_password: None,
             root_connection_token: None,
         }

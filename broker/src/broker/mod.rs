@@ -113,6 +113,7 @@ impl Broker {
                 probe_after: config.circuit_probe_after,
             },
             alert_url: config.alert_url.clone(),
+            record_retention: config.delivery_retention,
         };
         if let Some(url) = &config.alert_url {
             delivery_settings

@@ -47,6 +47,9 @@ const BACKLOG: usize = 1024;
 const READ_BATCH: usize = 256;
 /// Connections per subscription's sender.
 const CONNECTIONS: usize = 64;
+/// Finished deliveries removed per sweep, at most (a sweep runs on the
+/// delivery thread; a big backlog goes over several sweeps).
+const EXPIRE_BATCH: usize = 10_000;
 /// How long an alert webhook may take.
 const ALERT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -61,6 +64,9 @@ pub struct DeliveryContext {
     pub relay_waiters: Arc<RelayWaiters>,
     /// Where alerts about relayed requests that will not arrive go.
     pub alert_url: Option<String>,
+    /// How long finished deliveries (and their attempts) are kept; zero
+    /// keeps them forever.
+    pub record_retention: Duration,
 }
 
 pub struct DeliveryActor {
@@ -361,6 +367,20 @@ impl DeliveryActor {
 }
 
 impl DeliveryActor {
+    /// Removes finished delivery records older than the retention.
+    fn expire_records(&self, retention: Duration) {
+        let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
+        match self.log.expire(cutoff, EXPIRE_BATCH) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::debug!(subscription = %self.sub.name, removed = n, "expired delivery records")
+            }
+            Err(error) => {
+                tracing::warn!(subscription = %self.sub.name, %error, "expiring delivery records failed")
+            }
+        }
+    }
+
     /// A relayed request failed for good: log it, and tell the alert URL.
     fn alert(
         &self,
@@ -470,6 +490,11 @@ impl Actor for DeliveryActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         let policy = self.context.policy.clone();
         self.sender = Some(Rc::new(Sender::new(policy, CONNECTIONS)));
+        let retention = self.context.record_retention;
+        if !retention.is_zero() {
+            let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+            ctx.run_interval(every, move |actor, _| actor.expire_records(retention));
+        }
         // Resume pending deliveries at their due times.
         let pending = self.log.pending().unwrap_or_else(|error| {
             tracing::error!(subscription = %self.sub.id, %error, "reading pending deliveries failed");
@@ -738,6 +763,7 @@ mod tests {
             circuit: CircuitSettings::default(),
             relay_waiters: Arc::default(),
             alert_url: None,
+            record_retention: Duration::ZERO,
         };
         DeliveryActor::new(sub, station, log.clone(), metrics, context).start();
     }

@@ -187,6 +187,39 @@ impl DeliveryLog {
         Ok((found, false))
     }
 
+    /// Removes finished (completed or failed) deliveries created before
+    /// `created_before_ms`, with their attempts, at most `max` of them;
+    /// returns how many went. Pending deliveries stay, however old.
+    ///
+    /// Records are in offset order, which is creation order, so the scan
+    /// stops at the first one young enough: each call costs what it removes
+    /// (plus any old pending deliveries it steps over).
+    pub fn expire(&self, created_before_ms: u64, max: usize) -> BrokerResult<usize> {
+        let mut batch = sled::Batch::default();
+        let mut removed = 0;
+        for entry in self.tree.range(delivery_key(0)..=delivery_key(u64::MAX)) {
+            let (key, value) = entry?;
+            let delivery = DeliveryRecord::decode(&*value)?;
+            if delivery.created_at_ms >= created_before_ms || removed == max {
+                break;
+            }
+            if delivery.status() == DeliveryStatus::Pending {
+                continue;
+            }
+            batch.remove(key);
+            batch.remove(id_key(&delivery.id));
+            let prefix = &attempt_key(delivery.offset, 0)[..9];
+            for attempt in self.tree.scan_prefix(prefix).keys() {
+                batch.remove(attempt?);
+            }
+            removed += 1;
+        }
+        if removed > 0 {
+            self.tree.apply_batch(batch)?;
+        }
+        Ok(removed)
+    }
+
     /// The attempts of the delivery at `offset`, in order.
     pub fn attempts(&self, offset: u64) -> BrokerResult<Vec<DeliveryAttemptRecord>> {
         let prefix = &attempt_key(offset, 0)[..9];
@@ -246,6 +279,51 @@ mod tests {
         assert!(log.delivery(1).unwrap().is_none());
         assert_eq!(log.find("d-2").unwrap().unwrap().offset, 2);
         assert!(log.find("d-1").unwrap().is_none());
+    }
+
+    #[test]
+    fn expiry_removes_old_finished_deliveries_and_keeps_pending_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let log = DeliveryLog::new(db.open_tree("subscription/s3").unwrap());
+        let records: Vec<_> = (0..6)
+            .map(|o| {
+                let status = match o {
+                    1 => DeliveryStatus::Pending,
+                    4 => DeliveryStatus::Failed,
+                    _ => DeliveryStatus::Completed,
+                };
+                DeliveryRecord {
+                    created_at_ms: o * 100,
+                    ..delivery(o, status)
+                }
+            })
+            .collect();
+        log.admit(&records, 6).unwrap();
+        for record in &records {
+            let attempt = DeliveryAttemptRecord {
+                number: 1,
+                ..Default::default()
+            };
+            log.record_attempt(record, &attempt).unwrap();
+        }
+        // Created before 450: offsets 0..=4, but 1 is still pending; at
+        // most 2 per call.
+        assert_eq!(log.expire(450, 2).unwrap(), 2);
+        assert_eq!(log.expire(450, 2).unwrap(), 2);
+        assert_eq!(log.expire(450, 2).unwrap(), 0);
+        let left: Vec<u64> = log
+            .deliveries(None, None, 10)
+            .unwrap()
+            .0
+            .iter()
+            .map(|d| d.offset)
+            .collect();
+        assert_eq!(left, [1, 5]);
+        assert!(log.attempts(0).unwrap().is_empty());
+        assert!(log.find("d-0").unwrap().is_none());
+        assert_eq!(log.attempts(5).unwrap().len(), 1);
+        assert_eq!(log.pending().unwrap().len(), 1);
     }
 
     #[test]

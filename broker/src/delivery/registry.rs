@@ -51,6 +51,8 @@ pub struct DeliverySettings {
     pub circuit: CircuitSettings,
     /// Where alerts about relayed requests that will not arrive go.
     pub alert_url: Option<String>,
+    /// How long finished deliveries are kept (zero: forever).
+    pub record_retention: std::time::Duration,
 }
 
 impl Deliveries {
@@ -73,6 +75,7 @@ impl Deliveries {
                 circuit: settings.circuit,
                 relay_waiters: Arc::new(RelayWaiters::default()),
                 alert_url: settings.alert_url,
+                record_retention: settings.record_retention,
             },
             metrics,
             arbiter: Arbiter::new(),

@@ -423,3 +423,35 @@ async fn updates_apply_to_the_next_attempt_and_the_max_rate_holds() {
             != Some(0)
     );
 }
+
+#[actix_rt::test]
+async fn finished_delivery_records_expire_and_pending_ones_stay() {
+    let broker = TestBroker::start_with(
+        Arc::new(TempDir::new().unwrap()),
+        &["--allow-private-urls", "--delivery-retention", "1s"],
+    );
+    let receiver = Receiver::default();
+    let base = receiver.start();
+    broker.cli_ok(&["stations", "create", "orders"]);
+    subscribe(&broker, "done", &format!("{base}/ok"), &[]);
+    receiver.down.store(true, Ordering::SeqCst);
+    subscribe(
+        &broker,
+        "stuck",
+        &format!("{base}/down"),
+        &["--retry-schedule", "0s,1h"],
+    );
+    let client = broker.client().await;
+    produce_numbered(&client, 0..3).await;
+    let listed = |name: &str| {
+        json(&broker.cli_ok(&["--json", "subscriptions", "deliveries", name]))
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    wait_until("3 deliveries", || receiver.seen_at("/ok").len() == 3).await;
+    wait_until("the records to expire", || listed("done") == 0).await;
+    assert_eq!(listed("stuck"), 3, "pending deliveries are kept");
+    let info = json(&broker.cli_ok(&["--json", "subscriptions", "info", "done"]));
+    assert_eq!(info["delivered"], 3, "counters outlive the records");
+}
