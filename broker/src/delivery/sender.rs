@@ -214,6 +214,9 @@ impl Resolve for PolicyResolver {
 impl Sender {
     /// Must run inside an actix runtime. `connections` caps the pool.
     pub fn new(policy: Arc<UrlPolicy>, connections: usize) -> Self {
+        // https: rustls with the ring provider and the webpki roots. Fails
+        // only when a provider is installed already, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let tcp =
             actix_tls::connect::Connector::new(Resolver::custom(PolicyResolver(policy.clone())))
                 .service();
@@ -490,6 +493,20 @@ mod tests {
         let refused = sender.send(&request, Duration::from_secs(5)).await;
         assert_eq!(refused.verdict, Verdict::Retry { retry_after: None });
         assert!(refused.error.unwrap().contains("could not connect"));
+
+        // https speaks TLS: a plain HTTP endpoint fails the handshake
+        // (retried, like any connection failure).
+        let https = base.replacen("http://", "https://", 1);
+        let tls = send_to(&sender, &format!("{https}/ok"), &secret).await;
+        assert_eq!(tls.verdict, Verdict::Retry { retry_after: None });
+        let error = tls.error.unwrap();
+        assert!(error.contains("could not connect"), "{error}");
+        assert!(!error.contains("not supported"), "TLS is built in: {error}");
+    }
+
+    async fn send_to(sender: &Sender, url: &str, secret: &WebhookSecret) -> AttemptRecord {
+        let request = webhook_request(url, "d", secret, PayloadFormat::Raw, &message(), "s", "b");
+        sender.send(&request, Duration::from_secs(5)).await
     }
 
     #[actix_rt::test]
