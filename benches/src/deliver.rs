@@ -172,6 +172,46 @@ async fn subscribe(
         .map_err(|e| e.to_string())
 }
 
+/// The ceiling: a bare `awc` client on its own thread POSTing `n` such
+/// payloads to the same receiver, `concurrency` at a time, nothing stored.
+fn bare_posts(url: &str, n: usize, concurrency: usize) -> Result<Duration, String> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let client = awc::Client::builder()
+                .connector(awc::Connector::new().limit(concurrency))
+                .finish();
+            let body = bytes::Bytes::from(message(0).payload);
+            let started = Instant::now();
+            let next = std::rc::Rc::new(std::cell::Cell::new(0usize));
+            let workers = (0..concurrency).map(|_| {
+                let (client, url, body, next) = (client.clone(), url.clone(), body.clone(), next.clone());
+                async move {
+                    while next.get() < n {
+                        next.set(next.get() + 1);
+                        let response = client
+                            .post(&url)
+                            .insert_header(("content-type", "application/json"))
+                            .send_body(body.clone())
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if !response.status().is_success() {
+                            return Err(format!("the receiver answered {}", response.status()));
+                        }
+                    }
+                    Ok::<(), String>(())
+                }
+            });
+            for result in futures::future::join_all(workers).await {
+                result?;
+            }
+            Ok(started.elapsed())
+        })
+    })
+    .join()
+    .map_err(|_| "the ceiling thread panicked".to_owned())?
+}
+
 pub fn run(args: DeliverArgs) -> Result<(), String> {
     println!(
         "depot-bench deliver: local receiver answering 200, raw payloads of ~100 B, concurrent subscriptions with 16 in flight"
@@ -194,13 +234,20 @@ pub fn run(args: DeliverArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let limit = Duration::from_secs(300);
         let n = args.messages;
+        let ceiling = bare_posts(&url, n, 16)?;
+        let ceiling_rate = n as f64 / ceiling.as_secs_f64();
+        println!(
+            "ceiling: bare awc client, 16 in flight, same receiver, nothing stored: {n} posts in {ceiling:.2?}: {ceiling_rate:.0} posts/s"
+        );
+        receiver.reset();
 
         fill(&client, "bench.many", n).await?;
         subscribe(&client, "one", "bench.many", &url, false, Some(0)).await?;
         let took = receiver.wait_for(n as u64, limit).await?;
+        let rate = n as f64 / took.as_secs_f64();
         println!(
-            "1 concurrent subscription: {n} deliveries in {took:.2?}: {:.0} deliveries/s",
-            n as f64 / took.as_secs_f64()
+            "1 concurrent subscription: {n} deliveries in {took:.2?}: {rate:.0} deliveries/s = {:.2} x ceiling",
+            rate / ceiling_rate
         );
         client
             .delete_subscription("one")
@@ -220,10 +267,11 @@ pub fn run(args: DeliverArgs) -> Result<(), String> {
             .await?;
         }
         let took = receiver.wait_for(10 * n as u64, limit).await?;
+        let rate = (10 * n) as f64 / took.as_secs_f64();
         println!(
-            "10 concurrent subscriptions: {} deliveries in {took:.2?}: {:.0} deliveries/s",
+            "10 concurrent subscriptions: {} deliveries in {took:.2?}: {rate:.0} deliveries/s = {:.2} x ceiling",
             10 * n,
-            (10 * n) as f64 / took.as_secs_f64()
+            rate / ceiling_rate
         );
         for i in 0..10 {
             client
@@ -237,9 +285,10 @@ pub fn run(args: DeliverArgs) -> Result<(), String> {
         fill(&client, "bench.ordered", m).await?;
         subscribe(&client, "ordered", "bench.ordered", &url, true, Some(0)).await?;
         let took = receiver.wait_for(m as u64, limit).await?;
+        let rate = m as f64 / took.as_secs_f64();
         println!(
-            "1 ordered subscription: {m} deliveries in {took:.2?}: {:.0} deliveries/s",
-            m as f64 / took.as_secs_f64()
+            "1 ordered subscription: {m} deliveries in {took:.2?}: {rate:.0} deliveries/s = {:.2} x ceiling (a ceiling with 16 in flight)",
+            rate / ceiling_rate
         );
         client
             .delete_subscription("ordered")
