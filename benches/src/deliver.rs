@@ -185,7 +185,8 @@ fn bare_posts(url: &str, n: usize, concurrency: usize) -> Result<Duration, Strin
             let started = Instant::now();
             let next = std::rc::Rc::new(std::cell::Cell::new(0usize));
             let workers = (0..concurrency).map(|_| {
-                let (client, url, body, next) = (client.clone(), url.clone(), body.clone(), next.clone());
+                let (client, url, body, next) =
+                    (client.clone(), url.clone(), body.clone(), next.clone());
                 async move {
                     while next.get() < n {
                         next.set(next.get() + 1);

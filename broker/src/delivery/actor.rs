@@ -16,7 +16,10 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     rc::Rc,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -81,6 +84,11 @@ pub struct DeliveryActor {
     /// read them (deliveries resumed after a restart read theirs again).
     messages: HashMap<u64, Message>,
     in_flight: BTreeSet<u64>,
+    /// Admitted deliveries whose first attempt has not been recorded; the
+    /// lowest is published as the mark the reader persists (see
+    /// `DeliveryLog`: a restart rescans from it).
+    unattempted: BTreeSet<u64>,
+    mark: Arc<AtomicU64>,
     /// Room for admitted deliveries; given back when one ends.
     room: Arc<Semaphore>,
     /// The pending timer that will start the next due delivery.
@@ -153,6 +161,8 @@ impl DeliveryActor {
             waiting: BTreeMap::new(),
             messages: HashMap::new(),
             in_flight: BTreeSet::new(),
+            unattempted: BTreeSet::new(),
+            mark: Arc::new(AtomicU64::new(u64::MAX)),
             room: Arc::new(Semaphore::new(BACKLOG)),
             wakeup: None,
             circuit: Circuit::new(circuit),
@@ -345,8 +355,11 @@ impl DeliveryActor {
                 None
             }
         };
-        if let Err(error) = self.log.record_attempt(&record, &attempt) {
+        if let Err(error) = self.log.record_attempt(&mut record, attempt) {
             tracing::error!(subscription = %self.sub.id, %error, "recording a delivery attempt failed");
+        }
+        if self.unattempted.remove(&record.offset) {
+            self.publish_mark();
         }
         // Not flushed here: it reaches the disk with the next flush of
         // anyone (admissions, produces, shutdown). Losing it in a crash
@@ -367,6 +380,13 @@ impl DeliveryActor {
 }
 
 impl DeliveryActor {
+    /// Publishes the lowest never-attempted offset (`u64::MAX`: none) for
+    /// the reader to persist with its next admission.
+    fn publish_mark(&self) {
+        let lowest = self.unattempted.first().copied().unwrap_or(u64::MAX);
+        self.mark.store(lowest, Ordering::Release);
+    }
+
     /// Removes finished delivery records older than the retention.
     fn expire_records(&self, retention: Duration) {
         let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
@@ -503,6 +523,9 @@ impl Actor for DeliveryActor {
         let now_ms = now_ms();
         let room = self.room.clone();
         for record in pending {
+            if record.attempts == 0 {
+                self.unattempted.insert(record.offset);
+            }
             let wait = Duration::from_millis(record.next_attempt_at_ms.saturating_sub(now_ms));
             self.waiting
                 .insert(record.offset, (record, Instant::now() + wait));
@@ -520,13 +543,17 @@ impl Actor for DeliveryActor {
                 return;
             }
         };
+        self.publish_mark();
         actix::spawn(read_station(
             ctx.address(),
             self.sub.clone().as_ref().clone(),
             self.station.clone(),
             self.log.clone(),
-            self.context.group_commit.clone(),
-            self.room.clone(),
+            Admission {
+                group_commit: self.context.group_commit.clone(),
+                room: self.room.clone(),
+                mark: self.mark.clone(),
+            },
             cursor,
         ));
         self.pump(ctx);
@@ -539,11 +566,25 @@ impl Handler<Admitted> for DeliveryActor {
     fn handle(&mut self, Admitted(admitted): Admitted, ctx: &mut Self::Context) {
         let now = Instant::now();
         for (record, message) in admitted {
+            self.unattempted.insert(record.offset);
             self.messages.insert(record.offset, message);
             self.waiting.insert(record.offset, (record, now));
         }
+        // Before the reader admits more (it awaits this message): its next
+        // mark must count these.
+        self.publish_mark();
         self.pump(ctx);
     }
+}
+
+/// What the reader needs to admit deliveries.
+struct Admission {
+    /// Makes admissions durable before their first attempt.
+    group_commit: GroupCommit,
+    /// Room for admitted deliveries in the actor.
+    room: Arc<Semaphore>,
+    /// The actor's lowest never-attempted offset.
+    mark: Arc<AtomicU64>,
 }
 
 /// Follows the station from `cursor`, admitting deliveries; ends when the
@@ -553,10 +594,14 @@ async fn read_station(
     sub: Subscription,
     station: StationHandle,
     log: DeliveryLog,
-    group_commit: GroupCommit,
-    room: Arc<Semaphore>,
+    admission: Admission,
     mut cursor: u64,
 ) {
+    let Admission {
+        group_commit,
+        room,
+        mark,
+    } = admission;
     let mut head = station.durable_head.clone();
     loop {
         if *head.borrow_and_update() <= cursor {
@@ -608,7 +653,11 @@ async fn read_station(
         if !actor.connected() {
             return;
         }
-        if let Err(error) = log.admit(&records, batch.next_offset) {
+        // Below this, every delivery has had its first attempt recorded (the
+        // actor has handled every earlier admission: the reader awaited it).
+        let lowest = records.first().map_or(batch.next_offset, |r| r.offset);
+        let mark = mark.load(Ordering::Acquire).min(lowest);
+        if let Err(error) = log.admit(&records, batch.next_offset, mark) {
             tracing::error!(subscription = %sub.id, %error, "admitting deliveries failed");
             return;
         }
