@@ -181,7 +181,7 @@ fn bare_posts(url: &str, n: usize, concurrency: usize) -> Result<Duration, Strin
             let client = awc::Client::builder()
                 .connector(awc::Connector::new().limit(concurrency))
                 .finish();
-            let body = bytes::Bytes::from(message(0).payload);
+            let body = message(0).payload;
             let started = Instant::now();
             let next = std::rc::Rc::new(std::cell::Cell::new(0usize));
             let workers = (0..concurrency).map(|_| {
