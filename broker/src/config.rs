@@ -119,6 +119,15 @@ pub struct BrokerConfig {
     #[arg(long, env = "DEPOT_ALLOW_PRIVATE_URLS", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub allow_private_urls: bool,
 
+    /// Host names webhooks and the relay may call whatever they resolve to
+    /// (an internal service you mean Depot to reach), comma-separated.
+    #[arg(long, env = "DEPOT_ALLOW_HOSTS", value_delimiter = ',')]
+    pub allow_hosts: Vec<String>,
+
+    /// Host names webhooks and the relay may never call, comma-separated.
+    #[arg(long, env = "DEPOT_DENY_HOSTS", value_delimiter = ',')]
+    pub deny_hosts: Vec<String>,
+
     /// Consecutive failed attempts (timeouts, connection errors, 408, 429,
     /// 5xx) after which a subscription's circuit opens and its endpoint is
     /// left alone until a probe; 0 never opens it.
@@ -172,6 +181,8 @@ impl BrokerConfig {
             retention_interval: Duration::from_secs(5),
             workers: 0,
             allow_private_urls: false,
+            allow_hosts: Vec::new(),
+            deny_hosts: Vec::new(),
             circuit_failures: 20,
             circuit_probe_after: Duration::from_secs(30),
             metrics_listen: None,

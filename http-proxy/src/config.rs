@@ -60,6 +60,15 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_ALLOW_PRIVATE_URLS", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub allow_private_urls: bool,
 
+    /// Embedded broker: host names webhooks and the relay may call whatever
+    /// they resolve to, comma-separated.
+    #[arg(long, env = "DEPOT_ALLOW_HOSTS", value_delimiter = ',')]
+    pub allow_hosts: Vec<String>,
+
+    /// Embedded broker: host names webhooks and the relay may never call.
+    #[arg(long, env = "DEPOT_DENY_HOSTS", value_delimiter = ',')]
+    pub deny_hosts: Vec<String>,
+
     /// Embedded broker: root's password on first start.
     #[arg(long, env = "DEPOT_ROOT_PASSWORD", hide_env_values = true)]
     pub root_password: Option<String>,
@@ -128,6 +137,8 @@ impl ProxyConfig {
         config.auto_create = self.auto_create;
         config.allow_private_urls = self.allow_private_urls;
         config.alert_url = self.alert_url.clone();
+        config.allow_hosts = self.allow_hosts.clone();
+        config.deny_hosts = self.deny_hosts.clone();
         config.root_password = self.root_password.clone();
         config.root_connection_token = self.root_connection_token.clone();
         config

@@ -106,7 +106,8 @@ impl Broker {
         let delivery_settings = DeliverySettings {
             policy: UrlPolicy {
                 allow_private: config.allow_private_urls,
-                ..Default::default()
+                allow_hosts: config.allow_hosts.clone(),
+                deny_hosts: config.deny_hosts.clone(),
             },
             circuit: CircuitSettings {
                 failures: config.circuit_failures,

@@ -455,3 +455,51 @@ async fn finished_delivery_records_expire_and_pending_ones_stay() {
     let info = json(&broker.cli_ok(&["--json", "subscriptions", "info", "done"]));
     assert_eq!(info["delivered"], 3, "counters outlive the records");
 }
+
+#[actix_rt::test]
+async fn host_lists_allow_a_named_internal_service_and_deny_others() {
+    let broker = TestBroker::start_with(
+        Arc::new(TempDir::new().unwrap()),
+        &[
+            "--allow-hosts",
+            "localhost",
+            "--deny-hosts",
+            "evil.example.com",
+        ],
+    );
+    let receiver = Receiver::default();
+    let base = receiver.start();
+    let port = base.rsplit(':').next().unwrap();
+    broker.cli_ok(&["stations", "create", "orders"]);
+    // An allowed name reaches loopback; the address itself stays denied.
+    subscribe(
+        &broker,
+        "internal",
+        &format!("http://localhost:{port}/ok"),
+        &[],
+    );
+    let by_address = broker.cli(&[
+        "subscriptions",
+        "create",
+        "raw-ip",
+        "--station",
+        "orders",
+        "--url",
+        &format!("{base}/ok"),
+    ]);
+    assert!(!by_address.status.success());
+    let denied = broker.cli(&[
+        "subscriptions",
+        "create",
+        "evil",
+        "--station",
+        "orders",
+        "--url",
+        "https://evil.example.com/x",
+    ]);
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("denied"));
+    let client = broker.client().await;
+    produce_numbered(&client, 0..2).await;
+    wait_until("2 deliveries", || receiver.delivered().len() == 2).await;
+}
