@@ -146,7 +146,9 @@ pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Standard Webhooks verification, written here independently of Depot.
+/// Standard Webhooks verification twice: written here independently of
+/// Depot, and with the Standard Webhooks project's own verifier (the
+/// off-the-shelf library a receiver would use). Both must accept.
 pub fn verify(secret: &str, seen: &Seen) -> bool {
     let key = STANDARD
         .decode(secret.trim_start_matches("whsec_"))
@@ -154,5 +156,20 @@ pub fn verify(secret: &str, seen: &Seen) -> bool {
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
     mac.update(format!("{}.{}.{}", seen.id, seen.timestamp, seen.body).as_bytes());
     let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    seen.signature.split(' ').any(|s| s == expected)
+    let ours = seen.signature.split(' ').any(|s| s == expected);
+
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in [
+        ("webhook-id", &seen.id),
+        ("webhook-timestamp", &seen.timestamp),
+        ("webhook-signature", &seen.signature),
+    ] {
+        headers.insert(name, http::HeaderValue::from_str(value).unwrap());
+    }
+    let official = standardwebhooks::Webhook::new(secret)
+        .unwrap()
+        .verify(seen.body.as_bytes(), &headers)
+        .is_ok();
+    assert_eq!(ours, official, "the two verifiers disagree on {seen:?}");
+    ours
 }
