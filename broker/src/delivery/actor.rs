@@ -91,6 +91,10 @@ pub struct DeliveryActor {
     mark: Arc<AtomicU64>,
     /// Room for admitted deliveries; given back when one ends.
     room: Arc<Semaphore>,
+    /// Deliveries held beyond the room (resumed after a restart, or resent:
+    /// they were admitted before, so they are taken in anyway); the first
+    /// ones to end give back nothing, so the bound holds again.
+    beyond_room: usize,
     /// The pending timer that will start the next due delivery.
     wakeup: Option<SpawnHandle>,
     circuit: Circuit,
@@ -128,10 +132,7 @@ impl Handler<Requeue> for DeliveryActor {
             {
                 continue;
             }
-            // Over the backlog bound, once: these were admitted before.
-            if let Ok(permit) = self.room.try_acquire() {
-                permit.forget();
-            }
+            self.take_room();
             self.waiting.insert(record.offset, (record, now));
         }
         self.pump(ctx);
@@ -164,6 +165,7 @@ impl DeliveryActor {
             unattempted: BTreeSet::new(),
             mark: Arc::new(AtomicU64::new(u64::MAX)),
             room: Arc::new(Semaphore::new(BACKLOG)),
+            beyond_room: 0,
             wakeup: None,
             circuit: Circuit::new(circuit),
             next_start: Instant::now(),
@@ -372,7 +374,7 @@ impl DeliveryActor {
             }
             None => {
                 self.messages.remove(&record.offset);
-                self.room.add_permits(1);
+                self.give_room();
             }
         }
         self.pump(ctx);
@@ -380,6 +382,24 @@ impl DeliveryActor {
 }
 
 impl DeliveryActor {
+    /// Takes room for a delivery the reader did not admit (resumed or
+    /// resent), or counts it as held beyond the room.
+    fn take_room(&mut self) {
+        match self.room.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(_) => self.beyond_room += 1,
+        }
+    }
+
+    /// A delivery ended: its room goes back (unless it was beyond it).
+    fn give_room(&mut self) {
+        if self.beyond_room > 0 {
+            self.beyond_room -= 1;
+        } else {
+            self.room.add_permits(1);
+        }
+    }
+
     /// Publishes the lowest never-attempted offset (`u64::MAX`: none) for
     /// the reader to persist with its next admission.
     fn publish_mark(&self) {
@@ -521,7 +541,6 @@ impl Actor for DeliveryActor {
             Vec::new()
         });
         let now_ms = now_ms();
-        let room = self.room.clone();
         for record in pending {
             if record.attempts == 0 {
                 self.unattempted.insert(record.offset);
@@ -529,11 +548,7 @@ impl Actor for DeliveryActor {
             let wait = Duration::from_millis(record.next_attempt_at_ms.saturating_sub(now_ms));
             self.waiting
                 .insert(record.offset, (record, Instant::now() + wait));
-            // Resumed deliveries take room too (possibly beyond the bound,
-            // once: they were admitted before).
-            if let Ok(permit) = room.try_acquire() {
-                permit.forget();
-            }
+            self.take_room();
         }
         let cursor = match self.log.cursor() {
             Ok(cursor) => cursor.unwrap_or(self.sub.start_offset),

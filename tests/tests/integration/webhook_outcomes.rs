@@ -220,7 +220,10 @@ async fn binary_and_raw_formats_carry_the_payload_as_is() {
     let seen = &receiver.seen_at("/binary")[0];
     assert_eq!(seen.body, "{\"n\":0}");
     assert!(verify(&binary, seen));
-    assert!(!verify(&raw, seen), "another subscription's secret does not verify");
+    assert!(
+        !verify(&raw, seen),
+        "another subscription's secret does not verify"
+    );
     let h = &seen.headers;
     assert_eq!(h["ce-specversion"], "1.0");
     // The event's id is the message's (the same event for every
