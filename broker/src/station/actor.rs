@@ -28,9 +28,7 @@ use crate::{
     schema::Attachment,
     station::{
         DeadLetters, Message, NewMessage, ProduceOutcome, RejectReason, SettingsChange, StationLog,
-        StationName, StationSettings,
-        log::{WriteBatch, message_to_storage},
-        retention,
+        StationName, StationSettings, log::message_to_storage, retention,
     },
 };
 
@@ -131,7 +129,7 @@ impl StationActor {
         group_commit: GroupCommit,
         retention_interval: Duration,
     ) -> BrokerResult<(Self, watch::Receiver<u64>)> {
-        let counters = log.counters()?;
+        let counters = log.recover()?;
         let (durable_head, readers) = watch::channel(counters.next_offset);
         let actor = Self {
             name,
@@ -238,22 +236,26 @@ impl StationActor {
         let messages = std::mem::take(&mut self.staged_messages);
         self.staged_ids.clear();
 
-        let mut batch = WriteBatch::default();
-        for message in messages.iter().filter(|m| m.producer_id) {
-            let entry = DedupEntry {
-                offset: message.offset,
-                timestamp_ms: message.timestamp_ms,
-            };
-            batch.put_dedup(&message.id, &entry);
-        }
-        for record in into_records(messages) {
-            batch.put_record(&record);
-        }
-        batch.put_counters(&self.counters);
-
-        if let Err(error) = self.log.apply(batch) {
+        let dedup: Vec<(String, DedupEntry)> = messages
+            .iter()
+            .filter(|m| m.producer_id)
+            .map(|m| {
+                let entry = DedupEntry {
+                    offset: m.offset,
+                    timestamp_ms: m.timestamp_ms,
+                };
+                (m.id.clone(), entry)
+            })
+            .collect();
+        let records = into_records(messages);
+        if let Err(error) = self.log.append(&records, &dedup, &self.counters) {
             tracing::error!(station = %self.name, %error, "write failed");
             self.counters = self.written;
+            // What part of the group was written goes: its offsets are
+            // handed out again.
+            if let Err(error) = self.log.discard_from(self.written.next_offset) {
+                tracing::error!(station = %self.name, %error, "discarding a failed write failed");
+            }
             return fail_all(staged, &error);
         }
         self.written = self.counters;

@@ -6,9 +6,16 @@
 //! - `d` + msg-id: a `DedupEntry` (the idempotency index).
 //! - `c`: the `StationCounters` (next offset, first offset, bytes).
 //!
-//! Writes go through one `sled::Batch` per group of produces, so records,
-//! dedup entries and counters land together or not at all. Only the station
-//! actor writes; anyone may read (sled is concurrent).
+//! A group of produces is written with plain inserts, in this order: its
+//! records, its dedup entries, then the counters ([`StationLog::append`]).
+//! Not one `sled::Batch`: a batch takes sled's global write lock, which
+//! every other writer (other stations, deliveries) then queues behind. A
+//! crash can leave a prefix of a group's inserts (never an acknowledged
+//! group: acknowledgement waits for the flush that covers all of it), so
+//! recovery ([`StationLog::recover`]) brings the counters and dedup entries
+//! up to the records found beyond them. Retention, rare, still uses one
+//! batch ([`StationLog::apply`]). Only the station actor writes; anyone may
+//! read (sled is concurrent).
 
 use prost::Message as _;
 
@@ -76,6 +83,85 @@ impl StationLog {
             Some(value) => Ok(Some(DedupEntry::decode(&*value)?)),
             None => Ok(None),
         }
+    }
+
+    /// Writes a group of produces: its records, its dedup entries, then the
+    /// counters, each a plain insert (see the module's doc for why, and for
+    /// what a crash in the middle leaves).
+    pub fn append(
+        &self,
+        records: &[StoredRecord],
+        dedup: &[(String, DedupEntry)],
+        counters: &StationCounters,
+    ) -> BrokerResult<()> {
+        for record in records {
+            let first = record.messages.first().expect("records are never empty");
+            self.tree
+                .insert(record_key(first.offset), record.encode_to_vec())?;
+        }
+        for (msg_id, entry) in dedup {
+            self.tree.insert(dedup_key(msg_id), entry.encode_to_vec())?;
+        }
+        self.tree.insert(COUNTERS_KEY, counters.encode_to_vec())?;
+        Ok(())
+    }
+
+    /// The counters, brought up to the records a crash left beyond them
+    /// (a group whose counters were not written): their messages count,
+    /// their dedup entries are restored, and records that do not follow on
+    /// (a gap: writes persisted out of order) are removed. Such messages
+    /// were never acknowledged; keeping them is what an acknowledgement
+    /// lost in the crash would have promised.
+    pub fn recover(&self) -> BrokerResult<StationCounters> {
+        let mut counters = self.counters()?;
+        let mut expected = counters.next_offset;
+        let mut changed = false;
+        let beyond: Vec<_> = self
+            .tree
+            .range(record_key(expected)..=record_key(u64::MAX))
+            .collect::<Result<_, _>>()?;
+        for (key, value) in beyond {
+            let record = StoredRecord::decode(&*value)?;
+            let first = offset_of_record_key(&key);
+            if first != expected || record.messages.is_empty() {
+                tracing::warn!(
+                    offset = first,
+                    "removing a record written out of order before a crash"
+                );
+                self.tree.remove(key)?;
+                continue;
+            }
+            for message in &record.messages {
+                counters.bytes += message.payload.len() as u64;
+                if message.producer_id {
+                    let entry = DedupEntry {
+                        offset: message.offset,
+                        timestamp_ms: message.timestamp_ms,
+                    };
+                    self.tree
+                        .insert(dedup_key(&message.id), entry.encode_to_vec())?;
+                }
+                expected = message.offset + 1;
+            }
+            changed = true;
+        }
+        if changed {
+            counters.next_offset = expected;
+            self.tree.insert(COUNTERS_KEY, counters.encode_to_vec())?;
+        }
+        Ok(counters)
+    }
+
+    /// Removes records from `offset` on (what a failed write left).
+    pub fn discard_from(&self, offset: u64) -> BrokerResult<()> {
+        for key in self
+            .tree
+            .range(record_key(offset)..=record_key(u64::MAX))
+            .keys()
+        {
+            self.tree.remove(key?)?;
+        }
+        Ok(())
     }
 
     /// Applies a write batch built with [`WriteBatch`] atomically.
@@ -154,6 +240,7 @@ impl StationLog {
 }
 
 /// An atomic set of changes to a station's tree.
+/// (Retention's removals.)
 #[derive(Default)]
 pub struct WriteBatch(sled::Batch);
 
@@ -214,5 +301,93 @@ pub fn message_from_storage(stored: StoredMessage) -> Message {
         content_type: stored.content_type,
         payload: stored.payload,
         producer: stored.producer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offsets: std::ops::Range<u64>) -> StoredRecord {
+        StoredRecord {
+            messages: offsets
+                .map(|offset| StoredMessage {
+                    offset,
+                    id: format!("m-{offset}"),
+                    timestamp_ms: 1_000 + offset,
+                    payload: vec![b'x'; 10].into(),
+                    producer_id: offset % 2 == 0,
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    fn counters(next_offset: u64, bytes: u64) -> StationCounters {
+        StationCounters {
+            next_offset,
+            first_offset: 0,
+            bytes,
+        }
+    }
+
+    #[test]
+    fn recovery_counts_records_a_crash_left_beyond_the_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let log = StationLog::new(db.open_tree("station/s").unwrap());
+        log.append(&[record(0..3)], &[], &counters(3, 30)).unwrap();
+        // A group whose records landed but whose dedup entries and counters
+        // did not; and a record after a gap (written out of order).
+        log.tree
+            .insert(record_key(3), record(3..5).encode_to_vec())
+            .unwrap();
+        log.tree
+            .insert(record_key(9), record(9..10).encode_to_vec())
+            .unwrap();
+        let recovered = log.recover().unwrap();
+        assert_eq!(recovered.next_offset, 5);
+        assert_eq!(recovered.bytes, 50);
+        assert_eq!(log.counters().unwrap(), recovered, "written back");
+        assert_eq!(log.dedup_entry("m-4").unwrap().unwrap().offset, 4);
+        assert!(
+            log.dedup_entry("m-3").unwrap().is_none(),
+            "not a producer id"
+        );
+        let read = log
+            .read(
+                0,
+                20,
+                ReadLimits {
+                    max_messages: 100,
+                    max_bytes: u64::MAX,
+                },
+            )
+            .unwrap();
+        let offsets: Vec<u64> = read.messages.iter().map(|m| m.offset).collect();
+        assert_eq!(offsets, [0, 1, 2, 3, 4], "the stray record is gone");
+        // Nothing beyond: recovery changes nothing.
+        assert_eq!(log.recover().unwrap(), recovered);
+    }
+
+    #[test]
+    fn a_failed_write_can_be_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let log = StationLog::new(db.open_tree("station/s").unwrap());
+        log.append(&[record(0..2), record(2..4)], &[], &counters(4, 40))
+            .unwrap();
+        log.discard_from(2).unwrap();
+        let read = log
+            .read(
+                0,
+                4,
+                ReadLimits {
+                    max_messages: 100,
+                    max_bytes: u64::MAX,
+                },
+            )
+            .unwrap();
+        assert_eq!(read.messages.len(), 2);
     }
 }
