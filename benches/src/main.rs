@@ -51,7 +51,7 @@ enum Command {
     #[command(hide = true)]
     Proxy {
         #[command(flatten)]
-        config: depot_http_proxy::config::ProxyConfig,
+        config: Box<depot_http_proxy::config::ProxyConfig>,
     },
     /// Runs the bare HTTP ceiling server (a child process of `http`).
     #[command(hide = true)]
@@ -64,7 +64,7 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Broker { config } => depot_broker::run::run_broker(config),
-        Command::Proxy { config } => depot_http_proxy::startup::run_proxy(config),
+        Command::Proxy { config } => depot_http_proxy::startup::run_proxy(*config),
         Command::BareHttp { listen } => match bare_http::serve(&listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

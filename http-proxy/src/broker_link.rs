@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 
 use depot_broker::client::Secret;
 use depot_schemas::wire::{
-    ErrorCode, NewMessage, ProduceOutcome, request::Op, response::Result as Reply,
+    ErrorCode, NewMessage, ProduceOutcome, StoredMessage, request::Op, response::Result as Reply,
 };
 
 pub use embedded::EmbeddedBroker;
@@ -61,6 +61,19 @@ pub trait BrokerLink: Send + Sync {
     /// Whether the broker answers now.
     fn ready(&self) -> BoxFuture<'_, bool>;
 
+    /// Follows `station` as `username` (whose consume right applies) from
+    /// `from` (`None`: new messages only): answers with the first offset it
+    /// will push, then pushes batches into `into`, in offset order, until
+    /// `into` is closed or an error ends it (sent as the last item). The
+    /// bounded `into` is the backpressure: nothing is read ahead of it.
+    fn follow(
+        &self,
+        username: String,
+        station: String,
+        from: Option<u64>,
+        into: FollowSender,
+    ) -> BoxFuture<'_, LinkResult<u64>>;
+
     /// Runs one wire operation (schemas, dead letters) as `username`, whose
     /// permissions the broker checks. A refusal is an `Err`, never an
     /// error reply.
@@ -68,3 +81,6 @@ pub trait BrokerLink: Send + Sync {
 }
 
 pub type SharedLink = Arc<dyn BrokerLink>;
+
+/// Where [`BrokerLink::follow`] pushes.
+pub type FollowSender = tokio::sync::mpsc::Sender<LinkResult<Vec<StoredMessage>>>;

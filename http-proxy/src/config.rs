@@ -124,6 +124,44 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_ALERT_URL")]
     pub alert_url: Option<String>,
 
+    /// WebSocket connections this proxy holds at most; more are refused
+    /// with 503.
+    #[arg(long, env = "DEPOT_WS_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub ws_max_connections: usize,
+
+    /// Largest WebSocket frame (or fragmented message) accepted; a larger
+    /// one closes the connection.
+    #[arg(long, env = "DEPOT_WS_MAX_FRAME", default_value = "64KiB", value_parser = parse_bytes)]
+    pub ws_max_frame: u64,
+
+    /// Frames waiting to be sent to one client, at most (the proxy never
+    /// buffers without bound: the station is read no faster).
+    #[arg(long, env = "DEPOT_WS_SEND_BUFFER", default_value_t = 1024)]
+    pub ws_send_buffer: usize,
+
+    /// A client whose send buffer stays full this long is too slow and is
+    /// closed, so it holds nothing up.
+    #[arg(long, env = "DEPOT_WS_SLOW_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub ws_slow_timeout: Duration,
+
+    /// How often the proxy pings each WebSocket client.
+    #[arg(long, env = "DEPOT_WS_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
+    pub ws_ping_interval: Duration,
+
+    /// A client silent this long (no frame, no pong) is closed.
+    #[arg(long, env = "DEPOT_WS_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub ws_idle_timeout: Duration,
+
+    /// How long a connection opened without ?authorization= may take to
+    /// send {"action":"authorize","token":...}; 0 requires the token at
+    /// connect.
+    #[arg(long, env = "DEPOT_WS_AUTHORIZE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub ws_authorize_timeout: Duration,
+
+    /// Station subscriptions one WebSocket connection may hold.
+    #[arg(long, env = "DEPOT_WS_MAX_SUBSCRIPTIONS", default_value_t = 16)]
+    pub ws_max_subscriptions: usize,
+
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "DEPOT_PROXY_WORKERS", default_value_t = 0)]
     pub workers: usize,

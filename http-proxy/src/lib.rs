@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod tokens;
+pub mod ws;

@@ -50,6 +50,7 @@ pub async fn serve(
         link,
         config,
         metrics: Metrics::new(),
+        ws_connections: Default::default(),
     });
     let server = HttpServer::new(move || {
         let metrics = state.clone();

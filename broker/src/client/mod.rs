@@ -383,6 +383,18 @@ impl BrokerClient {
         start: Option<u64>,
         credit: u32,
     ) -> ClientResult<Subscription> {
+        self.subscribe_as(station, start, credit, "").await
+    }
+
+    /// [`BrokerClient::subscribe`] as another user (`on_behalf_of`; empty:
+    /// this connection's user), whose consume right applies.
+    pub async fn subscribe_as(
+        &self,
+        station: &str,
+        start: Option<u64>,
+        credit: u32,
+        on_behalf_of: &str,
+    ) -> ClientResult<Subscription> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (pushed, batches) = mpsc::unbounded_channel();
         self.shared.wait_for(id, Waiter::Stream(pushed))?;
@@ -394,7 +406,7 @@ impl BrokerClient {
             station: station.to_owned(),
             start: Some(start),
             initial_credit: credit,
-            ..Default::default()
+            on_behalf_of: on_behalf_of.to_owned(),
         });
         self.send(Request {
             id,

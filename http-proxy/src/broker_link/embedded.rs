@@ -7,12 +7,19 @@ use depot_broker::{
     auth::ROOT_USER,
     client::Secret,
     server::{convert, operations},
+    station::{ReadLimits, StationHandle},
 };
 use depot_schemas::wire::{
     ErrorCode, NewMessage, ProduceOutcome, request::Op, response::Result as Reply,
 };
 
-use super::{BrokerLink, LinkError, LinkResult};
+use super::{BrokerLink, FollowSender, LinkError, LinkResult};
+
+/// Messages (and bytes of payload) pushed at a time by `follow`.
+const FOLLOW_BATCH: ReadLimits = ReadLimits {
+    max_messages: 256,
+    max_bytes: 1024 * 1024,
+};
 
 pub struct EmbeddedBroker {
     broker: Broker,
@@ -104,5 +111,66 @@ impl BrokerLink for EmbeddedBroker {
 
     fn ready(&self) -> BoxFuture<'_, bool> {
         async { true }.boxed()
+    }
+
+    fn follow(
+        &self,
+        username: String,
+        station: String,
+        from: Option<u64>,
+        into: FollowSender,
+    ) -> BoxFuture<'_, LinkResult<u64>> {
+        async move {
+            let reader = self.broker.principal(&username).map_err(refused)?;
+            let handle = self
+                .broker
+                .station_for_reading(&reader, &station)
+                .map_err(refused)?;
+            let start = from.unwrap_or_else(|| *handle.durable_head.borrow());
+            tokio::spawn(follow_station(handle, start, into));
+            Ok(start)
+        }
+        .boxed()
+    }
+}
+
+/// Pushes the station's messages from `cursor` on, woken by its durable
+/// head, until `into` closes or the station goes away.
+async fn follow_station(station: StationHandle, mut cursor: u64, into: FollowSender) {
+    let mut head = station.durable_head.clone();
+    loop {
+        if *head.borrow_and_update() <= cursor {
+            tokio::select! {
+                changed = head.changed() => {
+                    if changed.is_err() {
+                        let gone = BrokerError::StationNotFound { name: station.name.to_string() };
+                        let _ = into.send(Err(refused(gone))).await;
+                        return;
+                    }
+                }
+                () = into.closed() => return,
+            }
+            continue;
+        }
+        match station.read(cursor, FOLLOW_BATCH) {
+            Ok((batch, _)) => {
+                cursor = batch.next_offset;
+                if batch.messages.is_empty() {
+                    continue;
+                }
+                let messages = batch
+                    .messages
+                    .into_iter()
+                    .map(convert::stored_message)
+                    .collect();
+                if into.send(Ok(messages)).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                let _ = into.send(Err(refused(error))).await;
+                return;
+            }
+        }
     }
 }

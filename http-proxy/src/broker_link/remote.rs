@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use depot_broker::client::{BrokerClient, ClientError, Secret};
 use depot_schemas::wire::{NewMessage, ProduceOutcome, request::Op, response::Result as Reply};
 
-use super::{BrokerLink, LinkError, LinkResult};
+use super::{BrokerLink, FollowSender, LinkError, LinkResult};
 
 /// First wait after a failed connection attempt; doubles up to the maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -195,6 +195,28 @@ impl BrokerLink for RemoteBroker {
             .boxed()
     }
 
+    fn follow(
+        &self,
+        username: String,
+        station: String,
+        from: Option<u64>,
+        into: FollowSender,
+    ) -> BoxFuture<'_, LinkResult<u64>> {
+        async move {
+            let subscription = self
+                .with_client(|client| async move {
+                    client
+                        .subscribe_as(&station, from, FOLLOW_CREDIT, &username)
+                        .await
+                })
+                .await?;
+            let start = subscription.start_offset();
+            tokio::spawn(forward(subscription, into));
+            Ok(start)
+        }
+        .boxed()
+    }
+
     fn ready(&self) -> BoxFuture<'_, bool> {
         async move {
             self.with_client(|client| async move { client.ping().await })
@@ -202,5 +224,29 @@ impl BrokerLink for RemoteBroker {
                 .is_ok()
         }
         .boxed()
+    }
+}
+
+/// Messages the broker may push ahead of a follower.
+const FOLLOW_CREDIT: u32 = 512;
+
+/// Hands a wire subscription's batches to `into` until either side ends;
+/// dropping the subscription unsubscribes.
+async fn forward(mut subscription: depot_broker::client::Subscription, into: FollowSender) {
+    loop {
+        tokio::select! {
+            batch = subscription.next_batch() => {
+                let item = match batch {
+                    Some(Ok(messages)) => Ok(messages),
+                    Some(Err(error)) => Err(LinkError::Unavailable(error.to_string())),
+                    None => Err(LinkError::Unavailable("the broker connection closed".into())),
+                };
+                let last = item.is_err();
+                if into.send(item).await.is_err() || last {
+                    return;
+                }
+            }
+            () = into.closed() => return,
+        }
     }
 }

@@ -36,6 +36,8 @@ pub struct AppState {
     pub tokens: Tokens,
     pub config: ProxyConfig,
     pub metrics: Metrics,
+    /// Open WebSocket connections.
+    pub ws_connections: crate::ws::WsCounter,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -116,6 +118,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             "/v1/delivery-attempts/{id}",
             web::get().to(deliveries::show_attempt),
         )
+        .route("/ws", web::get().to(crate::ws::connect))
         .route("/relay", web::post().to(relay::relay))
         .route("/receive", web::post().to(relay::relay))
         .route("/receive", web::get().to(relay::relay_from_query))

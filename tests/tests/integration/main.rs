@@ -23,3 +23,4 @@ mod users;
 mod webhook_outcomes;
 mod webhook_receiver;
 mod webhooks;
+mod websockets;

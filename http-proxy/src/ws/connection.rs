@@ -1,0 +1,384 @@
+//! One WebSocket connection: a reader loop that routes the client's frames
+//! by action, a writer task that drains a bounded outbound queue into the
+//! socket, and a task per station subscription feeding that queue.
+//!
+//! A client that does not keep up fills the queue; it is then closed with a
+//! reason instead of making the proxy buffer without bound. Idle clients
+//! (no frame, not even a pong, for the idle timeout) are closed too; the
+//! server pings at the ping interval.
+
+use std::{
+    cell::Cell,
+    collections::HashMap,
+    rc::Rc,
+    time::{Duration, Instant},
+};
+
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+
+use depot_schemas::wire::{Header, NewMessage, produce_outcome::Outcome};
+
+use crate::{
+    routes::AppState,
+    tokens::TokenType,
+    ws::{
+        WsLimits,
+        protocol::{self, Action, From},
+    },
+};
+
+/// What the writer task sends.
+enum Outbound {
+    Text(String),
+    Pong(bytes::Bytes),
+    Ping,
+}
+
+/// The socket's sending side as the rest of the connection sees it: a
+/// bounded queue, and a signal that it overflowed.
+#[derive(Clone)]
+struct Outbox {
+    queue: mpsc::Sender<Outbound>,
+    /// How long a frame may wait for room in a full queue.
+    patience: Duration,
+    overflowed: Rc<Notify>,
+    closed: Rc<Cell<bool>>,
+}
+
+impl Outbox {
+    /// Queues a frame, waiting while the queue is full; a queue that stays
+    /// full for the patience marks the client too slow. False when the
+    /// connection is done for.
+    async fn send(&self, frame: Value) -> bool {
+        self.push(Outbound::Text(frame.to_string())).await
+    }
+
+    async fn push(&self, item: Outbound) -> bool {
+        if self.closed.get() {
+            return false;
+        }
+        match tokio::time::timeout(self.patience, self.queue.send(item)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                if !self.closed.replace(true) {
+                    self.overflowed.notify_one();
+                }
+                false
+            }
+        }
+    }
+}
+
+/// Who the connection acts for, once authorized.
+struct Authorized {
+    user: String,
+    /// When the access token expires: the connection closes then.
+    expires_at: Instant,
+}
+
+pub struct Connection {
+    pub id: String,
+    state: actix_web::web::Data<AppState>,
+    limits: WsLimits,
+    user: Option<Authorized>,
+    subscriptions: HashMap<String, actix_web::rt::task::JoinHandle<()>>,
+}
+
+fn close(code: CloseCode, description: impl Into<String>) -> Option<CloseReason> {
+    Some(CloseReason {
+        code,
+        description: Some(description.into()),
+    })
+}
+
+/// Seconds since the epoch to an `Instant` (tokens carry `exp`).
+fn instant_of(exp_seconds: u64) -> Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Instant::now() + Duration::from_secs(exp_seconds.saturating_sub(now))
+}
+
+impl Connection {
+    pub fn new(
+        state: actix_web::web::Data<AppState>,
+        limits: WsLimits,
+        user: Option<(String, u64)>,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            state,
+            limits,
+            user: user.map(|(user, exp)| Authorized {
+                user,
+                expires_at: instant_of(exp),
+            }),
+            subscriptions: HashMap::new(),
+        }
+    }
+
+    /// Serves the connection until either side closes it.
+    pub async fn run(mut self, session: Session, mut stream: AggregatedMessageStream) {
+        let (queue, outbound) = mpsc::channel(self.limits.send_buffer);
+        let outbox = Outbox {
+            queue,
+            patience: self.limits.slow_timeout,
+            overflowed: Rc::new(Notify::new()),
+            closed: Rc::new(Cell::new(false)),
+        };
+        let writer = actix_web::rt::spawn(write(session.clone(), outbound));
+        if self.user.is_some() {
+            outbox.send(self.welcome()).await;
+        }
+        let opened = Instant::now();
+        let mut last_heard = Instant::now();
+        let mut ping = tokio::time::interval(self.limits.ping_interval);
+        ping.reset();
+        let reason = loop {
+            let authorize_by = opened + self.limits.authorize_timeout;
+            let expires_at = self.user.as_ref().map(|u| u.expires_at);
+            tokio::select! {
+                frame = stream.recv() => {
+                    last_heard = Instant::now();
+                    match frame {
+                        None => break None,
+                        Some(Err(error)) => {
+                            break close(CloseCode::Protocol, protocol_error(&error, self.limits.max_frame));
+                        }
+                        Some(Ok(AggregatedMessage::Text(text))) => {
+                            if let Some(reason) = self.on_text(&text, &outbox).await {
+                                break reason;
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                            outbox.send(protocol::error("binary frames are not supported: send JSON text frames")).await;
+                        }
+                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                            outbox.push(Outbound::Pong(bytes)).await;
+                        }
+                        Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        Some(Ok(AggregatedMessage::Close(_))) => break None,
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > self.limits.idle_timeout {
+                        break close(CloseCode::Policy, "idle: no frame and no pong within the idle timeout");
+                    }
+                    outbox.push(Outbound::Ping).await;
+                }
+                () = outbox.overflowed.notified() => {
+                    break close(CloseCode::Policy, format!(
+                        "too slow: {} frames waited more than {:?} to be sent",
+                        self.limits.send_buffer, self.limits.slow_timeout
+                    ));
+                }
+                () = tokio::time::sleep_until(authorize_by.into()), if self.user.is_none() => {
+                    break close(CloseCode::Policy, "not authorized in time: send {\"action\":\"authorize\",\"token\":...} first");
+                }
+                () = sleep_until_some(expires_at) => {
+                    break close(CloseCode::Policy, "the access token expired: reconnect with a new one");
+                }
+            }
+        };
+        for (_, subscription) in self.subscriptions.drain() {
+            subscription.abort();
+        }
+        writer.abort();
+        let _ = session.close(reason).await;
+    }
+
+    fn welcome(&self) -> Value {
+        json!({
+            "action": "connected",
+            "connection": self.id,
+            "user": self.user.as_ref().map(|u| u.user.clone()),
+        })
+    }
+
+    /// Handles one text frame; `Some(reason)` closes the connection.
+    async fn on_text(&mut self, text: &str, outbox: &Outbox) -> Option<Option<CloseReason>> {
+        let (action, id) = match protocol::parse(text) {
+            Ok(parsed) => parsed,
+            Err((reason, id)) => {
+                outbox
+                    .send(protocol::with_id(protocol::error(reason), &id))
+                    .await;
+                return None;
+            }
+        };
+        let reply = match (&self.user, action) {
+            (None, Action::Authorize { token }) => {
+                match self.state.tokens.verify(&token, TokenType::Access).await {
+                    Ok(claims) => {
+                        self.user = Some(Authorized {
+                            user: claims.sub,
+                            expires_at: instant_of(claims.exp),
+                        });
+                        self.welcome()
+                    }
+                    Err(error) => {
+                        let reason = format!("authorization failed: {error}");
+                        return Some(close(CloseCode::Policy, reason));
+                    }
+                }
+            }
+            (Some(_), Action::Authorize { .. }) => protocol::error("already authorized"),
+            (None, _) => {
+                return Some(close(
+                    CloseCode::Policy,
+                    "not authorized: send {\"action\":\"authorize\",\"token\":...} first",
+                ));
+            }
+            (Some(_), Action::Ping(fields)) => protocol::pong(fields),
+            (
+                Some(_),
+                Action::Subscribe {
+                    station,
+                    from,
+                    filter,
+                },
+            ) => self.subscribe(station, from, filter, outbox).await,
+            (Some(_), Action::Unsubscribe { station }) => match self.subscriptions.remove(&station)
+            {
+                Some(task) => {
+                    task.abort();
+                    json!({ "action": "unsubscribed", "station": station })
+                }
+                None => protocol::error(format!("not subscribed to {station}")),
+            },
+            (
+                Some(user),
+                Action::Produce {
+                    station,
+                    content_type,
+                    payload,
+                    headers,
+                },
+            ) => {
+                let message = NewMessage {
+                    msg_id: String::new(),
+                    headers: headers
+                        .into_iter()
+                        .map(|(key, value)| Header { key, value })
+                        .collect(),
+                    content_type: content_type.to_owned(),
+                    payload: payload.into(),
+                };
+                let produced = self
+                    .state
+                    .link
+                    .produce(user.user.clone(), station.clone(), vec![message])
+                    .await;
+                match produced.map(|o| o.into_iter().next().and_then(|o| o.outcome)) {
+                    Ok(Some(Outcome::Offset(offset))) => {
+                        json!({ "action": "produced", "station": station, "offset": offset })
+                    }
+                    Ok(Some(Outcome::DuplicateOf(offset))) => json!({
+                        "action": "produced", "station": station, "offset": offset, "duplicate": true,
+                    }),
+                    Ok(Some(Outcome::Error(error))) => protocol::error(error.message),
+                    Ok(None) => protocol::error("the broker gave no outcome"),
+                    Err(error) => protocol::error(error.to_string()),
+                }
+            }
+            (Some(_), Action::Unknown(action)) => {
+                protocol::error(format!("action '{action}' is not implemented"))
+            }
+        };
+        outbox.send(protocol::with_id(reply, &id)).await;
+        None
+    }
+
+    async fn subscribe(
+        &mut self,
+        station: String,
+        from: From,
+        filter: Vec<(String, String)>,
+        outbox: &Outbox,
+    ) -> Value {
+        if self.subscriptions.contains_key(&station) {
+            return protocol::error(format!("already subscribed to {station}"));
+        }
+        if self.subscriptions.len() >= self.limits.max_subscriptions {
+            return protocol::error(format!(
+                "at most {} subscriptions per connection",
+                self.limits.max_subscriptions
+            ));
+        }
+        let user = self.user.as_ref().expect("authorized").user.clone();
+        let (into, mut batches) = mpsc::channel(2);
+        let from = match from {
+            From::Latest => None,
+            From::Offset(offset) => Some(offset),
+        };
+        let start = match self
+            .state
+            .link
+            .follow(user, station.clone(), from, into)
+            .await
+        {
+            Ok(start) => start,
+            Err(error) => return protocol::error(error.to_string()),
+        };
+        let (outbox, name) = (outbox.clone(), station.clone());
+        let task = actix_web::rt::spawn(async move {
+            while let Some(batch) = batches.recv().await {
+                let messages = match batch {
+                    Ok(messages) => messages,
+                    Err(error) => {
+                        let ended = format!("the subscription to {name} ended: {error}");
+                        let frame = json!({ "action": "error", "station": name, "error": ended });
+                        outbox.send(frame).await;
+                        return;
+                    }
+                };
+                for message in &messages {
+                    let wanted = filter.iter().all(|(key, value)| {
+                        message
+                            .headers
+                            .iter()
+                            .any(|h| h.key.eq_ignore_ascii_case(key) && &h.value == value)
+                    });
+                    if wanted && !outbox.send(protocol::message(&name, message)).await {
+                        return;
+                    }
+                }
+            }
+        });
+        self.subscriptions.insert(station.clone(), task);
+        json!({ "action": "subscribed", "station": station, "from": start })
+    }
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Drains the outbound queue into the socket.
+async fn write(mut session: Session, mut outbound: mpsc::Receiver<Outbound>) {
+    while let Some(item) = outbound.recv().await {
+        let sent = match item {
+            Outbound::Text(text) => session.text(text).await,
+            Outbound::Pong(bytes) => session.pong(&bytes).await,
+            Outbound::Ping => session.ping(b"depot").await,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+fn protocol_error(error: &actix_ws::ProtocolError, max_frame: usize) -> String {
+    match error {
+        actix_ws::ProtocolError::Overflow => {
+            format!("frame too large: at most {max_frame} bytes")
+        }
+        other => format!("protocol error: {other}"),
+    }
+}
