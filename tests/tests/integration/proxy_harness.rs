@@ -203,3 +203,24 @@ pub async fn login(proxy: &TestProxy, username: &str, password: &str) -> (String
             .to_owned(),
     )
 }
+
+/// Creates a user with a password who may produce to `produce` (glob
+/// patterns) and nothing else, and logs them in: their access token.
+pub async fn producer_user(proxy: &TestProxy, name: &str, produce: &[&str]) -> String {
+    let password = format!("{name}-password");
+    proxy
+        .broker_client()
+        .await
+        .create_user(depot_schemas::wire::CreateUser {
+            name: name.into(),
+            password: password.clone(),
+            permissions: Some(depot_schemas::wire::Permissions {
+                produce: produce.iter().map(|p| p.to_string()).collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    login(proxy, name, &password).await.0
+}

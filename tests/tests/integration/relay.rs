@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{
     harness::ROOT_PASSWORD,
-    proxy_harness::{Answer, TestProxy, get_text, login, post, send},
+    proxy_harness::{Answer, TestProxy, get_text, login, post, producer_user, send},
     webhook_receiver::{Receiver, wait_until},
 };
 
@@ -220,20 +220,8 @@ async fn relays_need_a_token_the_permission_and_an_allowed_destination() {
     );
 
     // A user without the right to produce to depot.relay may not relay.
+    let ana = producer_user(&proxy, "ana", &["orders.*"]).await;
     let client = proxy.broker_client().await;
-    client
-        .create_user(depot_schemas::wire::CreateUser {
-            name: "ana".into(),
-            password: "ana-password".into(),
-            permissions: Some(depot_schemas::wire::Permissions {
-                produce: vec!["orders.*".into()],
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let (ana, _) = login(&proxy, "ana", "ana-password").await;
     let denied = receive(&proxy, &ana, to("https://example.com/")).await;
     assert_eq!(denied.status, 403, "{}", denied.body);
     // And nobody creates or deletes Depot's own stations.

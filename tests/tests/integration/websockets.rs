@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     harness::{ROOT_PASSWORD, TestBroker, json_message},
-    proxy_harness::{TestProxy, login, post},
+    proxy_harness::{TestProxy, login, post, producer_user},
 };
 
 /// A WebSocket client on one connection.
@@ -275,19 +275,7 @@ async fn authorization_at_connect_or_by_message_and_permissions_hold() {
         .create_station("orders.eu", Default::default())
         .await
         .unwrap();
-    admin
-        .create_user(depot_schemas::wire::CreateUser {
-            name: "ana".into(),
-            password: "ana-password".into(),
-            permissions: Some(depot_schemas::wire::Permissions {
-                produce: vec!["orders.*".into()],
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let (ana, _) = login(&proxy, "ana", "ana-password").await;
+    let ana = producer_user(&proxy, "ana", &["orders.*"]).await;
     let mut ws = WsClient::authorized(&proxy, &ana).await;
     ws.send(json!({"action": "produce", "station": "orders.eu", "data": {"a": 1}}))
         .await;
