@@ -27,6 +27,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod delivery;
 pub mod error;
 mod frames;

@@ -16,7 +16,8 @@ use futures::future::BoxFuture;
 
 use depot_broker::client::Secret;
 use depot_schemas::wire::{
-    ErrorCode, NewMessage, ProduceOutcome, StoredMessage, request::Op, response::Result as Reply,
+    ErrorCode, NewMessage, Notification, ProduceOutcome, StoredMessage, request::Op,
+    response::Result as Reply,
 };
 
 pub use embedded::EmbeddedBroker;
@@ -74,6 +75,12 @@ pub trait BrokerLink: Send + Sync {
         into: FollowSender,
     ) -> BoxFuture<'_, LinkResult<u64>>;
 
+    /// Attaches this proxy to the broker's WebSocket connection registry:
+    /// answers with the attachment's id, then pushes the notifications for
+    /// this proxy's connections into `into` while the attachment lasts (it
+    /// ends with the broker session; `into` is then dropped).
+    fn attach(&self, name: String, into: NotificationSender) -> BoxFuture<'_, LinkResult<u64>>;
+
     /// Runs one wire operation (schemas, dead letters) as `username`, whose
     /// permissions the broker checks. A refusal is an `Err`, never an
     /// error reply.
@@ -81,6 +88,9 @@ pub trait BrokerLink: Send + Sync {
 }
 
 pub type SharedLink = Arc<dyn BrokerLink>;
+
+/// Where [`BrokerLink::attach`] pushes.
+pub type NotificationSender = tokio::sync::mpsc::Sender<Notification>;
 
 /// Where [`BrokerLink::follow`] pushes.
 pub type FollowSender = tokio::sync::mpsc::Sender<LinkResult<Vec<StoredMessage>>>;

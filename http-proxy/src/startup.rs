@@ -45,12 +45,16 @@ pub async fn serve(
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
+    let name = format!("depot-proxy@{}", listener.local_addr()?);
+    let hub = crate::ws::hub::Hub::new(name, link.clone());
+    actix_web::rt::spawn(hub.clone().run());
     let state = web::Data::new(AppState {
         tokens: Tokens::new(link.clone()),
         link,
         config,
         metrics: Metrics::new(),
         ws_connections: Default::default(),
+        hub,
     });
     let server = HttpServer::new(move || {
         let metrics = state.clone();

@@ -62,6 +62,7 @@ pub fn ensure_root(
         consume: vec!["*".into()],
         create_stations: true,
         admin: true,
+        notify: true,
         created_at_ms: crate::clock::now_ms(),
     })?;
     store.db().flush()?;

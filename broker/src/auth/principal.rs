@@ -18,6 +18,8 @@ pub struct Permissions {
     pub consume: Vec<Pattern>,
     pub create_stations: bool,
     pub admin: bool,
+    /// May notify WebSocket connections.
+    pub notify: bool,
 }
 
 impl Permissions {
@@ -29,6 +31,7 @@ impl Permissions {
             consume: vec![any],
             create_stations: true,
             admin: true,
+            notify: true,
         }
     }
 
@@ -54,6 +57,7 @@ impl Permissions {
             consume: compile(consume)?,
             create_stations,
             admin,
+            notify: false,
         })
     }
 }
@@ -69,12 +73,15 @@ impl Principal {
     pub fn from_record(user: &UserRecord) -> BrokerResult<Self> {
         Ok(Self {
             username: user.name.clone(),
-            permissions: Permissions::compile(
-                &user.produce,
-                &user.consume,
-                user.create_stations,
-                user.admin,
-            )?,
+            permissions: Permissions {
+                notify: user.notify,
+                ..Permissions::compile(
+                    &user.produce,
+                    &user.consume,
+                    user.create_stations,
+                    user.admin,
+                )?
+            },
         })
     }
 
@@ -88,6 +95,11 @@ impl Principal {
 
     pub fn require_admin(&self) -> BrokerResult<()> {
         self.require(self.is_admin(), "administer Depot".into())
+    }
+
+    pub fn require_notify(&self) -> BrokerResult<()> {
+        let allowed = self.is_admin() || self.permissions.notify;
+        self.require(allowed, "notify WebSocket connections".into())
     }
 
     pub fn require_create_stations(&self) -> BrokerResult<()> {

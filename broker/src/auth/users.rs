@@ -21,6 +21,7 @@ pub struct NewUser {
     pub consume: Vec<String>,
     pub create_stations: bool,
     pub admin: bool,
+    pub notify: bool,
 }
 
 /// A change to a user: `None` keeps the value; `Some("")` removes a secret.
@@ -32,6 +33,7 @@ pub struct UserChange {
     pub consume: Option<Vec<String>>,
     pub create_stations: Option<bool>,
     pub admin: Option<bool>,
+    pub notify: Option<bool>,
 }
 
 pub fn validate_name(name: &str) -> BrokerResult<()> {

@@ -9,8 +9,10 @@
 //! - [`dead_letters`]: listing and resending refused messages.
 //! - [`subscriptions`]: webhook subscriptions and their deliveries.
 //! - [`relay`]: relaying one HTTP request (tried at once, else queued).
+//! - [`connections`]: the WebSocket connection registry and notifications.
 //! - [`users`]: authentication and the user store.
 
+mod connections;
 mod dead_letters;
 mod relay;
 mod schemas;
@@ -59,6 +61,8 @@ struct Inner {
     directory: StationDirectory,
     schemas: Arc<SchemaCatalog>,
     deliveries: Deliveries,
+    /// Live WebSocket connections, across proxies.
+    connections: crate::connections::Connections,
     /// The broker's Prometheus metrics (deliveries so far).
     metrics: prometheus::Registry,
     station_arbiters: Vec<Arbiter>,
@@ -141,6 +145,7 @@ impl Broker {
                 directory,
                 schemas,
                 deliveries,
+                connections: Default::default(),
                 metrics,
                 station_arbiters,
                 passwords,

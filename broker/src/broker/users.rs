@@ -23,6 +23,7 @@ pub struct UserSummary {
     pub consume: Vec<String>,
     pub create_stations: bool,
     pub admin: bool,
+    pub notify: bool,
     pub has_password: bool,
     pub has_connection_token: bool,
     pub created_at_ms: u64,
@@ -36,6 +37,7 @@ impl From<&UserRecord> for UserSummary {
             consume: user.consume.clone(),
             create_stations: user.create_stations,
             admin: user.admin,
+            notify: user.notify,
             has_password: !user.password_hash.is_empty(),
             has_connection_token: !user.connection_token_hash.is_empty(),
             created_at_ms: user.created_at_ms,
@@ -133,6 +135,7 @@ impl Broker {
             consume: new.consume,
             create_stations: new.create_stations,
             admin: new.admin,
+            notify: new.notify,
             created_at_ms: now_ms(),
         };
         require_a_secret(&user)?;
@@ -172,6 +175,9 @@ impl Broker {
         }
         if let Some(admin) = change.admin {
             user.admin = admin;
+        }
+        if let Some(notify) = change.notify {
+            user.notify = notify;
         }
         auth::Permissions::compile(
             &user.produce,

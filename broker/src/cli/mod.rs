@@ -10,6 +10,7 @@ macro_rules! outln {
     };
 }
 
+mod connections;
 mod dead_letters;
 mod deliveries;
 mod fetch;
@@ -75,6 +76,11 @@ enum Command {
     /// Webhook subscriptions: push a station's messages to a URL.
     #[command(subcommand)]
     Subscriptions(webhooks::SubscriptionsCommand),
+    /// Live WebSocket connections, across proxies.
+    #[command(subcommand)]
+    Connections(connections::ConnectionsCommand),
+    /// Push data to a user's WebSocket connections, or to one connection.
+    Notify(connections::NotifyArgs),
     /// Relay one HTTP request: tried at once, kept and retried if it does
     /// not arrive (see `subscriptions deliveries depot.relay`).
     Relay(relay::RelayArgs),
@@ -125,5 +131,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::DeadLetters(command) => dead_letters::run(&context, command).await,
         Command::Subscriptions(command) => webhooks::run(&context, command).await,
         Command::Relay(args) => relay::run(&context, args).await,
+        Command::Connections(command) => connections::run(&context, command).await,
+        Command::Notify(args) => connections::notify(&context, args).await,
     }
 }

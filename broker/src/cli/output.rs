@@ -174,6 +174,7 @@ fn user_json(u: &UserInfo) -> Value {
         "produce": p.produce,
         "consume": p.consume,
         "create_stations": p.create_stations,
+        "notify": p.notify,
         "admin": p.admin,
         "has_password": u.has_password,
         "has_connection_token": u.has_connection_token,
@@ -202,6 +203,7 @@ pub fn user_list(context: &Context, users: &[UserInfo]) {
         "consume",
         "create stations",
         "admin",
+        "notify",
         "secrets",
     ]);
     for u in users {
@@ -219,6 +221,7 @@ pub fn user_list(context: &Context, users: &[UserInfo]) {
             p.consume.join(", "),
             p.create_stations.to_string(),
             p.admin.to_string(),
+            p.notify.to_string(),
             secrets.join(", "),
         ]);
     }

@@ -25,6 +25,9 @@ pub enum UsersCommand {
         /// May do everything, including managing users.
         #[arg(long)]
         admin: bool,
+        /// May notify WebSocket connections of any user.
+        #[arg(long)]
+        notify: bool,
     },
     /// List users (never their secrets).
     List,
@@ -42,6 +45,8 @@ pub enum UsersCommand {
         create_stations: Option<bool>,
         #[arg(long, action = ArgAction::Set)]
         admin: Option<bool>,
+        #[arg(long, action = ArgAction::Set)]
+        notify: Option<bool>,
     },
     /// Delete a user.
     Delete { name: String },
@@ -71,6 +76,7 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
             consume,
             create_stations,
             admin,
+            notify,
         } => {
             let user = CreateUser {
                 name,
@@ -81,6 +87,7 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
                     consume: patterns(consume),
                     create_stations,
                     admin,
+                    notify,
                 }),
             };
             let info = client.create_user(user).await?;
@@ -97,11 +104,13 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
             consume,
             create_stations,
             admin,
+            notify,
         } => {
             let changes_permissions = produce.is_some()
                 || consume.is_some()
                 || create_stations.is_some()
-                || admin.is_some();
+                || admin.is_some()
+                || notify.is_some();
             // Permissions travel whole: start from the current ones.
             let permissions = if changes_permissions {
                 let current = client
@@ -117,6 +126,7 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
                     consume: consume.map(patterns).unwrap_or(current.consume),
                     create_stations: create_stations.unwrap_or(current.create_stations),
                     admin: admin.unwrap_or(current.admin),
+                    notify: notify.unwrap_or(current.notify),
                 })
             } else {
                 None

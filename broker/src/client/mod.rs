@@ -7,6 +7,7 @@
 //! client. Subscriptions receive pushed batches on their own channel and
 //! grant credit back as they consume.
 
+mod connections;
 mod schemas;
 mod subscription;
 mod webhooks;
@@ -34,6 +35,7 @@ use depot_schemas::{
     },
 };
 
+pub use connections::Attachment;
 pub use subscription::Subscription;
 
 pub use crate::auth::Secret;

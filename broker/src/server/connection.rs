@@ -61,6 +61,9 @@ struct Session {
     responses: mpsc::Sender<Response>,
     in_flight: Arc<Semaphore>,
     subscriptions: HashMap<u64, Subscription>,
+    /// A proxy's attachment to the WebSocket connection registry: detached
+    /// (its connections removed) when this session ends.
+    attachment: Option<(u64, JoinHandle<()>)>,
 }
 
 /// Serves one connection until the peer leaves or framing is lost.
@@ -80,6 +83,7 @@ pub async fn serve(stream: TcpStream, broker: Broker, _connection_slot: OwnedSem
         stage: Stage::AwaitingHello,
         responses,
         subscriptions: HashMap::new(),
+        attachment: None,
     };
 
     while let Some(frame) = frames.next().await {
@@ -106,6 +110,10 @@ pub async fn serve(stream: TcpStream, broker: Broker, _connection_slot: OwnedSem
 
     for (_, subscription) in session.subscriptions.drain() {
         subscription.task.abort();
+    }
+    if let Some((attachment, pushes)) = session.attachment.take() {
+        pushes.abort();
+        session.broker.detach_proxy(attachment);
     }
     drop(session);
     let _ = writer.await;
@@ -166,6 +174,7 @@ impl Session {
             Op::Subscribe(subscribe) => self.subscribe(id, &principal, subscribe).await,
             Op::Credit(credit) => self.credit(id, credit).await,
             Op::Unsubscribe(unsubscribe) => self.unsubscribe(id, unsubscribe).await,
+            Op::AttachProxy(attach) => self.attach_proxy(id, &principal, attach).await,
             op => self.spawn_operation(id, principal, op).await,
         }
     }
@@ -296,6 +305,44 @@ impl Session {
             self.responses.clone(),
         ));
         self.subscriptions.insert(id, Subscription { credit, task });
+    }
+
+    /// Attaches this session's proxy to the connection registry and pushes
+    /// its notifications under the request's id until the session ends.
+    async fn attach_proxy(
+        &mut self,
+        id: u64,
+        principal: &Arc<Principal>,
+        attach: wire::AttachProxy,
+    ) {
+        if self.attachment.is_some() {
+            let message = "this session is already attached";
+            return self.answer_error(id, ErrorCode::BadRequest, message).await;
+        }
+        let (attachment, mut notifications) = match self.broker.attach_proxy(principal, attach.name)
+        {
+            Ok(attached) => attached,
+            Err(e) => {
+                return self
+                    .answer(id, Reply::Error(convert::broker_error(&e)))
+                    .await;
+            }
+        };
+        self.answer(id, Reply::ProxyAttached(wire::ProxyAttached { attachment }))
+            .await;
+        let responses = self.responses.clone();
+        let pushes = actix_rt::spawn(async move {
+            while let Some(notification) = notifications.recv().await {
+                let result = Some(Reply::Notification(wire::Notification {
+                    connections: notification.connections,
+                    data: notification.data,
+                }));
+                if responses.send(Response { id, result }).await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.attachment = Some((attachment, pushes));
     }
 
     async fn credit(&mut self, id: u64, credit: wire::Credit) {

@@ -149,6 +149,7 @@ pub fn new_user(create: wire::CreateUser) -> BrokerResult<NewUser> {
         consume: permissions.consume,
         create_stations: permissions.create_stations,
         admin: permissions.admin,
+        notify: permissions.notify,
     })
 }
 
@@ -162,6 +163,7 @@ pub fn user_change(update: wire::UpdateUser) -> (String, UserChange) {
         consume: permissions.as_ref().map(|p| p.consume.clone()),
         create_stations: permissions.as_ref().map(|p| p.create_stations),
         admin: permissions.as_ref().map(|p| p.admin),
+        notify: permissions.as_ref().map(|p| p.notify),
     };
     (update.name, change)
 }
@@ -174,6 +176,7 @@ pub fn user_info(user: &UserSummary) -> wire::UserInfo {
             consume: user.consume.clone(),
             create_stations: user.create_stations,
             admin: user.admin,
+            notify: user.notify,
         }),
         has_password: user.has_password,
         has_connection_token: user.has_connection_token,

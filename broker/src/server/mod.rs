@@ -6,11 +6,13 @@
 //! - [`operations`]: request/response operations, each calling the core.
 //! - [`subscription`]: credit-based pushes to subscribers.
 //! - [`convert`]: wire <-> domain conversions and error codes.
-//! - [`schema_operations`], [`webhook_operations`]: the schema and webhook
+//! - [`schema_operations`], [`webhook_operations`],
+//!   [`connection_operations`]: the schema, webhook and WebSocket registry
 //!   operations.
 //! - [`metrics_http`]: `/metrics` over HTTP (`--metrics-listen`).
 
 pub mod connection;
+pub mod connection_operations;
 pub mod convert;
 pub mod metrics_http;
 pub mod operations;

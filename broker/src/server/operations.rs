@@ -10,7 +10,7 @@ use crate::{
     auth::Principal,
     broker::{Broker, UserSummary},
     error::BrokerResult,
-    server::{convert, schema_operations, webhook_operations},
+    server::{connection_operations, convert, schema_operations, webhook_operations},
     station::{ProduceOutcome, ReadLimits, StationSettings},
 };
 
@@ -31,6 +31,10 @@ pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
         Err(op) => op,
     };
     let op = match webhook_operations::run(broker, who, op).await {
+        Ok(answer) => return answer.unwrap_or_else(|e| Reply::Error(convert::broker_error(&e))),
+        Err(op) => op,
+    };
+    let op = match connection_operations::run(broker, who, op).await {
         Ok(answer) => return answer.unwrap_or_else(|e| Reply::Error(convert::broker_error(&e))),
         Err(op) => op,
     };

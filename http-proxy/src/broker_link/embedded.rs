@@ -13,7 +13,7 @@ use depot_schemas::wire::{
     ErrorCode, NewMessage, ProduceOutcome, request::Op, response::Result as Reply,
 };
 
-use super::{BrokerLink, FollowSender, LinkError, LinkResult};
+use super::{BrokerLink, FollowSender, LinkError, LinkResult, NotificationSender};
 
 /// Messages (and bytes of payload) pushed at a time by `follow`.
 const FOLLOW_BATCH: ReadLimits = ReadLimits {
@@ -111,6 +111,28 @@ impl BrokerLink for EmbeddedBroker {
 
     fn ready(&self) -> BoxFuture<'_, bool> {
         async { true }.boxed()
+    }
+
+    fn attach(&self, name: String, into: NotificationSender) -> BoxFuture<'_, LinkResult<u64>> {
+        async move {
+            let root = self.broker.principal(ROOT_USER).map_err(refused)?;
+            let (id, mut pushes) = self.broker.attach_proxy(&root, name).map_err(refused)?;
+            let broker = self.broker.clone();
+            tokio::spawn(async move {
+                while let Some(notification) = pushes.recv().await {
+                    let notification = depot_schemas::wire::Notification {
+                        connections: notification.connections,
+                        data: notification.data,
+                    };
+                    if into.send(notification).await.is_err() {
+                        break;
+                    }
+                }
+                broker.detach_proxy(id);
+            });
+            Ok(id)
+        }
+        .boxed()
     }
 
     fn follow(

@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use depot_broker::client::{BrokerClient, ClientError, Secret};
 use depot_schemas::wire::{NewMessage, ProduceOutcome, request::Op, response::Result as Reply};
 
-use super::{BrokerLink, FollowSender, LinkError, LinkResult};
+use super::{BrokerLink, FollowSender, LinkError, LinkResult, NotificationSender};
 
 /// First wait after a failed connection attempt; doubles up to the maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -193,6 +193,24 @@ impl BrokerLink for RemoteBroker {
     fn call_as(&self, username: String, op: Op) -> BoxFuture<'_, LinkResult<Reply>> {
         self.with_client(move |client| async move { client.call_as(op, &username).await })
             .boxed()
+    }
+
+    fn attach(&self, name: String, into: NotificationSender) -> BoxFuture<'_, LinkResult<u64>> {
+        async move {
+            let mut attachment = self
+                .with_client(|client| async move { client.attach_proxy(&name).await })
+                .await?;
+            let id = attachment.id;
+            tokio::spawn(async move {
+                while let Some(Ok(notification)) = attachment.next().await {
+                    if into.send(notification).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Ok(id)
+        }
+        .boxed()
     }
 
     fn follow(

@@ -7,6 +7,7 @@
 //! - [`dead_letters`]: listing and resending refused messages (admins).
 //! - [`subscriptions`]: webhook subscriptions (admins).
 //! - [`deliveries`]: their deliveries and attempts (admins).
+//! - [`notify`]: pushing data to WebSocket connections, on any proxy.
 //! - [`relay`]: `/relay`, and the seed's `/receive` and `/getToken`.
 //! - [`health`]: `/monitoring/status`, `/health/liveness` and `/readiness`,
 //!   `/metrics`.
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod health;
+pub mod notify;
 pub mod produce;
 pub mod relay;
 pub mod schemas;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Open WebSocket connections.
     pub ws_connections: crate::ws::WsCounter,
+    /// This proxy's connections in the broker's registry.
+    pub hub: std::sync::Arc<crate::ws::hub::Hub>,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -119,6 +123,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::get().to(deliveries::show_attempt),
         )
         .route("/ws", web::get().to(crate::ws::connect))
+        .route("/users/{user}/notify", web::post().to(notify::user))
+        .route(
+            "/connections/{id}/notify",
+            web::post().to(notify::connection),
+        )
         .route("/relay", web::post().to(relay::relay))
         .route("/receive", web::post().to(relay::relay))
         .route("/receive", web::get().to(relay::relay_from_query))

@@ -130,8 +130,11 @@ impl Connection {
             closed: Rc::new(Cell::new(false)),
         };
         let writer = actix_web::rt::spawn(write(session.clone(), outbound));
-        if self.user.is_some() {
+        // Notifications for this connection, once it is authorized.
+        let mut notifications = None;
+        if let Some(user) = &self.user {
             outbox.send(self.welcome()).await;
+            notifications = Some(self.state.hub.join(&self.id, &user.user).await);
         }
         let opened = Instant::now();
         let mut last_heard = Instant::now();
@@ -152,6 +155,9 @@ impl Connection {
                             if let Some(reason) = self.on_text(&text, &outbox).await {
                                 break reason;
                             }
+                            if let (None, Some(user)) = (&notifications, &self.user) {
+                                notifications = Some(self.state.hub.join(&self.id, &user.user).await);
+                            }
                         }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
                             outbox.send(protocol::error("binary frames are not supported: send JSON text frames")).await;
@@ -162,6 +168,10 @@ impl Connection {
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
                         Some(Ok(AggregatedMessage::Close(_))) => break None,
                     }
+                }
+                Some(data) = recv_some(&mut notifications) => {
+                    let data = serde_json::from_slice::<Value>(&data).unwrap_or(Value::Null);
+                    outbox.send(json!({ "action": "notification", "data": data })).await;
                 }
                 _ = ping.tick() => {
                     if last_heard.elapsed() > self.limits.idle_timeout {
@@ -185,6 +195,9 @@ impl Connection {
         };
         for (_, subscription) in self.subscriptions.drain() {
             subscription.abort();
+        }
+        if notifications.is_some() {
+            self.state.hub.leave(&self.id).await;
         }
         writer.abort();
         let _ = session.close(reason).await;
@@ -350,6 +363,14 @@ impl Connection {
         });
         self.subscriptions.insert(station.clone(), task);
         json!({ "action": "subscribed", "station": station, "from": start })
+    }
+}
+
+/// The next item of a receiver that may not exist yet (never, if not).
+async fn recv_some<T>(receiver: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match receiver {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }
 

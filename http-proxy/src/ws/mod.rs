@@ -4,6 +4,8 @@
 //!
 //! - [`protocol`]: the frames, both ways.
 //! - [`connection`]: one connection's loops, limits and subscriptions.
+//! - [`hub`]: this proxy's connections in the broker's registry, and the
+//!   notifications pushed to them.
 //!
 //! Authentication: `?authorization=<jwt>` at connect (browsers cannot set
 //! headers; a bad token is refused with 401 before the upgrade), or, unless
@@ -11,6 +13,7 @@
 //! frame within that timeout; until then nothing else is served.
 
 pub mod connection;
+pub mod hub;
 pub mod protocol;
 
 use std::{

@@ -207,10 +207,18 @@ pub async fn login(proxy: &TestProxy, username: &str, password: &str) -> (String
 /// Creates a user with a password who may produce to `produce` (glob
 /// patterns) and nothing else, and logs them in: their access token.
 pub async fn producer_user(proxy: &TestProxy, name: &str, produce: &[&str]) -> String {
+    producer_user_of(&proxy.broker_client().await, proxy, name, produce).await
+}
+
+/// [`producer_user`] created through `broker` (a remote proxy's broker).
+pub async fn producer_user_of(
+    broker: &depot_broker::client::BrokerClient,
+    proxy: &TestProxy,
+    name: &str,
+    produce: &[&str],
+) -> String {
     let password = format!("{name}-password");
-    proxy
-        .broker_client()
-        .await
+    broker
         .create_user(depot_schemas::wire::CreateUser {
             name: name.into(),
             password: password.clone(),

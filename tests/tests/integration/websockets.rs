@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     harness::{ROOT_PASSWORD, TestBroker, json_message},
-    proxy_harness::{TestProxy, login, post, producer_user},
+    proxy_harness::{TestProxy, login, post, producer_user, producer_user_of},
 };
 
 /// A WebSocket client on one connection.
@@ -453,4 +453,111 @@ impl SlowClient {
             .await
             .expect("a close frame")
     }
+}
+
+#[actix_rt::test]
+async fn notifications_reach_a_users_connections_on_every_proxy() {
+    let broker = TestBroker::start();
+    let proxy_a = TestProxy::remote(broker.addr, &[]);
+    let proxy_b = TestProxy::remote(broker.addr, &[]);
+    let admin = broker.client().await;
+    let ana = producer_user_of(&admin, &proxy_a, "ana", &[]).await;
+    let (root, _) = login(&proxy_a, "root", ROOT_PASSWORD).await;
+    let mut on_a = WsClient::authorized(&proxy_a, &ana).await;
+    // Authorized by message: registered too.
+    let mut on_b = WsClient::connect(&proxy_b, "").await.unwrap();
+    on_b.send(json!({"action": "authorize", "token": ana}))
+        .await;
+    let b_id = on_b.json().await["connection"].as_str().unwrap().to_owned();
+
+    let listed = |user: &str| {
+        let out = broker.cli_ok(&["--json", "connections", "list", "--user", user]);
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    crate::webhook_receiver::wait_until("two registered connections", || listed("ana").len() == 2)
+        .await;
+    let proxies: std::collections::BTreeSet<String> = listed("ana")
+        .iter()
+        .map(|c| c["proxy"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(proxies.len(), 2, "one on each proxy");
+
+    // A third request, to either proxy, reaches both.
+    let auth = format!("Bearer {root}");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let sent = post(
+        &proxy_a.url("/users/ana/notify"),
+        &headers,
+        r#"{"data":{"download":"report-7"}}"#,
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert_eq!(sent.body["delivered"], 2);
+    for ws in [&mut on_a, &mut on_b] {
+        assert_eq!(
+            ws.json().await,
+            json!({"action": "notification", "data": {"download": "report-7"}})
+        );
+    }
+    // One connection, through the other proxy.
+    let one = post(
+        &proxy_a.url(&format!("/connections/{b_id}/notify")),
+        &headers,
+        r#"{"data":"only b"}"#,
+    )
+    .await;
+    assert_eq!(one.body["delivered"], 1);
+    assert_eq!(on_b.json().await["data"], "only b");
+    // The CLI, too.
+    assert!(
+        broker
+            .cli_ok(&["notify", "--user", "ana", "{\"n\":1}"])
+            .contains("delivered to 2")
+    );
+    assert_eq!(on_a.json().await["data"], json!({"n": 1}));
+    assert_eq!(on_b.json().await["data"], json!({"n": 1}));
+
+    // Only administrators and users with the notify right may notify.
+    let bob = producer_user_of(&admin, &proxy_a, "bob", &[]).await;
+    let bob_auth = format!("Bearer {bob}");
+    let bob_headers = [
+        ("Authorization", bob_auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let refused = post(
+        &proxy_a.url("/users/ana/notify"),
+        &bob_headers,
+        r#"{"data":1}"#,
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    broker.cli_ok(&["users", "update", "bob", "--notify", "true"]);
+    let allowed = post(
+        &proxy_b.url("/users/ana/notify"),
+        &bob_headers,
+        r#"{"data":2}"#,
+    )
+    .await;
+    assert_eq!(allowed.body["delivered"], 2, "{}", allowed.body);
+    let bad = post(&proxy_a.url("/users/ana/notify"), &headers, r#"{"nope":1}"#).await;
+    assert_eq!(bad.status, 400);
+
+    // Closing a socket removes its entry; a proxy that dies takes its
+    // entries with it.
+    drop(on_a);
+    crate::webhook_receiver::wait_until("the closed connection gone", || listed("ana").len() == 1)
+        .await;
+    drop(on_b);
+    drop(proxy_b);
+    crate::webhook_receiver::wait_until("the dead proxy's entries gone", || {
+        listed("ana").is_empty()
+    })
+    .await;
 }

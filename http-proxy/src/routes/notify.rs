@@ -1,0 +1,64 @@
+//! `POST /users/{user}/notify` and `POST /connections/{id}/notify` with
+//! `{"data": ...}`: pushed to every live WebSocket connection of the user,
+//! or to that one connection, on whichever proxy holds it. For
+//! administrators and users with the notify right; the answer says how many
+//! connections got it.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use depot_schemas::wire::{self, notify::Target, request::Op, response::Result as Reply};
+
+use crate::{
+    body::read_limited,
+    error::ProxyError,
+    routes::{AppState, admin_call, auth::parse_json, unexpected},
+};
+
+const MAX_BODY: u64 = 64 * 1024 + 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    data: Value,
+}
+
+async fn notify(
+    request: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+    target: Target,
+) -> Result<HttpResponse, ProxyError> {
+    let body = read_limited(payload, MAX_BODY).await?;
+    let Body { data } = parse_json(&body)?;
+    let op = Op::Notify(wire::Notify {
+        target: Some(target),
+        data: data.to_string().into_bytes().into(),
+    });
+    match admin_call(request, state, op).await? {
+        Reply::Notified(notified) => Ok(HttpResponse::Ok().json(json!({
+            "success": true, "error": null, "delivered": notified.delivered,
+        }))),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn user(
+    request: HttpRequest,
+    user: web::Path<String>,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ProxyError> {
+    notify(&request, &state, payload, Target::User(user.into_inner())).await
+}
+
+pub async fn connection(
+    request: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ProxyError> {
+    let target = Target::Connection(id.into_inner());
+    notify(&request, &state, payload, target).await
+}

@@ -1,0 +1,134 @@
+//! [`Hub`]: this proxy's WebSocket connections as the broker's registry
+//! sees them. The hub attaches the proxy to the broker (re-attaching after
+//! the broker comes back, and registering again every connection it holds),
+//! registers and unregisters connections as they come and go, and hands
+//! each pushed notification to the connections it names.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use depot_broker::auth::ROOT_USER;
+use depot_schemas::wire::{self, request::Op};
+
+use crate::broker_link::SharedLink;
+
+/// Notifications waiting for one connection, at most (more are dropped:
+/// the connection is not keeping up).
+pub const NOTIFY_QUEUE: usize = 64;
+/// Between attempts to attach to the broker.
+const REATTACH_AFTER: Duration = Duration::from_secs(1);
+
+struct Local {
+    user: String,
+    notifications: mpsc::Sender<Bytes>,
+}
+
+pub struct Hub {
+    /// How this proxy names itself in the registry.
+    name: String,
+    link: SharedLink,
+    local: Mutex<HashMap<String, Local>>,
+    /// The current attachment's id; 0 while not attached.
+    attachment: AtomicU64,
+}
+
+impl Hub {
+    pub fn new(name: String, link: SharedLink) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            link,
+            local: Mutex::new(HashMap::new()),
+            attachment: AtomicU64::new(0),
+        })
+    }
+
+    /// Keeps the proxy attached for as long as it runs.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let (into, mut pushed) = mpsc::channel(1024);
+            match self.link.attach(self.name.clone(), into).await {
+                Ok(id) => {
+                    self.attachment.store(id, Ordering::Release);
+                    let held: Vec<(String, String)> = self
+                        .local
+                        .lock()
+                        .iter()
+                        .map(|(id, local)| (id.clone(), local.user.clone()))
+                        .collect();
+                    for (connection, user) in held {
+                        self.register(id, connection, user).await;
+                    }
+                    while let Some(notification) = pushed.recv().await {
+                        self.deliver(notification);
+                    }
+                    self.attachment.store(0, Ordering::Release);
+                    tracing::warn!(
+                        "detached from the broker's connection registry; attaching again"
+                    );
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "attaching to the broker's connection registry failed");
+                }
+            }
+            tokio::time::sleep(REATTACH_AFTER).await;
+        }
+    }
+
+    /// A connection authorized as `user`: it receives what is pushed to it.
+    pub async fn join(&self, connection: &str, user: &str) -> mpsc::Receiver<Bytes> {
+        let (notifications, receiver) = mpsc::channel(NOTIFY_QUEUE);
+        self.local.lock().insert(
+            connection.to_owned(),
+            Local {
+                user: user.to_owned(),
+                notifications,
+            },
+        );
+        let attachment = self.attachment.load(Ordering::Acquire);
+        if attachment != 0 {
+            self.register(attachment, connection.to_owned(), user.to_owned())
+                .await;
+        }
+        receiver
+    }
+
+    pub async fn leave(&self, connection: &str) {
+        self.local.lock().remove(connection);
+        let op = Op::UnregisterConnection(wire::UnregisterConnection {
+            connection: connection.to_owned(),
+        });
+        if let Err(error) = self.link.call_as(ROOT_USER.to_owned(), op).await {
+            tracing::debug!(%error, "unregistering a connection failed");
+        }
+    }
+
+    async fn register(&self, attachment: u64, connection: String, user: String) {
+        let op = Op::RegisterConnection(wire::RegisterConnection {
+            attachment,
+            connection,
+            user,
+        });
+        if let Err(error) = self.link.call_as(ROOT_USER.to_owned(), op).await {
+            tracing::warn!(%error, "registering a connection failed");
+        }
+    }
+
+    fn deliver(&self, notification: wire::Notification) {
+        let local = self.local.lock();
+        for connection in &notification.connections {
+            if let Some(local) = local.get(connection) {
+                let _ = local.notifications.try_send(notification.data.clone());
+            }
+        }
+    }
+}
