@@ -14,6 +14,7 @@
 
 mod connections;
 mod dead_letters;
+mod notifications;
 mod relay;
 mod schemas;
 mod stations;
@@ -63,6 +64,10 @@ struct Inner {
     deliveries: Deliveries,
     /// Live WebSocket connections, across proxies.
     connections: crate::connections::Connections,
+    /// Notification stations' followers, by station (cleared to stop one).
+    notifiers: parking_lot::Mutex<
+        HashMap<crate::station::StationName, Arc<std::sync::atomic::AtomicBool>>,
+    >,
     /// The broker's Prometheus metrics (deliveries so far).
     metrics: prometheus::Registry,
     station_arbiters: Vec<Arbiter>,
@@ -146,12 +151,15 @@ impl Broker {
                 schemas,
                 deliveries,
                 connections: Default::default(),
+                notifiers: Default::default(),
                 metrics,
                 station_arbiters,
                 passwords,
                 principals: RwLock::default(),
             }),
         };
+        let notifications = broker.clone();
+        actix::spawn(async move { notifications.start_notifications().await });
         Ok(Opened {
             broker,
             generated_root_password,

@@ -35,6 +35,7 @@ impl Broker {
                 if_absent: false,
             })
             .await??;
+        self.set_notifications(&station, settings.notify_connections);
         describe(&station).await
     }
 
@@ -51,7 +52,10 @@ impl Broker {
             change,
         })
         .await??;
-        describe(&self.station(&name)?).await
+        let station = self.station(&name)?;
+        let stats = describe(&station).await?;
+        self.set_notifications(&station, stats.settings.notify_connections);
+        Ok(stats)
     }
 
     pub async fn delete_station(&self, who: &Principal, name: &str) -> BrokerResult<()> {
@@ -204,7 +208,7 @@ pub(super) fn append(
     async move { outcomes.await.unwrap_or_else(|_| Err(not_found(&name))) }
 }
 
-async fn describe(station: &StationHandle) -> BrokerResult<StationStats> {
+pub(super) async fn describe(station: &StationHandle) -> BrokerResult<StationStats> {
     let mut stats = station
         .actor
         .send(Describe)

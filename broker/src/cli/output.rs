@@ -53,6 +53,7 @@ fn settings_json(info: &StationInfo) -> Value {
         "max_message_bytes": s.max_message_bytes.unwrap_or(0),
         "dead_letter_retention_ms": s.dead_letter_retention_ms.unwrap_or(0),
         "keep_dead_letters": s.keep_dead_letters.unwrap_or(true),
+        "notify_connections": s.notify_connections.unwrap_or(false),
     })
 }
 

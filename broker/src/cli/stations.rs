@@ -66,6 +66,10 @@ pub struct SettingsArgs {
     /// drop them (false).
     #[arg(long)]
     keep_dead_letters: Option<bool>,
+    /// A notification station (true): messages with a `user` or
+    /// `connection` header are pushed to those WebSocket connections.
+    #[arg(long)]
+    notify_connections: Option<bool>,
 }
 
 impl SettingsArgs {
@@ -78,6 +82,7 @@ impl SettingsArgs {
             max_message_bytes: self.max_message_size,
             dead_letter_retention_ms: self.dead_letter_retention.map(|d| d.as_millis() as u64),
             keep_dead_letters: self.keep_dead_letters,
+            notify_connections: self.notify_connections,
         }
     }
 }

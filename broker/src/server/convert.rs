@@ -62,6 +62,7 @@ pub fn settings_change(settings: Option<wire::StationSettings>) -> SettingsChang
         max_message_bytes: s.max_message_bytes,
         dead_letter_retention: s.dead_letter_retention_ms.map(Duration::from_millis),
         keep_dead_letters: s.keep_dead_letters,
+        notify_connections: s.notify_connections,
     }
 }
 
@@ -74,6 +75,7 @@ fn settings_to_wire(s: &StationSettings) -> wire::StationSettings {
         max_message_bytes: Some(s.max_message_bytes),
         dead_letter_retention_ms: Some(s.dead_letter_retention.as_millis() as u64),
         keep_dead_letters: Some(s.keep_dead_letters),
+        notify_connections: Some(s.notify_connections),
     }
 }
 

@@ -25,6 +25,9 @@ pub struct StationSettings {
     pub dead_letter_retention: Duration,
     /// Whether refused messages are kept at all.
     pub keep_dead_letters: bool,
+    /// A notification station: each message with a `user` (or
+    /// `connection`) header is pushed to those WebSocket connections.
+    pub notify_connections: bool,
 }
 
 impl Default for StationSettings {
@@ -37,6 +40,7 @@ impl Default for StationSettings {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             dead_letter_retention: DEFAULT_DEAD_LETTER_RETENTION,
             keep_dead_letters: true,
+            notify_connections: false,
         }
     }
 }
@@ -51,6 +55,7 @@ pub struct SettingsChange {
     pub max_message_bytes: Option<u64>,
     pub dead_letter_retention: Option<Duration>,
     pub keep_dead_letters: Option<bool>,
+    pub notify_connections: Option<bool>,
 }
 
 impl StationSettings {
@@ -76,6 +81,9 @@ impl StationSettings {
         if let Some(v) = change.keep_dead_letters {
             self.keep_dead_letters = v;
         }
+        if let Some(v) = change.notify_connections {
+            self.notify_connections = v;
+        }
         self
     }
 
@@ -88,6 +96,7 @@ impl StationSettings {
             max_message_bytes: self.max_message_bytes,
             dead_letter_retention_ms: Some(self.dead_letter_retention.as_millis() as u64),
             drop_dead_letters: !self.keep_dead_letters,
+            notify_connections: self.notify_connections,
         }
     }
 
@@ -102,6 +111,7 @@ impl StationSettings {
                 .dead_letter_retention_ms
                 .map_or(DEFAULT_DEAD_LETTER_RETENTION, Duration::from_millis),
             keep_dead_letters: !s.drop_dead_letters,
+            notify_connections: s.notify_connections,
         }
     }
 }

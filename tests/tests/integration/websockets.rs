@@ -546,8 +546,78 @@ async fn notifications_reach_a_users_connections_on_every_proxy() {
     )
     .await;
     assert_eq!(allowed.body["delivered"], 2, "{}", allowed.body);
+    for ws in [&mut on_a, &mut on_b] {
+        assert_eq!(ws.json().await["data"], 2);
+    }
     let bad = post(&proxy_a.url("/users/ana/notify"), &headers, r#"{"nope":1}"#).await;
     assert_eq!(bad.status, 400);
+
+    // A notification station: producing with a `user` header notifies.
+    broker.cli_ok(&[
+        "stations",
+        "create",
+        "alerts",
+        "--notify-connections",
+        "true",
+    ]);
+    let user_header = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+        ("user", "ana"),
+    ];
+    let produced = post(
+        &proxy_b.url("/stations/alerts/produce/single"),
+        &user_header,
+        r#"{"alert":"disk"}"#,
+    )
+    .await;
+    assert_eq!(produced.status, 200, "{}", produced.body);
+    for ws in [&mut on_a, &mut on_b] {
+        let got = ws.json().await;
+        assert_eq!(
+            got,
+            json!({"action": "notification", "data": {"alert": "disk"}})
+        );
+    }
+    let one_header = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "text/plain"),
+        ("connection-id", b_id.as_str()),
+    ];
+    post(
+        &proxy_a.url("/stations/alerts/produce/single"),
+        &one_header,
+        "just b",
+    )
+    .await;
+    assert_eq!(on_b.json().await["data"], "just b");
+    // Over the wire, the header may be `connection` itself.
+    let mut to_b = crate::harness::json_message("{\"wire\":true}");
+    to_b.headers.push(depot_schemas::wire::Header {
+        key: "connection".into(),
+        value: b_id.clone(),
+    });
+    admin.produce("alerts", vec![to_b]).await.unwrap();
+    assert_eq!(on_b.json().await["data"], json!({"wire": true}));
+    broker.cli_ok(&[
+        "stations",
+        "update",
+        "alerts",
+        "--notify-connections",
+        "false",
+    ]);
+    post(
+        &proxy_a.url("/stations/alerts/produce/single"),
+        &user_header,
+        r#"{"alert":"off"}"#,
+    )
+    .await;
+    on_a.send(json!({"action": "ping"})).await;
+    assert_eq!(
+        on_a.json().await["action"],
+        "pong",
+        "nothing pushed once turned off"
+    );
 
     // Closing a socket removes its entry; a proxy that dies takes its
     // entries with it.
