@@ -1,4 +1,4 @@
-//! Status and health probes (no authentication).
+//! Status and health probes, and the console page (no authentication).
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -10,6 +10,14 @@ use crate::routes::AppState;
 
 pub async fn status() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// `GET /console`: a page to try Depot from a browser (log in, subscribe
+/// over a WebSocket, produce with fetch()).
+pub async fn console() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(include_str!("console.html"))
 }
 
 /// The process is up.

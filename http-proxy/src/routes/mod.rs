@@ -10,7 +10,7 @@
 //! - [`notify`]: pushing data to WebSocket connections, on any proxy.
 //! - [`relay`]: `/relay`, and the seed's `/receive` and `/getToken`.
 //! - [`health`]: `/monitoring/status`, `/health/liveness` and `/readiness`,
-//!   `/metrics`.
+//!   `/metrics`, and the `/console` page.
 
 pub mod auth;
 pub mod dead_letters;
@@ -123,6 +123,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::get().to(deliveries::show_attempt),
         )
         .route("/ws", web::get().to(crate::ws::connect))
+        .route("/console", web::get().to(health::console))
         .route("/users/{user}/notify", web::post().to(notify::user))
         .route(
             "/connections/{id}/notify",

@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod console;
 mod crash;
 mod durability;
 mod http_api;

@@ -1,0 +1,216 @@
+//! The `/console` page in a real headless browser (Debian's Chromium, driven
+//! over the DevTools protocol with a WebSocket client): log in, subscribe,
+//! produce with fetch(), and see the message, then a notification, arrive
+//! on the page.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+
+use crate::{
+    harness::ROOT_PASSWORD,
+    proxy_harness::{TestProxy, login, post},
+};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A headless Chromium, killed when dropped.
+struct Browser {
+    child: Child,
+    _profile: tempfile::TempDir,
+    devtools_port: u16,
+}
+
+impl Browser {
+    fn open(url: &str) -> Self {
+        let profile = tempfile::TempDir::new().unwrap();
+        let mut child = Command::new(CHROMIUM)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{CHROMIUM} (install Debian's chromium): {e}"));
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut devtools_port = None;
+        for line in stderr.lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("DevTools listening on ws://127.0.0.1:") {
+                devtools_port = rest.split('/').next().and_then(|p| p.parse().ok());
+                break;
+            }
+        }
+        Self {
+            child,
+            _profile: profile,
+            devtools_port: devtools_port.expect("Chromium's DevTools address"),
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A DevTools session with the page.
+struct Page {
+    socket: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
+    next_id: u64,
+}
+
+impl Page {
+    async fn attach(browser: &Browser) -> Self {
+        let list_url = format!("http://127.0.0.1:{}/json/list", browser.devtools_port);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let target = loop {
+            let mut answer = awc::Client::default().get(&list_url).send().await.unwrap();
+            let targets: Value = answer.json().await.unwrap();
+            if let Some(page) = targets
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["type"] == "page")
+            {
+                break page["webSocketDebuggerUrl"].as_str().unwrap().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no page in {targets}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let (_, socket) = awc::Client::new()
+            .ws(target)
+            .max_frame_size(16 << 20)
+            .connect()
+            .await
+            .unwrap();
+        Self { socket, next_id: 1 }
+    }
+
+    /// Evaluates JavaScript in the page (awaiting promises); its value.
+    async fn eval(&mut self, expression: &str) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let command = json!({
+            "id": id,
+            "method": "Runtime.evaluate",
+            "params": {"expression": expression, "awaitPromise": true, "returnByValue": true},
+        });
+        self.socket
+            .send(awc::ws::Message::Text(command.to_string().into()))
+            .await
+            .unwrap();
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .expect("DevTools answered")
+                .unwrap()
+                .unwrap();
+            if let awc::ws::Frame::Text(bytes) = frame {
+                let answer: Value = serde_json::from_slice(&bytes).unwrap();
+                if answer["id"] == id {
+                    assert!(answer["result"]["exceptionDetails"].is_null(), "{answer}");
+                    return answer["result"]["result"]["value"].clone();
+                }
+            }
+        }
+    }
+
+    /// Waits until `expression` is true in the page.
+    async fn wait_for(&mut self, what: &str, expression: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.eval(expression).await != Value::Bool(true) {
+            let page = self.eval("document.body.innerText").await;
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the page: {page}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_person_logs_in_subscribes_and_sees_produced_messages_arrive() {
+    let proxy = TestProxy::embedded(&[]);
+    proxy
+        .broker_client()
+        .await
+        .create_station("orders", Default::default())
+        .await
+        .unwrap();
+    let browser = Browser::open(&proxy.url("/console"));
+    let mut page = Page::attach(&browser).await;
+    page.wait_for(
+        "the console page",
+        "document.readyState === 'complete' && document.getElementById('login') !== null",
+    )
+    .await;
+
+    page.eval(&format!(
+        "document.getElementById('password').value = {}; document.getElementById('login').click(); true",
+        json!(ROOT_PASSWORD)
+    ))
+    .await;
+    page.wait_for(
+        "the socket",
+        "document.getElementById('status').textContent.startsWith('connected as root')",
+    )
+    .await;
+    page.eval(
+        "document.getElementById('station').value = 'orders'; document.getElementById('subscribe').click(); true",
+    )
+    .await;
+    page.wait_for(
+        "the subscription",
+        "document.getElementById('status').textContent === 'subscribed to orders from 0'",
+    )
+    .await;
+    page.eval(
+        r#"document.getElementById('body').value = '{"from": "the browser"}'; document.getElementById('produce').click(); true"#,
+    )
+    .await;
+    page.wait_for(
+        "the produced message on the page",
+        r#"document.getElementById('log').textContent.includes('orders@0 {"from":"the browser"}')"#,
+    )
+    .await;
+
+    // A notification from elsewhere shows up too.
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let auth = format!("Bearer {jwt}");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let sent = post(
+        &proxy.url("/users/root/notify"),
+        &headers,
+        r#"{"data":{"hi":"page"}}"#,
+    )
+    .await;
+    assert_eq!(sent.body["delivered"], 1, "{}", sent.body);
+    page.wait_for(
+        "the notification on the page",
+        r#"document.getElementById('log').textContent.includes('notification {"hi":"page"}')"#,
+    )
+    .await;
+}
