@@ -19,6 +19,7 @@ mod http;
 mod http_schema;
 mod latency;
 mod wire;
+mod ws;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,9 @@ enum Command {
     /// Webhook delivery: throughput to 1 and 10 subscriptions, ordered, and
     /// produce-to-delivery latency.
     Deliver(deliver::DeliverArgs),
+    /// WebSocket fan-out: N connections to one proxy, messages broadcast
+    /// to all of them; frames/s, broadcast-to-all latency, proxy RSS.
+    Ws(ws::WsArgs),
     /// Runs a broker (a child process of the benchmarks).
     #[command(hide = true)]
     Broker {
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Wire(args) => finish(wire::run(args)),
         Command::Http(args) => finish(http::run(args)),
         Command::Deliver(args) => finish(deliver::run(args)),
+        Command::Ws(args) => finish(ws::run(args)),
     }
 }
 

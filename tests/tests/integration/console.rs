@@ -138,11 +138,12 @@ impl Page {
     async fn wait_for(&mut self, what: &str, expression: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while self.eval(expression).await != Value::Bool(true) {
-            let page = self.eval("document.body.innerText").await;
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; the page: {page}"
-            );
+            if Instant::now() > deadline {
+                let page = self
+                    .eval("document.body ? document.body.innerText : document.URL")
+                    .await;
+                panic!("timed out waiting for {what}; the page: {page}");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
