@@ -55,6 +55,7 @@ pub async fn serve(
         metrics: Metrics::new(),
         ws_connections: Default::default(),
         hub,
+        fanout: Default::default(),
     });
     let server = HttpServer::new(move || {
         let metrics = state.clone();

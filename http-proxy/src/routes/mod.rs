@@ -42,6 +42,8 @@ pub struct AppState {
     pub ws_connections: crate::ws::WsCounter,
     /// This proxy's connections in the broker's registry.
     pub hub: std::sync::Arc<crate::ws::hub::Hub>,
+    /// Shared station feeds for WebSocket subscriptions.
+    pub fanout: crate::ws::fanout::Fanout,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {

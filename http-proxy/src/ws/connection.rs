@@ -15,6 +15,7 @@ use std::{
 };
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use bytestring::ByteString;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
@@ -31,7 +32,7 @@ use crate::{
 
 /// What the writer task sends.
 enum Outbound {
-    Text(String),
+    Text(ByteString),
     Pong(bytes::Bytes),
     Ping,
 }
@@ -52,7 +53,19 @@ impl Outbox {
     /// full for the patience marks the client too slow. False when the
     /// connection is done for.
     async fn send(&self, frame: Value) -> bool {
-        self.push(Outbound::Text(frame.to_string())).await
+        self.push(Outbound::Text(frame.to_string().into())).await
+    }
+
+    /// Queues a frame serialised once for many connections.
+    async fn send_shared(&self, frame: ByteString) -> bool {
+        self.push(Outbound::Text(frame)).await
+    }
+
+    /// The client lost frames (it fell behind a shared feed): too slow.
+    fn mark_slow(&self) {
+        if !self.closed.replace(true) {
+            self.overflowed.notify_one();
+        }
     }
 
     async fn push(&self, item: Outbound) -> bool {
@@ -322,6 +335,9 @@ impl Connection {
             ));
         }
         let user = self.user.as_ref().expect("authorized").user.clone();
+        if from == From::Latest {
+            return self.subscribe_latest(user, station, filter, outbox).await;
+        }
         let (into, mut batches) = mpsc::channel(2);
         let from = match from {
             From::Latest => None,
@@ -371,6 +387,63 @@ async fn recv_some<T>(receiver: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match receiver {
         Some(receiver) => receiver.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+impl Connection {
+    /// From the latest message: a place on the station's shared feed.
+    async fn subscribe_latest(
+        &mut self,
+        user: String,
+        station: String,
+        filter: Vec<(String, String)>,
+        outbox: &Outbox,
+    ) -> Value {
+        // On the feed first, then the user's right and the start offset:
+        // nothing at or after it is missed (see `fanout`).
+        let mut feed = match self.state.fanout.receiver(&self.state.link, &station).await {
+            Ok(feed) => feed,
+            Err(error) => return protocol::error(error),
+        };
+        let (check, _) = mpsc::channel(1);
+        let start = match self
+            .state
+            .link
+            .follow(user, station.clone(), None, check)
+            .await
+        {
+            Ok(start) => start,
+            Err(error) => return protocol::error(error.to_string()),
+        };
+        let outbox = outbox.clone();
+        let task = actix_web::rt::spawn(async move {
+            loop {
+                let pushed = match feed.recv().await {
+                    Ok(pushed) => pushed,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        outbox.mark_slow();
+                        return;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                if pushed.ended {
+                    outbox.send_shared(pushed.frame.clone()).await;
+                    return;
+                }
+                let wanted = pushed.offset >= start
+                    && filter.iter().all(|(key, value)| {
+                        pushed
+                            .headers
+                            .iter()
+                            .any(|(k, v)| k.eq_ignore_ascii_case(key) && v == value)
+                    });
+                if wanted && !outbox.send_shared(pushed.frame.clone()).await {
+                    return;
+                }
+            }
+        });
+        self.subscriptions.insert(station.clone(), task);
+        json!({ "action": "subscribed", "station": station, "from": start })
     }
 }
 

@@ -4,6 +4,8 @@
 //!
 //! - [`protocol`]: the frames, both ways.
 //! - [`connection`]: one connection's loops, limits and subscriptions.
+//! - [`fanout`]: one feed per station for the subscriptions from the
+//!   latest message, each frame serialised once.
 //! - [`hub`]: this proxy's connections in the broker's registry, and the
 //!   notifications pushed to them.
 //!
@@ -13,6 +15,7 @@
 //! frame within that timeout; until then nothing else is served.
 
 pub mod connection;
+pub mod fanout;
 pub mod hub;
 pub mod protocol;
 
