@@ -12,6 +12,7 @@
 //! - `depot-bench deliver` measures webhook delivery to a local receiver.
 
 mod bare_http;
+mod bare_ws;
 mod ceiling;
 mod child;
 mod deliver;
@@ -63,6 +64,12 @@ enum Command {
         #[arg(long)]
         listen: String,
     },
+    /// Runs the bare WebSocket ceiling server (a child process of `ws`).
+    #[command(hide = true)]
+    BareWs {
+        #[arg(long)]
+        listen: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -70,6 +77,13 @@ fn main() -> ExitCode {
         Command::Broker { config } => depot_broker::run::run_broker(config),
         Command::Proxy { config } => depot_http_proxy::startup::run_proxy(*config),
         Command::BareHttp { listen } => match bare_http::serve(&listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("depot-bench: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::BareWs { listen } => match bare_ws::serve(&listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("depot-bench: {error}");

@@ -2,7 +2,9 @@
 //! (child processes); N WebSocket connections to it, each subscribed to one
 //! station; then messages produced at a fixed rate, each pushed to all N.
 //! Measures pushed frames per second, how long each message takes to reach
-//! every connection (broadcast-to-all latency), and the proxy's RSS.
+//! every connection (broadcast-to-all latency), and the proxy's RSS; the
+//! same against a bare actix-ws server broadcasting to the same clients
+//! (the ceiling, in the same run) gives the ratios.
 //!
 //! The clients run on their own threads (actix systems), so the load
 //! generator shares the machine with the proxy, as every other benchmark.
@@ -26,7 +28,7 @@ use depot_broker::client::BrokerClient;
 use depot_schemas::wire::NewMessage;
 
 use crate::{
-    child::rss_bytes,
+    child::{ChildServer, rss_bytes},
     http::{start_proxy, token},
     latency,
     wire::machine,
@@ -70,50 +72,139 @@ struct Shared {
     failed: AtomicU64,
 }
 
+/// What the clients talk to.
+enum Target {
+    /// The bare actix-ws server: broadcast with `POST /broadcast`.
+    Bare(std::net::SocketAddr),
+    /// Depot: a proxy, and its broker to produce to.
+    Depot {
+        proxy: std::net::SocketAddr,
+        broker: std::net::SocketAddr,
+        jwt: String,
+    },
+}
+
+/// One measurement.
+struct Figures {
+    opened_in: Duration,
+    rss_idle: u64,
+    rss_connected: u64,
+    rss_peak: u64,
+    produced_in: Duration,
+    all_in: Duration,
+    frames: u64,
+    latency: Histogram<u64>,
+}
+
+impl Figures {
+    fn frames_per_second(&self) -> f64 {
+        self.frames as f64 / self.all_in.as_secs_f64()
+    }
+}
+
 pub fn run(args: WsArgs) -> Result<(), String> {
     println!(
-        "depot-bench ws: {} connections to one proxy (embedded broker), {} messages at {}/s, each to every connection",
+        "depot-bench ws: {} connections to one server, {} messages at {}/s, each to every connection",
         args.connections, args.messages, args.rate
     );
     println!("machine: {}", machine());
+
+    let bare = ChildServer::start(
+        &["bare-ws".into(), "--listen".into(), "127.0.0.1:0".into()],
+        &[],
+        &["bare-ws"],
+    )?;
+    let ceiling = measure(&args, &Target::Bare(bare.addrs[0]), bare.pid())?;
+    drop(bare);
+    report("ceiling (bare actix-ws, nothing behind it)", &args, &ceiling, None);
+
     let workdir = tempfile::Builder::new()
         .prefix("depot-bench-ws-")
         .tempdir()
         .map_err(|e| e.to_string())?;
     let (_, proxy) = start_proxy("embedded", workdir.path())?;
-    let (broker_addr, proxy_addr) = (proxy.addrs[0], proxy.addrs[1]);
+    let (broker, proxy_addr) = (proxy.addrs[0], proxy.addrs[1]);
     let jwt = token(proxy_addr)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let client = runtime.block_on(async {
-        let client = BrokerClient::connect(broker_addr, "root", PASSWORD)
+    actix_rt::System::new().block_on(async {
+        let client = BrokerClient::connect(broker, "root", PASSWORD)
             .await
             .map_err(|e| e.to_string())?;
         client
             .create_station(STATION, Default::default())
             .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(client)
+            .map(drop)
+            .map_err(|e| e.to_string())
     })?;
-    let rss_idle = rss_bytes(proxy.pid()).unwrap_or(0);
+    let target = Target::Depot {
+        proxy: proxy_addr,
+        broker,
+        jwt,
+    };
+    let depot = measure(&args, &target, proxy.pid())?;
+    report("depot-proxy (embedded broker)", &args, &depot, Some(&ceiling));
+    Ok(())
+}
 
+fn report(label: &str, args: &WsArgs, figures: &Figures, ceiling: Option<&Figures>) {
+    let ratio = |value: f64, reference: f64| {
+        ceiling.map_or(String::new(), |_| format!(" = {:.2} x ceiling", value / reference))
+    };
+    let reference = ceiling.unwrap_or(figures);
+    println!("{label}:");
+    println!(
+        "  opened and subscribed {} connections in {:.2?}",
+        args.connections, figures.opened_in
+    );
+    println!(
+        "  pushed {} frames: {:.0} frames/s{} (produced for {:.2?}, all arrived after {:.2?})",
+        figures.frames,
+        figures.frames_per_second(),
+        ratio(figures.frames_per_second(), reference.frames_per_second()),
+        figures.produced_in,
+        figures.all_in
+    );
+    let p99 = |h: &Histogram<u64>| h.value_at_quantile(0.99) as f64;
+    println!(
+        "  broadcast-to-all latency (to the last of {} connections), {} messages: {}{}",
+        args.connections,
+        figures.latency.len(),
+        latency::summary(&figures.latency),
+        ceiling.map_or(String::new(), |c| format!(
+            " (p99 {:.2} x the ceiling's)",
+            p99(&figures.latency) / p99(&c.latency)
+        ))
+    );
+    println!(
+        "  server RSS: {} idle, {} with {} connections, {} at the peak of the broadcast",
+        bytesize::ByteSize(figures.rss_idle),
+        bytesize::ByteSize(figures.rss_connected),
+        args.connections,
+        bytesize::ByteSize(figures.rss_peak)
+    );
+}
+
+fn measure(args: &WsArgs, target: &Target, pid: u32) -> Result<Figures, String> {
+    let rss_idle = rss_bytes(pid).unwrap_or(0);
+    let url = match target {
+        Target::Bare(addr) => format!("ws://{addr}/ws"),
+        Target::Depot { proxy, jwt, .. } => format!("ws://{proxy}/ws?authorization={jwt}"),
+    };
     let shared = Arc::new(Shared {
         subscribed: AtomicU64::new(0),
         frames: AtomicU64::new(0),
         failed: AtomicU64::new(0),
     });
     let mut arrivals = Vec::new();
-    let per_thread = args.connections.div_ceil(args.client_threads.max(1));
+    let threads = args.client_threads.max(1);
+    let per_thread = args.connections.div_ceil(threads);
     let opening_started = Instant::now();
-    for thread in 0..args.client_threads.max(1) {
+    for thread in 0..threads {
         let count = per_thread.min(args.connections.saturating_sub(thread * per_thread));
         let seen: Arrivals = Arc::default();
         arrivals.push(seen.clone());
-        let (shared, jwt) = (shared.clone(), jwt.clone());
+        let (shared, url) = (shared.clone(), url.clone());
         std::thread::spawn(move || {
-            actix_rt::System::new().block_on(clients(proxy_addr, jwt, count, shared, seen));
+            actix_rt::System::new().block_on(clients(url, count, shared, seen));
         });
     }
     let limit = Instant::now() + Duration::from_secs(300);
@@ -131,16 +222,19 @@ pub fn run(args: WsArgs) -> Result<(), String> {
     }
     let opened_in = opening_started.elapsed();
     std::thread::sleep(Duration::from_millis(500));
-    let rss_connected = rss_bytes(proxy.pid()).unwrap_or(0);
-    println!(
-        "opened and subscribed {} connections in {opened_in:.2?}; proxy RSS {} idle, {} with the connections",
-        args.connections,
-        bytesize::ByteSize(rss_idle),
-        bytesize::ByteSize(rss_connected)
-    );
+    let rss_connected = rss_bytes(pid).unwrap_or(0);
 
     let expected = args.messages * args.connections as u64;
-    let (produced_in, all_in, rss_peak) = runtime.block_on(async {
+    let (produced_in, all_in, rss_peak) = actix_rt::System::new().block_on(async {
+        let producer = match target {
+            Target::Depot { broker, .. } => Some(
+                BrokerClient::connect(*broker, "root", PASSWORD)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            Target::Bare(_) => None,
+        };
+        let http = awc::Client::default();
         let started = Instant::now();
         let interval = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
         let mut due = Instant::now();
@@ -148,17 +242,30 @@ pub fn run(args: WsArgs) -> Result<(), String> {
         for i in 0..args.messages {
             due += interval;
             tokio::time::sleep_until(due.into()).await;
-            let message = NewMessage {
-                content_type: "application/json".into(),
-                payload: json!({ "sent_us": now_us(), "n": i }).to_string().into(),
-                ..Default::default()
-            };
-            client
-                .produce(STATION, vec![message])
-                .await
-                .map_err(|e| e.to_string())?;
+            let data = json!({ "sent_us": now_us(), "n": i });
+            match (target, &producer) {
+                (Target::Depot { .. }, Some(client)) => {
+                    let message = NewMessage {
+                        content_type: "application/json".into(),
+                        payload: data.to_string().into(),
+                        ..Default::default()
+                    };
+                    client
+                        .produce(STATION, vec![message])
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                (Target::Bare(addr), _) => {
+                    let frame = json!({ "action": "message", "offset": i, "data": data });
+                    http.post(format!("http://{addr}/broadcast"))
+                        .send_body(frame.to_string())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                (Target::Depot { .. }, None) => unreachable!("a producer for Depot"),
+            }
             if i % args.rate.max(1) == 0 {
-                rss_peak = rss_peak.max(rss_bytes(proxy.pid()).unwrap_or(0));
+                rss_peak = rss_peak.max(rss_bytes(pid).unwrap_or(0));
             }
         }
         let produced_in = started.elapsed();
@@ -171,7 +278,7 @@ pub fn run(args: WsArgs) -> Result<(), String> {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        rss_peak = rss_peak.max(rss_bytes(proxy.pid()).unwrap_or(0));
+        rss_peak = rss_peak.max(rss_bytes(pid).unwrap_or(0));
         Ok::<_, String>((produced_in, started.elapsed(), rss_peak))
     })?;
 
@@ -190,36 +297,22 @@ pub fn run(args: WsArgs) -> Result<(), String> {
             latency::record(&mut histogram, Duration::from_micros(*latest));
         }
     }
-    println!(
-        "pushed {expected} frames: {:.0} frames/s while producing for {produced_in:.2?} (all arrived after {all_in:.2?})",
-        expected as f64 / all_in.as_secs_f64()
-    );
-    println!(
-        "broadcast-to-all latency (produce to the last of {} connections), {} messages: {}",
-        args.connections,
-        histogram.len(),
-        latency::summary(&histogram)
-    );
-    println!(
-        "proxy RSS: {} idle, {} with {} connections, {} at the peak of the broadcast",
-        bytesize::ByteSize(rss_idle),
-        bytesize::ByteSize(rss_connected),
-        args.connections,
-        bytesize::ByteSize(rss_peak)
-    );
-    Ok(())
+    Ok(Figures {
+        opened_in,
+        rss_idle,
+        rss_connected,
+        rss_peak,
+        produced_in,
+        all_in,
+        frames: expected,
+        latency: histogram,
+    })
 }
 
 /// Opens `count` connections (a few hundred at a time), subscribes each,
 /// then reads what they are pushed, answering pings.
-async fn clients(
-    proxy: std::net::SocketAddr,
-    jwt: String,
-    count: usize,
-    shared: Arc<Shared>,
-    seen: Arrivals,
-) {
-    let url = Rc::new(format!("ws://{proxy}/ws?authorization={jwt}"));
+async fn clients(url: String, count: usize, shared: Arc<Shared>, seen: Arrivals) {
+    let url = Rc::new(url);
     let opening = Rc::new(tokio::sync::Semaphore::new(OPENING));
     let mut tasks = Vec::with_capacity(count);
     for _ in 0..count {
