@@ -38,7 +38,9 @@ async fn connect(
             match message {
                 AggregatedMessage::Text(_) => {
                     let _ = queue
-                        .send(ByteString::from_static(r#"{"action":"subscribed","from":0}"#))
+                        .send(ByteString::from_static(
+                            r#"{"action":"subscribed","from":0}"#,
+                        ))
                         .await;
                 }
                 AggregatedMessage::Ping(bytes) => {

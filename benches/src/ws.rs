@@ -116,7 +116,12 @@ pub fn run(args: WsArgs) -> Result<(), String> {
     )?;
     let ceiling = measure(&args, &Target::Bare(bare.addrs[0]), bare.pid())?;
     drop(bare);
-    report("ceiling (bare actix-ws, nothing behind it)", &args, &ceiling, None);
+    report(
+        "ceiling (bare actix-ws, nothing behind it)",
+        &args,
+        &ceiling,
+        None,
+    );
 
     let workdir = tempfile::Builder::new()
         .prefix("depot-bench-ws-")
@@ -141,13 +146,20 @@ pub fn run(args: WsArgs) -> Result<(), String> {
         jwt,
     };
     let depot = measure(&args, &target, proxy.pid())?;
-    report("depot-proxy (embedded broker)", &args, &depot, Some(&ceiling));
+    report(
+        "depot-proxy (embedded broker)",
+        &args,
+        &depot,
+        Some(&ceiling),
+    );
     Ok(())
 }
 
 fn report(label: &str, args: &WsArgs, figures: &Figures, ceiling: Option<&Figures>) {
     let ratio = |value: f64, reference: f64| {
-        ceiling.map_or(String::new(), |_| format!(" = {:.2} x ceiling", value / reference))
+        ceiling.map_or(String::new(), |_| {
+            format!(" = {:.2} x ceiling", value / reference)
+        })
     };
     let reference = ceiling.unwrap_or(figures);
     println!("{label}:");
