@@ -1,11 +1,13 @@
 //! Prometheus metrics of one proxy, served at `GET /metrics`: requests by
-//! route and status, request latency by route, messages produced, and the
-//! latency of broker round trips.
+//! route and status, request latency by route, messages produced, the
+//! latency of broker round trips, and WebSocket connections (open, and
+//! closed by the proxy by reason).
 
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Latency buckets in seconds, from 100 µs to 10 s.
@@ -20,6 +22,10 @@ pub struct Metrics {
     request_seconds: HistogramVec,
     messages_produced: IntCounter,
     broker_round_trip_seconds: HistogramVec,
+    /// Open WebSocket connections.
+    pub ws_connections: IntGauge,
+    /// WebSocket connections closed by the proxy, by reason.
+    pub ws_closed: IntCounterVec,
 }
 
 impl Metrics {
@@ -52,11 +58,23 @@ impl Metrics {
             &["operation"],
         )
         .expect("valid metric");
+        let ws_connections =
+            IntGauge::new("ws_connections", "Open WebSocket connections").expect("valid metric");
+        let ws_closed = IntCounterVec::new(
+            Opts::new(
+                "ws_closed_total",
+                "WebSocket connections closed by the proxy, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
             Box::new(messages_produced.clone()),
             Box::new(broker_round_trip_seconds.clone()),
+            Box::new(ws_connections.clone()),
+            Box::new(ws_closed.clone()),
         ] {
             registry.register(collector).expect("unique metric");
         }
@@ -66,6 +84,8 @@ impl Metrics {
             request_seconds,
             messages_produced,
             broker_round_trip_seconds,
+            ws_connections,
+            ws_closed,
         }
     }
 

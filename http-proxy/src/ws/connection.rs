@@ -206,6 +206,13 @@ impl Connection {
                 }
             }
         };
+        if let Some(closed) = &reason {
+            self.state
+                .metrics
+                .ws_closed
+                .with_label_values(&[close_kind(closed)])
+                .inc();
+        }
         for (_, subscription) in self.subscriptions.drain() {
             subscription.abort();
         }
@@ -465,6 +472,22 @@ async fn write(mut session: Session, mut outbound: mpsc::Receiver<Outbound>) {
         if sent.is_err() {
             return;
         }
+    }
+}
+
+/// A close reason as a metric label.
+fn close_kind(reason: &CloseReason) -> &'static str {
+    let description = reason.description.as_deref().unwrap_or("");
+    if reason.code == CloseCode::Protocol {
+        "protocol"
+    } else if description.starts_with("too slow") {
+        "slow"
+    } else if description.starts_with("idle") {
+        "idle"
+    } else if description.contains("expired") {
+        "token_expired"
+    } else {
+        "unauthorized"
     }
 }
 

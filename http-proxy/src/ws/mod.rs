@@ -113,9 +113,11 @@ pub async fn connect(
         .aggregate_continuations()
         .max_continuation_size(limits.max_frame);
     let connection = connection::Connection::new(state.clone(), limits, user);
+    state.metrics.ws_connections.inc();
     actix_web::rt::spawn(async move {
         let _place = Place(&state.ws_connections.0);
         connection.run(session, stream).await;
+        state.metrics.ws_connections.dec();
     });
     Ok(response)
 }

@@ -375,6 +375,17 @@ async fn a_slow_client_is_cut_off_without_hurting_others() {
     let (code, reason) = slow.close_frame().await;
     assert_eq!(code, 1008);
     assert!(reason.contains("too slow"), "{reason}");
+    let metrics = crate::proxy_harness::get_text(&proxy.url("/metrics"))
+        .await
+        .1;
+    assert!(
+        metrics.contains("depot_proxy_ws_closed_total{reason=\"slow\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("depot_proxy_ws_connections 1"),
+        "{metrics}"
+    );
     // The proxy still serves everyone else.
     let answer = post(
         &proxy.url("/stations/firehose/produce/single"),
