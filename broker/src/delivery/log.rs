@@ -153,8 +153,15 @@ impl DeliveryLog {
                 .insert(delivery_key(delivery.offset), delivery.encode_to_vec())?;
             return Ok(());
         }
-        delivery.only_attempt = None;
         let mut batch = sled::Batch::default();
+        // A resent delivery's first attempt sat in its record: it becomes a
+        // record of its own, so the history stays whole.
+        if let Some(first) = delivery.only_attempt.take() {
+            batch.insert(
+                &attempt_key(delivery.offset, first.number),
+                first.encode_to_vec(),
+            );
+        }
         batch.insert(
             &attempt_key(delivery.offset, attempt.number),
             attempt.encode_to_vec(),
@@ -402,6 +409,42 @@ mod tests {
         assert_eq!(log.attempts(1).unwrap().len(), 1);
         let pending: Vec<u64> = log.pending().unwrap().iter().map(|d| d.offset).collect();
         assert_eq!(pending, [2, 3]);
+    }
+
+    #[test]
+    fn a_resent_delivery_keeps_its_first_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let log = DeliveryLog::new(db.open_tree("subscription/s5").unwrap());
+        log.admit(&[delivery(0, DeliveryStatus::Pending)], 1, 0)
+            .unwrap();
+        let attempt = |number, status| DeliveryAttemptRecord {
+            number,
+            response_status: status,
+            ..Default::default()
+        };
+        // Refused at once (410): failed, its attempt inside the record.
+        let mut record = log.delivery(0).unwrap().unwrap();
+        record.attempts = 1;
+        record.set_status(DeliveryStatus::Failed);
+        log.record_attempt(&mut record, attempt(1, 410)).unwrap();
+        // Resent, then delivered.
+        let mut resent = log.delivery(0).unwrap().unwrap();
+        resent.set_status(DeliveryStatus::Pending);
+        resent.attempts_before_resend = 1;
+        log.put(&resent).unwrap();
+        assert_eq!(log.pending().unwrap().len(), 1);
+        resent.attempts = 2;
+        resent.set_status(DeliveryStatus::Completed);
+        log.record_attempt(&mut resent, attempt(2, 200)).unwrap();
+        let statuses: Vec<u32> = log
+            .attempts(0)
+            .unwrap()
+            .iter()
+            .map(|a| a.response_status)
+            .collect();
+        assert_eq!(statuses, [410, 200]);
+        assert!(log.pending().unwrap().is_empty());
     }
 
     #[test]
