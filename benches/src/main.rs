@@ -72,6 +72,11 @@ enum Command {
     },
 }
 
+/// The same allocator as `depot-broker` and `depot-proxy`, so the servers
+/// measured here (children running this executable) behave as shipped.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Broker { config } => depot_broker::run::run_broker(config),
