@@ -69,11 +69,10 @@ impl RemoteBroker {
         for index in order() {
             let slot = self.slots[index].lock().await;
             match &slot.client {
-                Some(client) if !client.is_closed() => {
-                    if slot.owner == Some(here) {
-                        return Ok(client.clone());
-                    }
+                Some(client) if !client.is_closed() && slot.owner == Some(here) => {
+                    return Ok(client.clone());
                 }
+                Some(client) if !client.is_closed() => {}
                 // A dead slot this thread owned is its first choice.
                 _ if free.is_none() || slot.owner == Some(here) => free = Some(index),
                 _ => {}
