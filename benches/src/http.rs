@@ -76,12 +76,17 @@ fn batch(count: usize, bytes: usize) -> String {
 
 /// Runs `target` from `connections` connections spread over client threads,
 /// closed loop, or paced to `rate` requests per second in all (then latency
-/// counts from when a request was due, so a stall is not hidden).
+/// counts from when a request was due, so a stall is not hidden). Paced
+/// connections are spread evenly over the interval: started in phase, all
+/// of them would send at the same instant, a burst of `connections`
+/// requests every interval instead of a steady rate.
 pub fn load(args: &HttpArgs, target: &Target, rate: Option<f64>) -> Result<Run, String> {
     let interval = rate.map(|rate| Duration::from_secs_f64(args.connections as f64 / rate));
-    let measure_from = Instant::now() + args.warmup;
+    let started = Instant::now();
+    let measure_from = started + args.warmup;
     let stop_at = measure_from + args.duration;
     let per_thread = args.connections.div_ceil(args.client_threads);
+    let total = args.connections;
     let mut threads = Vec::new();
     for thread in 0..args.client_threads {
         let connections = per_thread.min(args.connections - thread * per_thread);
@@ -94,14 +99,18 @@ pub fn load(args: &HttpArgs, target: &Target, rate: Option<f64>) -> Result<Run, 
                     .timeout(Duration::from_secs(30))
                     .finish();
                 let mut tasks = Vec::new();
-                for _ in 0..connections {
+                for index in 0..connections {
                     let client = client.clone();
                     let target = target.clone();
+                    // This connection's place in the interval.
+                    let phase = interval.map_or(Duration::ZERO, |interval| {
+                        interval.mul_f64((thread * per_thread + index) as f64 / total as f64)
+                    });
                     tasks.push(actix_rt::spawn(async move {
                         let mut histogram = latency::new_histogram();
                         let mut requests = 0u64;
                         let mut failures = 0u64;
-                        let mut due = Instant::now();
+                        let mut due = started + phase;
                         loop {
                             if let Some(interval) = interval {
                                 due += interval;
