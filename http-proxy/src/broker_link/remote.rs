@@ -57,17 +57,22 @@ impl RemoteBroker {
         }
     }
 
-    /// A connected client: one this thread opened (round-robin over
-    /// them), else a slot without a live connection (re)connected by this
-    /// thread when its backoff allows, else any healthy connection. Fails
-    /// fast only when there is none.
+    /// A connected client: one this thread opened, else a slot without a
+    /// live connection (re)connected by this thread when its backoff allows,
+    /// else any healthy connection. Slots being reconnected by another
+    /// request are passed by, so requests fail fast (503) only when no
+    /// connection is healthy, never waiting on someone else's attempt.
     async fn client(&self) -> LinkResult<BrokerClient> {
         let here = thread::current().id();
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         let order = || (0..self.slots.len()).map(move |i| (first + i) % self.slots.len());
         let mut free = None;
         for index in order() {
-            let slot = self.slots[index].lock().await;
+            // A slot held for longer than a glance is being reconnected:
+            // pass it by rather than wait for the attempt.
+            let Ok(slot) = self.slots[index].try_lock() else {
+                continue;
+            };
             match &slot.client {
                 Some(client) if !client.is_closed() && slot.owner == Some(here) => {
                     return Ok(client.clone());
@@ -86,7 +91,9 @@ impl RemoteBroker {
             return chosen;
         }
         for index in order() {
-            let slot = self.slots[index].lock().await;
+            let Ok(slot) = self.slots[index].try_lock() else {
+                continue;
+            };
             if let Some(client) = slot.client.as_ref().filter(|c| !c.is_closed()) {
                 return Ok(client.clone());
             }
