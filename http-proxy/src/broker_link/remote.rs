@@ -5,8 +5,10 @@
 //!
 //! A connection's reader and writer tasks run on the worker thread that
 //! opened it, so each worker thread uses the connections it opened: a
-//! request then never wakes another thread to be sent or answered (measured:
-//! those wakes were a tenth of the proxy's time at 64 connections).
+//! request then never wakes another thread to be sent or answered
+//! (`depot-bench http`, single messages through a remote broker, two
+//! interleaved pairs of runs: 19.5k and 20.0k req/s before, 21.0k and 28.5k
+//! after).
 
 use std::{
     sync::atomic::{AtomicUsize, Ordering},
@@ -85,7 +87,10 @@ impl RemoteBroker {
         }
         let chosen = match free {
             Some(index) => self.connected_or_reconnected(index).await,
-            None => Err(LinkError::Unavailable("no free connection slot".into())),
+            None => Err(LinkError::Unavailable(format!(
+                "the connections to the broker at {} are being re-established; retry shortly",
+                self.address
+            ))),
         };
         if chosen.is_ok() {
             return chosen;
