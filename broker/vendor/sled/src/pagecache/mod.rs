@@ -1104,8 +1104,13 @@ impl PageCache {
                     // NB complete must happen AFTER calls to SA, because
                     // when the iobuf's n_writers hits 0, we may transition
                     // the segment to inactive, resulting in a race otherwise.
-                    // FIXME can result in deadlock if a node that holds SA
-                    // is waiting to acquire a new reservation blocked by this?
+                    // Depot: upstream asked here whether this can deadlock
+                    // on a thread holding the segment accountant while it
+                    // waits for a reservation. It cannot wait on one:
+                    // `complete` checksums and copies into the buffer it
+                    // already reserved, then leaves it (`exit_reservation`:
+                    // a CAS on the writer count, and the write handed to
+                    // the IO pool when it was the last writer).
                     log_reservation.complete()?;
 
                     // possibly evict an item now that our cache has grown
