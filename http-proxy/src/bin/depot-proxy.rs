@@ -1,9 +1,7 @@
 //! `depot-proxy`: the HTTP front door. See `depot_http_proxy::startup`.
 
-/// jemalloc, configured in `.cargo/config.toml` to hand freed pages back
-/// within a second: with glibc's allocator the broker's RSS stayed at two to
-/// three times its live heap (sled's buffers churn through many sizes on
-/// many threads), 257 MiB after 10 M stored messages against 88 MiB now.
+/// The same allocator as `depot-broker` (why: see there); with no
+/// `--broker`, this process is the broker too.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
