@@ -22,8 +22,13 @@ const MAX_QUEUE_ITEMS: usize = 64;
 #[cfg(any(test, feature = "lock_free_delays"))]
 const N_SHARDS: usize = 2;
 
+// Depot: 16 instead of 256. A shard never evicts the page it just took
+// in, so the cache could not hold fewer than one page per shard whatever
+// its capacity: 256 leaves of ~64 KiB, 32 MiB under a 16 MiB limit, and
+// `cache_capacity` below that changed nothing. Shards are locked with
+// `try_lock` once per 64 queued accesses, so 16 are contended no more.
 #[cfg(not(any(test, feature = "lock_free_delays")))]
-const N_SHARDS: usize = 256;
+const N_SHARDS: usize = 16;
 
 struct AccessBlock {
     len: AtomicUsize,
