@@ -3,7 +3,8 @@
 /// jemalloc, configured in `.cargo/config.toml` to hand freed pages back
 /// within a second: with glibc's allocator the broker's RSS stayed at two to
 /// three times its live heap (sled's buffers churn through many sizes on
-/// many threads), 257 MiB after 10 M stored messages against 81 MiB now.
+/// many threads), 257 MiB after 10 M stored messages against 81 MiB on
+/// jemalloc, before the memory work that README's Performance section tells.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
