@@ -73,7 +73,10 @@ pub struct BrokerConfig {
     pub fsync: FsyncPolicy,
 
     /// sled's page cache; bounds the broker's memory whatever it stores.
-    #[arg(long = "cache", env = "DEPOT_CACHE", default_value = "16MiB", value_parser = parse_bytes)]
+    /// It holds the hot pages (the log tails being written and read); older
+    /// pages are read back through the OS page cache. Raise it for readers
+    /// that replay far behind the tail.
+    #[arg(long = "cache", env = "DEPOT_CACHE", default_value = "8MiB", value_parser = parse_bytes)]
     pub cache_bytes: u64,
 
     /// Largest wire frame accepted; a larger one closes the connection.
@@ -172,7 +175,7 @@ impl BrokerConfig {
             data_dir: data_dir.into(),
             listen: listen.into(),
             fsync: FsyncPolicy::Always,
-            cache_bytes: 16 * 1024 * 1024,
+            cache_bytes: 8 * 1024 * 1024,
             max_frame_bytes: depot_schemas::DEFAULT_MAX_FRAME_BYTES as u64,
             max_connections: 10_000,
             max_in_flight_per_connection: 1024,
