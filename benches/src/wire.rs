@@ -4,7 +4,7 @@
 
 use std::{
     path::PathBuf,
-    sync::Arc,
+    sync::{Arc, Barrier},
     time::{Duration, Instant},
 };
 
@@ -37,6 +37,9 @@ pub struct WireArgs {
     /// Producers sending batches.
     #[arg(long, default_value_t = 8)]
     batch_producers: usize,
+    /// Load generator threads (the producers are spread over them).
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
     #[arg(long, default_value_t = 100)]
@@ -138,7 +141,9 @@ pub fn run(args: WireArgs) -> Result<(), String> {
         tokio::time::sleep(IDLE_AFTER_START).await;
         rss("idle at start");
 
-        let single = phase(&args, &addr, &password, "bench.single", args.single_producers, 1).await?;
+        let single = tokio::task::block_in_place(|| {
+            phase(&args, &addr, &password, "bench.single", args.single_producers, 1)
+        })?;
         println!(
             "single messages, {} producers: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}",
             args.single_producers,
@@ -147,15 +152,16 @@ pub fn run(args: WireArgs) -> Result<(), String> {
             latency::summary(&single.latency),
         );
 
-        let batch = phase(
-            &args,
-            &addr,
-            &password,
-            "bench.batch",
-            args.batch_producers,
-            args.batch_size,
-        )
-        .await?;
+        let batch = tokio::task::block_in_place(|| {
+            phase(
+                &args,
+                &addr,
+                &password,
+                "bench.batch",
+                args.batch_producers,
+                args.batch_size,
+            )
+        })?;
         println!(
             "batches of {}, {} producers: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}",
             args.batch_size,
@@ -203,8 +209,15 @@ fn messages(count: usize, payload: &bytes::Bytes) -> Vec<NewMessage> {
 }
 
 /// `producers` connections each sending `batch` messages per request, one
-/// request at a time, for warmup + duration; only the duration is measured.
-async fn phase(
+/// request at a time, for warmup + duration; only the duration is measured,
+/// and the clock starts once every connection is open and authenticated.
+///
+/// The connections are spread over `--client-threads` threads, each running
+/// a single-threaded runtime (as `depot-bench http` does): a connection's
+/// tasks (its producer, its reader and its writer) then never wake one
+/// another across threads, which on a work-stealing runtime cost the load
+/// generator context switches the broker competes with on the same cores.
+fn phase(
     args: &WireArgs,
     addr: &str,
     password: &str,
@@ -212,48 +225,119 @@ async fn phase(
     producers: usize,
     batch: usize,
 ) -> Result<PhaseResult, String> {
+    let threads = args.client_threads.clamp(1, producers.max(1));
+    let per_thread = producers.div_ceil(threads);
+    let all_connected = Arc::new(Barrier::new(threads));
+    let (warmup, duration) = (args.warmup, args.duration);
     let payload = payload(args.payload_bytes);
-    let start = Instant::now();
-    let measure_from = start + args.warmup;
-    let stop_at = measure_from + args.duration;
-    let mut tasks = Vec::new();
-    for _ in 0..producers {
-        let client = BrokerClient::connect(addr, "root", password)
-            .await
-            .map_err(|e| e.to_string())?;
-        let station = station.to_owned();
-        let payload = payload.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut histogram = latency::new_histogram();
-            let mut sent = 0u64;
-            loop {
-                let sent_at = Instant::now();
-                if sent_at >= stop_at {
-                    break;
-                }
-                client
-                    .produce(&station, messages(batch, &payload))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if sent_at >= measure_from {
-                    latency::record(&mut histogram, sent_at.elapsed());
-                    sent += batch as u64;
-                }
-            }
-            Ok::<_, String>((sent, histogram))
-        }));
-    }
+    let handles: Vec<_> = (0..threads)
+        .map(|thread| {
+            let count = per_thread.min(producers.saturating_sub(thread * per_thread));
+            let (addr, password, station) =
+                (addr.to_owned(), password.to_owned(), station.to_owned());
+            let (payload, all_connected) = (payload.clone(), all_connected.clone());
+            std::thread::spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        all_connected.wait();
+                        return Err(e.to_string());
+                    }
+                };
+                runtime.block_on(async move {
+                    let mut clients = Vec::with_capacity(count);
+                    let mut connected = Ok(());
+                    for _ in 0..count {
+                        match BrokerClient::connect(addr.as_str(), "root", &password).await {
+                            Ok(client) => clients.push(client),
+                            Err(e) => {
+                                connected = Err(e.to_string());
+                                break;
+                            }
+                        }
+                    }
+                    // Every thread reaches the barrier, connected or not,
+                    // so that a failure cannot leave the others waiting.
+                    all_connected.wait();
+                    connected?;
+                    let measure_from = Instant::now() + warmup;
+                    let stop_at = measure_from + duration;
+                    let tasks: Vec<_> = clients
+                        .into_iter()
+                        .map(|client| {
+                            let (station, payload) = (station.clone(), payload.clone());
+                            tokio::spawn(async move {
+                                produce_until(
+                                    &client,
+                                    &station,
+                                    &payload,
+                                    batch,
+                                    measure_from,
+                                    stop_at,
+                                )
+                                .await
+                            })
+                        })
+                        .collect();
+                    let mut result = PhaseResult {
+                        messages: 0,
+                        seconds: duration.as_secs_f64(),
+                        latency: latency::new_histogram(),
+                    };
+                    for task in tasks {
+                        let (sent, histogram) = task.await.map_err(|e| e.to_string())??;
+                        result.messages += sent;
+                        result.latency.add(histogram).map_err(|e| e.to_string())?;
+                    }
+                    Ok::<_, String>(result)
+                })
+            })
+        })
+        .collect();
     let mut result = PhaseResult {
         messages: 0,
         seconds: args.duration.as_secs_f64(),
         latency: latency::new_histogram(),
     };
-    for task in tasks {
-        let (sent, histogram) = task.await.map_err(|e| e.to_string())??;
-        result.messages += sent;
-        result.latency.add(histogram).map_err(|e| e.to_string())?;
+    for handle in handles {
+        let part = handle.join().map_err(|_| "a producer thread panicked")??;
+        result.messages += part.messages;
+        result
+            .latency
+            .add(part.latency)
+            .map_err(|e| e.to_string())?;
     }
     Ok(result)
+}
+
+/// One producer's closed loop: sends, waits for the answer, repeats.
+async fn produce_until(
+    client: &BrokerClient,
+    station: &str,
+    payload: &bytes::Bytes,
+    batch: usize,
+    measure_from: Instant,
+    stop_at: Instant,
+) -> Result<(u64, Histogram<u64>), String> {
+    let mut histogram = latency::new_histogram();
+    let mut sent = 0u64;
+    loop {
+        let sent_at = Instant::now();
+        if sent_at >= stop_at {
+            return Ok((sent, histogram));
+        }
+        client
+            .produce(station, messages(batch, payload))
+            .await
+            .map_err(|e| e.to_string())?;
+        if sent_at >= measure_from {
+            latency::record(&mut histogram, sent_at.elapsed());
+            sent += batch as u64;
+        }
+    }
 }
 
 async fn fill(args: &WireArgs, addr: &str, password: &str) -> Result<(), String> {
