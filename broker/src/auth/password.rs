@@ -9,7 +9,9 @@
 //! good. One worker with a buffer allocated once keeps memory flat and
 //! bounds the CPU that logins can take from traffic. The buffer is given
 //! back once no check has come for [`RELEASE_AFTER`]: a burst of logins
-//! reuses it, an idle broker does not hold 7 MiB for the next one.
+//! reuses it, an idle broker does not hold 7 MiB for the next one (the
+//! server binaries run on jemalloc, where freeing it once in a while moves
+//! no threshold).
 //!
 //! Only PHC strings (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`) are ever
 //! stored. Checking an unknown user costs the same as a wrong password.
