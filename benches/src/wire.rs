@@ -12,7 +12,9 @@ use bytesize::ByteSize;
 use clap::Args;
 use hdrhistogram::Histogram;
 
-use depot_broker::{client::BrokerClient, config::parse_duration};
+use depot_broker::{
+    auth::PASSWORD_WORK_AREA_RELEASE_AFTER, client::BrokerClient, config::parse_duration,
+};
 use depot_schemas::wire::NewMessage;
 
 use crate::{ceiling, child, latency};
@@ -67,10 +69,11 @@ const FILL_PRODUCERS: usize = 8;
 /// Idle time before reading memory, so background work settles.
 const SETTLE: Duration = Duration::from_secs(3);
 /// Wait after start before reading the idle memory: start-up hashes root's
-/// password, and the broker keeps argon2's 7 MiB work area for 5 s after the
-/// last check (for the next login of a burst), then the allocator takes up to
-/// a second or two to hand the pages back.
-const IDLE_AFTER_START: Duration = Duration::from_secs(8);
+/// password, and the broker keeps argon2's 7 MiB work area for a while after
+/// the last check (for the next login of a burst), then the allocator takes
+/// up to a second or two to hand the pages back.
+const IDLE_AFTER_START: Duration =
+    PASSWORD_WORK_AREA_RELEASE_AFTER.saturating_add(Duration::from_secs(3));
 
 struct PhaseResult {
     messages: u64,
@@ -79,6 +82,20 @@ struct PhaseResult {
 }
 
 impl PhaseResult {
+    fn empty(duration: Duration) -> Self {
+        Self {
+            messages: 0,
+            seconds: duration.as_secs_f64(),
+            latency: latency::new_histogram(),
+        }
+    }
+
+    /// Adds one producer's (or one thread's) messages and latencies.
+    fn add(&mut self, messages: u64, latency: &Histogram<u64>) -> Result<(), String> {
+        self.messages += messages;
+        self.latency.add(latency).map_err(|e| e.to_string())
+    }
+
     fn rate(&self) -> f64 {
         self.messages as f64 / self.seconds
     }
@@ -282,33 +299,20 @@ fn phase(
                             })
                         })
                         .collect();
-                    let mut result = PhaseResult {
-                        messages: 0,
-                        seconds: duration.as_secs_f64(),
-                        latency: latency::new_histogram(),
-                    };
+                    let mut result = PhaseResult::empty(duration);
                     for task in tasks {
                         let (sent, histogram) = task.await.map_err(|e| e.to_string())??;
-                        result.messages += sent;
-                        result.latency.add(histogram).map_err(|e| e.to_string())?;
+                        result.add(sent, &histogram)?;
                     }
                     Ok::<_, String>(result)
                 })
             })
         })
         .collect();
-    let mut result = PhaseResult {
-        messages: 0,
-        seconds: args.duration.as_secs_f64(),
-        latency: latency::new_histogram(),
-    };
+    let mut result = PhaseResult::empty(duration);
     for handle in handles {
         let part = handle.join().map_err(|_| "a producer thread panicked")??;
-        result.messages += part.messages;
-        result
-            .latency
-            .add(part.latency)
-            .map_err(|e| e.to_string())?;
+        result.add(part.messages, &part.latency)?;
     }
     Ok(result)
 }

@@ -12,7 +12,7 @@ mod password;
 pub mod principal;
 pub mod users;
 
-pub use password::PasswordHasher;
+pub use password::{PasswordHasher, RELEASE_AFTER as PASSWORD_WORK_AREA_RELEASE_AFTER};
 pub use principal::{Permissions, Principal};
 
 use rand::{Rng, distr::Alphanumeric};

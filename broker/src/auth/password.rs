@@ -36,8 +36,9 @@ const OUTPUT_BYTES: usize = 32;
 const SALT_BYTES: usize = 16;
 /// Salt used to spend the same time on users that do not exist.
 const DECOY_SALT: [u8; SALT_BYTES] = [0x5a; SALT_BYTES];
-/// Idle time after which the work area is freed.
-const RELEASE_AFTER: Duration = Duration::from_secs(5);
+/// Idle time after which the work area is freed (public so that the
+/// benchmark knows when an idle broker has given it back).
+pub const RELEASE_AFTER: Duration = Duration::from_secs(5);
 
 enum Job {
     Hash {

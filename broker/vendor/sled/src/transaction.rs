@@ -348,11 +348,6 @@ impl TransactionalTree {
         self.tree.context.pagecache.generate_id_inner()
     }
 
-    // Depot: was `unimplemented!()`. Staging only takes the write lock
-    // (`TransactionalTrees::stage`, whose guard releases it), so there is
-    // nothing to undo here.
-    fn unstage(&self) {}
-
     const fn validate(&self) -> bool {
         true
     }
@@ -385,12 +380,6 @@ pub struct TransactionalTrees {
 impl TransactionalTrees {
     fn stage(&self) -> UnabortableTransactionResult<Protector<'_>> {
         Ok(concurrency_control::write())
-    }
-
-    fn unstage(&self) {
-        for tree in &self.inner {
-            tree.unstage();
-        }
     }
 
     fn validate(&self) -> bool {
@@ -464,15 +453,17 @@ pub trait Transactional<E = ()> {
             let view = Self::view_overlay(&tt);
 
             // NB locks must exist until this function returns.
+            // Depot: upstream called an `unstage` before each `continue`
+            // whose per-tree part was never written (it panicked). Staging
+            // only takes the write lock, whose guard releases itself, so
+            // there is nothing to undo: the calls and `unstage` are gone.
             let locks = if let Ok(l) = tt.stage() {
                 l
             } else {
-                tt.unstage();
                 continue;
             };
             let ret = f(&view);
             if !tt.validate() {
-                tt.unstage();
                 continue;
             }
             match ret {
