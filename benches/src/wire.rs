@@ -42,6 +42,12 @@ pub struct WireArgs {
     /// Load generator threads (the producers are spread over them).
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
+    /// After the phase where every single-message producer has its own
+    /// connection, one where each load generator thread opens this many and
+    /// its producers share them, pipelined, as clones of one client do (the
+    /// proxy's way); 0 skips it.
+    #[arg(long, default_value_t = 1)]
+    shared_connections: usize,
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
     #[arg(long, default_value_t = 100)]
@@ -159,15 +165,45 @@ pub fn run(args: WireArgs) -> Result<(), String> {
         rss("idle at start");
 
         let single = tokio::task::block_in_place(|| {
-            phase(&args, &addr, &password, "bench.single", args.single_producers, 1)
+            phase(
+                &args,
+                &addr,
+                &password,
+                "bench.single",
+                args.single_producers,
+                1,
+                0,
+            )
         })?;
         println!(
-            "single messages, {} producers: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}",
+            "single messages, {} producers, a connection each: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}",
             args.single_producers,
             single.rate(),
             single.rate() / ceiling_100,
             latency::summary(&single.latency),
         );
+        if args.shared_connections > 0 {
+            let shared = tokio::task::block_in_place(|| {
+                phase(
+                    &args,
+                    &addr,
+                    &password,
+                    "bench.single-shared",
+                    args.single_producers,
+                    1,
+                    args.shared_connections,
+                )
+            })?;
+            let threads = args.client_threads.clamp(1, args.single_producers.max(1));
+            println!(
+                "single messages, {} producers sharing {} connections: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}",
+                args.single_producers,
+                threads * args.shared_connections,
+                shared.rate(),
+                shared.rate() / ceiling_100,
+                latency::summary(&shared.latency),
+            );
+        }
 
         let batch = tokio::task::block_in_place(|| {
             phase(
@@ -177,6 +213,7 @@ pub fn run(args: WireArgs) -> Result<(), String> {
                 "bench.batch",
                 args.batch_producers,
                 args.batch_size,
+                0,
             )
         })?;
         println!(
@@ -225,9 +262,11 @@ fn messages(count: usize, payload: &bytes::Bytes) -> Vec<NewMessage> {
         .collect()
 }
 
-/// `producers` connections each sending `batch` messages per request, one
-/// request at a time, for warmup + duration; only the duration is measured,
-/// and the clock starts once every connection is open and authenticated.
+/// `producers` each sending `batch` messages per request, one request at a
+/// time, for warmup + duration; only the duration is measured, and the clock
+/// starts once every connection is open and authenticated. Each producer has
+/// its own connection, or, with `shared` > 0, each thread's producers share
+/// `shared` connections.
 ///
 /// The connections are spread over `--client-threads` threads, each running
 /// a single-threaded runtime (as `depot-bench http` does): a connection's
@@ -241,6 +280,7 @@ fn phase(
     station: &str,
     producers: usize,
     batch: usize,
+    shared: usize,
 ) -> Result<PhaseResult, String> {
     let threads = args.client_threads.clamp(1, producers.max(1));
     let per_thread = producers.div_ceil(threads);
@@ -265,9 +305,13 @@ fn phase(
                     }
                 };
                 runtime.block_on(async move {
-                    let mut clients = Vec::with_capacity(count);
+                    let connections = match shared {
+                        0 => count,
+                        shared => shared.min(count),
+                    };
+                    let mut clients = Vec::with_capacity(connections);
                     let mut connected = Ok(());
-                    for _ in 0..count {
+                    for _ in 0..connections {
                         match BrokerClient::connect(addr.as_str(), "root", &password).await {
                             Ok(client) => clients.push(client),
                             Err(e) => {
@@ -282,9 +326,9 @@ fn phase(
                     connected?;
                     let measure_from = Instant::now() + warmup;
                     let stop_at = measure_from + duration;
-                    let tasks: Vec<_> = clients
-                        .into_iter()
-                        .map(|client| {
+                    let tasks: Vec<_> = (0..count)
+                        .map(|producer| {
+                            let client = clients[producer % clients.len()].clone();
                             let (station, payload) = (station.clone(), payload.clone());
                             tokio::spawn(async move {
                                 produce_until(
