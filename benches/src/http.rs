@@ -75,11 +75,26 @@ fn batch(count: usize, bytes: usize) -> String {
 }
 
 /// Runs `target` from `connections` connections spread over client threads,
-/// closed loop, or paced to `rate` requests per second in all (then latency
-/// counts from when a request was due, so a stall is not hidden). Paced
+/// closed loop, or paced to `rate` requests per second in all (then a
+/// request that could not be sent on time counts from when it was due, so a
+/// stall is not hidden: see [`paced_send_time`]). Paced
 /// connections are spread evenly over the interval: started in phase, all
 /// of them would send at the same instant, a burst of `connections`
 /// requests every interval instead of a steady rate.
+/// Waits until a paced request is due and returns the time its latency
+/// counts from. When the previous answer came too late for this request to
+/// leave on time, that is the time it was due: the server held it up. Else
+/// it is when the timer woke the task, because tokio's timer fires on
+/// millisecond ticks, up to a millisecond after the due time, and that delay
+/// is the load generator's, not the server's.
+async fn paced_send_time(due: Instant) -> Instant {
+    if Instant::now() >= due {
+        return due;
+    }
+    actix_rt::time::sleep_until(due.into()).await;
+    Instant::now()
+}
+
 pub fn load(args: &HttpArgs, target: &Target, rate: Option<f64>) -> Result<Run, String> {
     let interval = rate.map(|rate| Duration::from_secs_f64(args.connections as f64 / rate));
     let started = Instant::now();
@@ -112,14 +127,12 @@ pub fn load(args: &HttpArgs, target: &Target, rate: Option<f64>) -> Result<Run, 
                         let mut failures = 0u64;
                         let mut due = started + phase;
                         loop {
-                            if let Some(interval) = interval {
-                                due += interval;
-                                actix_rt::time::sleep_until(due.into()).await;
-                            }
-                            let sent_at = if interval.is_some() {
-                                due
-                            } else {
-                                Instant::now()
+                            let sent_at = match interval {
+                                Some(interval) => {
+                                    due += interval;
+                                    paced_send_time(due).await
+                                }
+                                None => Instant::now(),
                             };
                             if sent_at >= stop_at {
                                 break;
@@ -289,6 +302,17 @@ pub fn on_fresh_proxy<T>(
     measured
 }
 
+/// Runs `measure` against a fresh bare actix-web server (the ceiling) at
+/// `url`.
+fn on_bare_server<T>(measure: impl FnOnce(String) -> Result<T, String>) -> Result<T, String> {
+    let bare = ChildServer::start(
+        &["bare-http".into(), "--listen".into(), "127.0.0.1:0".into()],
+        &[],
+        &["bare-http"],
+    )?;
+    measure(format!("http://{}/", bare.addrs[0]))
+}
+
 pub fn run(args: HttpArgs) -> Result<(), String> {
     if let Some(kind) = args.schema {
         return crate::http_schema::run(&args, kind);
@@ -301,13 +325,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
     let single = bytes::Bytes::from(message(args.payload_bytes));
     let batched = bytes::Bytes::from(batch(args.batch_size, args.payload_bytes));
 
-    let (ceiling_single, ceiling_batch) = {
-        let bare = ChildServer::start(
-            &["bare-http".into(), "--listen".into(), "127.0.0.1:0".into()],
-            &[],
-            &["bare-http"],
-        )?;
-        let url = format!("http://{}/", bare.addrs[0]);
+    let (ceiling_single, ceiling_batch) = on_bare_server(|url| {
         let single = load(
             &args,
             &Target {
@@ -338,8 +356,8 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             1,
             None,
         );
-        (single, batch)
-    };
+        Ok((single, batch))
+    })?;
 
     let workdir = tempfile::Builder::new()
         .prefix("depot-bench-http-")
@@ -369,6 +387,22 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
         report(
             &format!("produce/single, {mode} broker, paced at half the peak ({half:.0} req/s)"),
             &paced,
+            1,
+            None,
+        );
+        // The machine's own tail at that rate, for comparison.
+        let bare_paced = on_bare_server(|url| {
+            let target = Target {
+                url,
+                token: None,
+                content_type: JSON,
+                body: single.clone(),
+            };
+            load(&args, &target, Some(half))
+        })?;
+        report(
+            &format!("ceiling (bare actix-web), paced at {half:.0} req/s"),
+            &bare_paced,
             1,
             None,
         );
