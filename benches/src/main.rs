@@ -3,8 +3,9 @@
 //! - `depot-bench wire` measures produce over the wire protocol against a
 //!   broker it starts (a child process on a temporary directory, so its
 //!   memory can be read alone) or one given with `--broker`, and compares it
-//!   with the ceiling of sled doing the same inserts on the same disk,
-//!   measured in the same run.
+//!   with the ceiling of sled doing the same inserts on the same disk and
+//!   with the loopback round trips of a bare TCP server, both measured in
+//!   the same run.
 //! - `depot-bench http` measures produce over the HTTP proxy, with an
 //!   embedded and with a remote broker, against a bare actix-web server
 //!   measured in the same run. With `--schema json|protobuf` it measures
@@ -12,9 +13,11 @@
 //! - `depot-bench deliver` measures webhook delivery to a local receiver.
 
 mod bare_http;
+mod bare_tcp;
 mod bare_ws;
 mod ceiling;
 mod child;
+mod closed_loop;
 mod deliver;
 mod http;
 mod http_schema;
@@ -64,6 +67,12 @@ enum Command {
         #[arg(long)]
         listen: String,
     },
+    /// Runs the bare TCP ceiling server (a child process of `wire`).
+    #[command(hide = true)]
+    BareTcp {
+        #[arg(long)]
+        listen: String,
+    },
     /// Runs the bare WebSocket ceiling server (a child process of `ws`).
     #[command(hide = true)]
     BareWs {
@@ -81,20 +90,9 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Broker { config } => depot_broker::run::run_broker(config),
         Command::Proxy { config } => depot_http_proxy::startup::run_proxy(*config),
-        Command::BareHttp { listen } => match bare_http::serve(&listen) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("depot-bench: {error}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::BareWs { listen } => match bare_ws::serve(&listen) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("depot-bench: {error}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::BareHttp { listen } => finish(bare_http::serve(&listen)),
+        Command::BareTcp { listen } => finish(bare_tcp::serve(&listen)),
+        Command::BareWs { listen } => finish(bare_ws::serve(&listen)),
         Command::Wire(args) => finish(wire::run(args)),
         Command::Http(args) => finish(http::run(args)),
         Command::Deliver(args) => finish(deliver::run(args)),
@@ -102,7 +100,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn finish(outcome: Result<(), String>) -> ExitCode {
+fn finish(outcome: Result<(), impl std::fmt::Display>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -4,20 +4,25 @@
 
 use std::{
     path::PathBuf,
-    sync::{Arc, Barrier},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use bytesize::ByteSize;
 use clap::Args;
-use hdrhistogram::Histogram;
 
 use depot_broker::{
     auth::PASSWORD_WORK_AREA_RELEASE_AFTER, client::BrokerClient, config::parse_duration,
 };
 use depot_schemas::wire::NewMessage;
 
-use crate::{ceiling, child, latency};
+use crate::{
+    bare_tcp::EchoProducer,
+    ceiling, child,
+    child::ChildServer,
+    closed_loop::{self, PhaseResult, Producer, Timing},
+    latency,
+};
 
 #[derive(Debug, Args)]
 pub struct WireArgs {
@@ -81,29 +86,12 @@ const SETTLE: Duration = Duration::from_secs(3);
 const IDLE_AFTER_START: Duration =
     PASSWORD_WORK_AREA_RELEASE_AFTER.saturating_add(Duration::from_secs(3));
 
-struct PhaseResult {
-    messages: u64,
-    seconds: f64,
-    latency: Histogram<u64>,
-}
-
-impl PhaseResult {
-    fn empty(duration: Duration) -> Self {
-        Self {
-            messages: 0,
-            seconds: duration.as_secs_f64(),
-            latency: latency::new_histogram(),
+impl WireArgs {
+    fn timing(&self) -> Timing {
+        Timing {
+            warmup: self.warmup,
+            duration: self.duration,
         }
-    }
-
-    /// Adds one producer's (or one thread's) messages and latencies.
-    fn add(&mut self, messages: u64, latency: &Histogram<u64>) -> Result<(), String> {
-        self.messages += messages;
-        self.latency.add(latency).map_err(|e| e.to_string())
-    }
-
-    fn rate(&self) -> f64 {
-        self.messages as f64 / self.seconds
     }
 }
 
@@ -134,6 +122,14 @@ pub fn run(args: WireArgs) -> Result<(), String> {
     )?;
     println!("sled ceiling, flush every 100 inserts: {ceiling_100:.0} inserts/s");
     println!("sled ceiling, no flush:                {ceiling_none:.0} inserts/s");
+    let loopback = loopback_ceiling(&args)?;
+    println!(
+        "loopback ceiling, bare TCP server, {} connections, one {} B frame per round trip: {:.0} round trips/s, {}",
+        args.single_producers,
+        args.payload_bytes,
+        loopback.rate(),
+        latency::summary(&loopback.latency),
+    );
 
     const PASSWORD: &str = "depot-bench";
     let (process, addr, password) = match &args.broker {
@@ -176,10 +172,11 @@ pub fn run(args: WireArgs) -> Result<(), String> {
             )
         })?;
         println!(
-            "single messages, {} producers, a connection each: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}",
+            "single messages, {} producers, a connection each: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling, {:.2} x loopback ceiling), ack {}",
             args.single_producers,
             single.rate(),
             single.rate() / ceiling_100,
+            single.rate() / loopback.rate(),
             latency::summary(&single.latency),
         );
         if args.shared_connections > 0 {
@@ -262,17 +259,9 @@ fn messages(count: usize, payload: &bytes::Bytes) -> Vec<NewMessage> {
         .collect()
 }
 
-/// `producers` each sending `batch` messages per request, one request at a
-/// time, for warmup + duration; only the duration is measured, and the clock
-/// starts once every connection is open and authenticated. Each producer has
-/// its own connection, or, with `shared` > 0, each thread's producers share
-/// `shared` connections.
-///
-/// The connections are spread over `--client-threads` threads, each running
-/// a single-threaded runtime (as `depot-bench http` does): a connection's
-/// tasks (its producer, its reader and its writer) then never wake one
-/// another across threads, which on a work-stealing runtime cost the load
-/// generator context switches the broker competes with on the same cores.
+/// `producers` each sending `batch` messages per request to `station`, one
+/// request at a time. Each has its own connection, or, with `shared` > 0,
+/// each load generator thread's producers share `shared` connections.
 fn phase(
     args: &WireArgs,
     addr: &str,
@@ -282,110 +271,88 @@ fn phase(
     batch: usize,
     shared: usize,
 ) -> Result<PhaseResult, String> {
-    let threads = args.client_threads.clamp(1, producers.max(1));
-    let per_thread = producers.div_ceil(threads);
-    let all_connected = Arc::new(Barrier::new(threads));
-    let (warmup, duration) = (args.warmup, args.duration);
+    let (addr, password, station) = (addr.to_owned(), password.to_owned(), station.to_owned());
     let payload = payload(args.payload_bytes);
-    let handles: Vec<_> = (0..threads)
-        .map(|thread| {
-            let count = per_thread.min(producers.saturating_sub(thread * per_thread));
-            let (addr, password, station) =
-                (addr.to_owned(), password.to_owned(), station.to_owned());
-            let (payload, all_connected) = (payload.clone(), all_connected.clone());
-            std::thread::spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        all_connected.wait();
-                        return Err(e.to_string());
-                    }
+    closed_loop::run(
+        args.client_threads,
+        producers,
+        args.timing(),
+        move |count| {
+            let (addr, password, station, payload) = (
+                addr.clone(),
+                password.clone(),
+                station.clone(),
+                payload.clone(),
+            );
+            async move {
+                let connections = match shared {
+                    0 => count,
+                    shared => shared.min(count),
                 };
-                runtime.block_on(async move {
-                    let connections = match shared {
-                        0 => count,
-                        shared => shared.min(count),
-                    };
-                    let mut clients = Vec::with_capacity(connections);
-                    let mut connected = Ok(());
-                    for _ in 0..connections {
-                        match BrokerClient::connect(addr.as_str(), "root", &password).await {
-                            Ok(client) => clients.push(client),
-                            Err(e) => {
-                                connected = Err(e.to_string());
-                                break;
-                            }
-                        }
-                    }
-                    // Every thread reaches the barrier, connected or not,
-                    // so that a failure cannot leave the others waiting.
-                    all_connected.wait();
-                    connected?;
-                    let measure_from = Instant::now() + warmup;
-                    let stop_at = measure_from + duration;
-                    let tasks: Vec<_> = (0..count)
-                        .map(|producer| {
-                            let client = clients[producer % clients.len()].clone();
-                            let (station, payload) = (station.clone(), payload.clone());
-                            tokio::spawn(async move {
-                                produce_until(
-                                    &client,
-                                    &station,
-                                    &payload,
-                                    batch,
-                                    measure_from,
-                                    stop_at,
-                                )
-                                .await
-                            })
-                        })
-                        .collect();
-                    let mut result = PhaseResult::empty(duration);
-                    for task in tasks {
-                        let (sent, histogram) = task.await.map_err(|e| e.to_string())??;
-                        result.add(sent, &histogram)?;
-                    }
-                    Ok::<_, String>(result)
-                })
-            })
-        })
-        .collect();
-    let mut result = PhaseResult::empty(duration);
-    for handle in handles {
-        let part = handle.join().map_err(|_| "a producer thread panicked")??;
-        result.add(part.messages, &part.latency)?;
-    }
-    Ok(result)
+                let mut clients = Vec::with_capacity(connections);
+                for _ in 0..connections {
+                    let client = BrokerClient::connect(addr.as_str(), "root", &password)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    clients.push(client);
+                }
+                Ok((0..count)
+                    .map(|producer| StationProducer {
+                        client: clients[producer % clients.len()].clone(),
+                        station: station.clone(),
+                        payload: payload.clone(),
+                        batch,
+                    })
+                    .collect())
+            }
+        },
+    )
 }
 
-/// One producer's closed loop: sends, waits for the answer, repeats.
-async fn produce_until(
-    client: &BrokerClient,
-    station: &str,
-    payload: &bytes::Bytes,
+/// Produces `batch` messages per request to one station.
+struct StationProducer {
+    client: BrokerClient,
+    station: String,
+    payload: bytes::Bytes,
     batch: usize,
-    measure_from: Instant,
-    stop_at: Instant,
-) -> Result<(u64, Histogram<u64>), String> {
-    let mut histogram = latency::new_histogram();
-    let mut sent = 0u64;
-    loop {
-        let sent_at = Instant::now();
-        if sent_at >= stop_at {
-            return Ok((sent, histogram));
-        }
-        client
-            .produce(station, messages(batch, payload))
+}
+
+impl Producer for StationProducer {
+    async fn round_trip(&mut self) -> Result<u64, String> {
+        self.client
+            .produce(&self.station, messages(self.batch, &self.payload))
             .await
             .map_err(|e| e.to_string())?;
-        if sent_at >= measure_from {
-            latency::record(&mut histogram, sent_at.elapsed());
-            sent += batch as u64;
-        }
+        Ok(self.batch as u64)
     }
+}
+
+/// The same closed loop as the single-message producers, against the bare
+/// TCP server: the loopback round trips the machine allows at that
+/// concurrency.
+fn loopback_ceiling(args: &WireArgs) -> Result<PhaseResult, String> {
+    let server = ChildServer::start(
+        &["bare-tcp".into(), "--listen".into(), "127.0.0.1:0".into()],
+        &[],
+        &["bare-tcp"],
+    )?;
+    let addr = server.addrs[0].to_string();
+    let payload_bytes = args.payload_bytes;
+    closed_loop::run(
+        args.client_threads,
+        args.single_producers,
+        args.timing(),
+        move |count| {
+            let addr = addr.clone();
+            async move {
+                let mut producers = Vec::with_capacity(count);
+                for _ in 0..count {
+                    producers.push(EchoProducer::connect(&addr, payload_bytes).await?);
+                }
+                Ok(producers)
+            }
+        },
+    )
 }
 
 async fn fill(args: &WireArgs, addr: &str, password: &str) -> Result<(), String> {
