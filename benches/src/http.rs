@@ -34,6 +34,11 @@ pub struct HttpArgs {
     pub batch_size: usize,
     #[arg(long, default_value_t = 100)]
     payload_bytes: usize,
+    /// Extra flags for the process that holds the broker (the embedded
+    /// proxy, or the remote broker), e.g. --server-arg=--fsync=never to see
+    /// what durability costs.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    pub server_args: Vec<String>,
 }
 
 pub const PASSWORD: &str = "depot-bench";
@@ -238,10 +243,11 @@ const JSON: &str = "application/json";
 pub fn start_proxy(
     mode: &str,
     data: &std::path::Path,
+    server_args: &[String],
 ) -> Result<(Option<ChildServer>, ChildServer), String> {
     match mode {
         "embedded" => {
-            let args: Vec<String> = [
+            let mut args: Vec<String> = [
                 "proxy",
                 "--data",
                 &data.display().to_string(),
@@ -252,6 +258,7 @@ pub fn start_proxy(
             ]
             .map(str::to_owned)
             .to_vec();
+            args.extend(server_args.iter().cloned());
             let proxy = ChildServer::start(
                 &args,
                 &[("DEPOT_ROOT_PASSWORD", PASSWORD)],
@@ -260,7 +267,7 @@ pub fn start_proxy(
             Ok((None, proxy))
         }
         _ => {
-            let broker = crate::child::broker(data, PASSWORD, &[])?;
+            let broker = crate::child::broker(data, PASSWORD, server_args)?;
             let args: Vec<String> = [
                 "proxy",
                 "--listen",
@@ -286,12 +293,13 @@ pub fn start_proxy(
 /// the same state, without an earlier run's log or its writeback competing
 /// for the disk (which cost later runs up to 40%).
 pub fn on_fresh_proxy<T>(
+    args: &HttpArgs,
     mode: &str,
     data: &std::path::Path,
     measure: impl FnOnce(std::net::SocketAddr, String) -> Result<T, String>,
 ) -> Result<T, String> {
     let measured = {
-        let (_broker, proxy) = start_proxy(mode, data)?;
+        let (_broker, proxy) = start_proxy(mode, data, &args.server_args)?;
         let addr = *proxy.addrs.last().expect("the proxy's address");
         measure(addr, token(addr)?)
     };
@@ -371,7 +379,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             content_type: JSON,
             body: single.clone(),
         };
-        let run = on_fresh_proxy(mode, &dir("single"), |addr, token| {
+        let run = on_fresh_proxy(&args, mode, &dir("single"), |addr, token| {
             load(&args, &single_target(addr, token), None)
         })?;
         report(
@@ -381,7 +389,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             Some((&ceiling_single, "ceiling")),
         );
         let half = run.rate() / 2.0;
-        let paced = on_fresh_proxy(mode, &dir("paced"), |addr, token| {
+        let paced = on_fresh_proxy(&args, mode, &dir("paced"), |addr, token| {
             load(&args, &single_target(addr, token), Some(half))
         })?;
         report(
@@ -406,7 +414,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             1,
             None,
         );
-        let run = on_fresh_proxy(mode, &dir("batch"), |addr, token| {
+        let run = on_fresh_proxy(&args, mode, &dir("batch"), |addr, token| {
             let target = Target {
                 url: format!("http://{addr}/stations/bench.batch/produce/batch"),
                 token: Some(token),

@@ -116,7 +116,7 @@ fn measure_once(
     data: &std::path::Path,
     schema: Option<&Value>,
 ) -> Result<Run, String> {
-    on_fresh_proxy(mode, data, |addr, jwt| {
+    on_fresh_proxy(args, mode, data, |addr, jwt| {
         let station = match schema {
             Some(schema) => prepare_validated_station(addr, &jwt, schema)?,
             None => "bench.plain",

@@ -127,7 +127,7 @@ pub fn run(args: WsArgs) -> Result<(), String> {
         .prefix("depot-bench-ws-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    let (_, proxy) = start_proxy("embedded", workdir.path())?;
+    let (_, proxy) = start_proxy("embedded", workdir.path(), &[])?;
     let (broker, proxy_addr) = (proxy.addrs[0], proxy.addrs[1]);
     let jwt = token(proxy_addr)?;
     actix_rt::System::new().block_on(async {
