@@ -40,3 +40,79 @@ where
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        pin::Pin,
+        sync::{Arc, Mutex},
+        task::{Context, Poll},
+    };
+
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// A sink that records what each flush wrote.
+    #[derive(Default)]
+    struct Writes {
+        pending: Vec<u32>,
+        flushed: Arc<Mutex<Vec<Vec<u32>>>>,
+    }
+
+    impl Sink<u32> for Writes {
+        type Error = ();
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn start_send(mut self: Pin<&mut Self>, item: u32) -> Result<(), ()> {
+            self.pending.push(item);
+            Ok(())
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            let written = std::mem::take(&mut self.pending);
+            self.flushed.lock().unwrap().push(written);
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            self.poll_flush(cx)
+        }
+    }
+
+    /// The first answer wakes the writer before the tasks holding the
+    /// others run (as when one flush releases many answers): they still
+    /// leave in one write.
+    #[tokio::test(flavor = "current_thread")]
+    async fn answers_released_together_leave_in_one_write() {
+        let writes = Writes::default();
+        let flushed = writes.flushed.clone();
+        let (answers, queue) = mpsc::channel(64);
+        let writer = tokio::spawn(write_queued(writes, queue));
+        let release = Arc::new(Notify::new());
+        let others: Vec<_> = (1..10)
+            .map(|answer| {
+                let (answers, release) = (answers.clone(), release.clone());
+                tokio::spawn(async move {
+                    release.notified().await;
+                    answers.send(answer).await.unwrap();
+                })
+            })
+            .collect();
+        // Let every task start waiting for the release.
+        tokio::task::yield_now().await;
+
+        answers.send(0).await.unwrap();
+        release.notify_waiters();
+        for task in others {
+            task.await.unwrap();
+        }
+        drop(answers);
+        writer.await.unwrap();
+
+        assert_eq!(*flushed.lock().unwrap(), vec![(0..10).collect::<Vec<_>>()]);
+    }
+}
