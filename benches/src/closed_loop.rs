@@ -72,7 +72,7 @@ where
     C: Fn(usize) -> F + Clone + Send + 'static,
     F: Future<Output = Result<Vec<P>, String>>,
 {
-    let threads = threads.clamp(1, producers.max(1));
+    let threads = threads_for(threads, producers);
     let per_thread = producers.div_ceil(threads);
     let all_connected = Arc::new(Barrier::new(threads));
     let handles: Vec<_> = (0..threads)
@@ -101,6 +101,12 @@ where
         result.add(part.messages, &part.latency)?;
     }
     Ok(result)
+}
+
+/// The threads [`run`] uses: as asked, but at least one and no more than
+/// there are producers.
+pub fn threads_for(threads: usize, producers: usize) -> usize {
+    threads.clamp(1, producers.max(1))
 }
 
 async fn run_thread<P: Producer>(producers: Vec<P>, timing: Timing) -> Result<PhaseResult, String> {

@@ -79,13 +79,6 @@ fn batch(count: usize, bytes: usize) -> String {
     format!("[{}]", vec![one; count].join(","))
 }
 
-/// Runs `target` from `connections` connections spread over client threads,
-/// closed loop, or paced to `rate` requests per second in all (then a
-/// request that could not be sent on time counts from when it was due, so a
-/// stall is not hidden: see [`paced_send_time`]). Paced
-/// connections are spread evenly over the interval: started in phase, all
-/// of them would send at the same instant, a burst of `connections`
-/// requests every interval instead of a steady rate.
 /// Waits until a paced request is due and returns the time its latency
 /// counts from. When the previous answer came too late for this request to
 /// leave on time, that is the time it was due: the server held it up. Else
@@ -100,6 +93,13 @@ async fn paced_send_time(due: Instant) -> Instant {
     Instant::now()
 }
 
+/// Runs `target` from `connections` connections spread over client threads,
+/// closed loop, or paced to `rate` requests per second in all (then a
+/// request that could not be sent on time counts from when it was due, so a
+/// stall is not hidden: see [`paced_send_time`]). Paced
+/// connections are spread evenly over the interval: started in phase, all
+/// of them would send at the same instant, a burst of `connections`
+/// requests every interval instead of a steady rate.
 pub fn load(args: &HttpArgs, target: &Target, rate: Option<f64>) -> Result<Run, String> {
     let interval = rate.map(|rate| Duration::from_secs_f64(args.connections as f64 / rate));
     let started = Instant::now();

@@ -1,6 +1,7 @@
 //! `depot-bench wire`: produce throughput and acknowledgement latency over
-//! the wire protocol, with durable acks, against the sled ceiling measured in
-//! the same run on the same disk.
+//! the wire protocol, with durable acks, against two ceilings measured in the
+//! same run: sled alone on the same disk, and the loopback round trips of a
+//! bare TCP server (`bare_tcp`).
 
 use std::{
     path::PathBuf,
@@ -191,7 +192,7 @@ pub fn run(args: WireArgs) -> Result<(), String> {
                     args.shared_connections,
                 )
             })?;
-            let threads = args.client_threads.clamp(1, args.single_producers.max(1));
+            let threads = closed_loop::threads_for(args.client_threads, args.single_producers);
             println!(
                 "single messages, {} producers sharing {} connections: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}",
                 args.single_producers,
