@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 
 use depot_broker::config::parse_duration;
 
-use crate::{child::ChildServer, latency, wire::machine};
+use crate::{child::ChildServer, flush_stats::FlushStats, latency, wire::machine};
 
 #[derive(Debug, Args)]
 pub struct HttpArgs {
@@ -379,8 +379,9 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             content_type: JSON,
             body: single.clone(),
         };
-        let run = on_fresh_proxy(&args, mode, &dir("single"), |addr, token| {
-            load(&args, &single_target(addr, token), None)
+        let (run, flushes) = on_fresh_proxy(&args, mode, &dir("single"), |addr, token| {
+            let run = load(&args, &single_target(addr, token), None)?;
+            Ok((run, FlushStats::read(addr)?))
         })?;
         report(
             &format!("produce/single, {mode} broker"),
@@ -388,9 +389,11 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             1,
             Some((&ceiling_single, "ceiling")),
         );
+        println!("  {flushes}");
         let half = run.rate() / 2.0;
-        let paced = on_fresh_proxy(&args, mode, &dir("paced"), |addr, token| {
-            load(&args, &single_target(addr, token), Some(half))
+        let (paced, flushes) = on_fresh_proxy(&args, mode, &dir("paced"), |addr, token| {
+            let run = load(&args, &single_target(addr, token), Some(half))?;
+            Ok((run, FlushStats::read(addr)?))
         })?;
         report(
             &format!("produce/single, {mode} broker, paced at half the peak ({half:.0} req/s)"),
@@ -398,6 +401,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             1,
             None,
         );
+        println!("  {flushes}");
         // The machine's own tail at that rate, for comparison.
         let bare_paced = on_bare_server(|url| {
             let target = Target {

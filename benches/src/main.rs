@@ -19,6 +19,7 @@ mod ceiling;
 mod child;
 mod closed_loop;
 mod deliver;
+mod flush_stats;
 mod http;
 mod http_schema;
 mod latency;

@@ -101,7 +101,9 @@ impl Broker {
         // losing it in a crash would void every token in circulation.
         store.signing_key()?;
         store.db().flush()?;
-        let group_commit = GroupCommit::start(store.db().clone(), config.fsync);
+        let metrics = prometheus::Registry::new_custom(Some("depot_broker".into()), None)
+            .expect("a valid metric prefix");
+        let group_commit = GroupCommit::start(store.db().clone(), config.fsync, &metrics);
         let station_arbiters: Vec<Arbiter> = (0..STATION_THREADS).map(|_| Arbiter::new()).collect();
         let schemas = Arc::new(SchemaCatalog::load(store.clone())?);
         let (registry, directory) = StationRegistry::recover(
@@ -131,8 +133,6 @@ impl Broker {
                 .check_url(url)
                 .map_err(|e| BrokerError::bad_request(format!("--alert-url: {e}")))?;
         }
-        let metrics = prometheus::Registry::new_custom(Some("depot_broker".into()), None)
-            .expect("a valid metric prefix");
         let deliveries = Deliveries::start(
             store.clone(),
             group_commit.clone(),

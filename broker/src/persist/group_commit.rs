@@ -12,14 +12,12 @@
 //! the flush covers the batch.
 
 use std::{
-    sync::{
-        Arc, Condvar, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Condvar, Mutex},
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
+use prometheus::{Histogram, HistogramOpts, Registry};
 use tokio::sync::oneshot;
 
 use crate::{config::FsyncPolicy, error::BrokerError};
@@ -34,12 +32,28 @@ struct Queue {
     shutting_down: bool,
 }
 
+/// Flush time buckets in seconds, from 0.1 ms to 1 s.
+const FLUSH_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
 struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     db: sled::Db,
-    /// Flushes done, to show (and test) that writers share them.
-    flushes: AtomicU64,
+    /// How long each flush of the flushing thread took: every durable
+    /// acknowledgement waits for one, so the disk's slow moments show here
+    /// first (and its count shows that writers share flushes).
+    flush_seconds: Histogram,
+}
+
+impl Shared {
+    fn flush(&self) -> sled::Result<usize> {
+        let started = Instant::now();
+        let flushed = self.db.flush();
+        self.flush_seconds.observe(started.elapsed().as_secs_f64());
+        flushed
+    }
 }
 
 /// Hands out durability; cheap to clone.
@@ -51,13 +65,25 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the flushing thread the policy needs (none for `never`).
-    pub fn start(db: sled::Db, policy: FsyncPolicy) -> Self {
+    /// Starts the flushing thread the policy needs (none for `never`), and
+    /// registers its flush time histogram (`flush_seconds`) in `metrics`.
+    pub fn start(db: sled::Db, policy: FsyncPolicy, metrics: &Registry) -> Self {
+        let flush_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "flush_seconds",
+                "Time each flush to disk (sled's write and fsync) took; a durable acknowledgement waits for one",
+            )
+            .buckets(FLUSH_BUCKETS.to_vec()),
+        )
+        .expect("valid histogram options");
+        metrics
+            .register(Box::new(flush_seconds.clone()))
+            .expect("the flush metric is registered once");
         let shared = Arc::new(Shared {
             queue: Mutex::default(),
             wake: Condvar::new(),
             db,
-            flushes: AtomicU64::new(0),
+            flush_seconds,
         });
         let thread = match policy {
             FsyncPolicy::Always => Some(spawn("depot-group-commit", {
@@ -117,9 +143,9 @@ impl GroupCommit {
         }
     }
 
-    /// Flushes done by the group commit thread so far.
+    /// Flushes done by the flushing thread so far.
     pub fn flushes(&self) -> u64 {
-        self.shared.flushes.load(Ordering::Relaxed)
+        self.shared.flush_seconds.get_sample_count()
     }
 
     /// Flushes what is left and stops the thread. Idempotent.
@@ -158,8 +184,7 @@ fn run_group_commit(shared: &Shared) {
             }
             std::mem::take(&mut queue.waiters)
         };
-        let outcome = shared.db.flush().map(drop).map_err(|e| e.to_string());
-        shared.flushes.fetch_add(1, Ordering::Relaxed);
+        let outcome = shared.flush().map(drop).map_err(|e| e.to_string());
         if let Err(reason) = &outcome {
             tracing::error!(%reason, waiters = group.len(), "group commit flush failed");
         }
@@ -182,7 +207,7 @@ fn run_interval_flush(shared: &Shared, every: Duration) {
             .expect("group commit lock")
             .0;
         drop(queue);
-        if let Err(e) = shared.db.flush() {
+        if let Err(e) = shared.flush() {
             tracing::error!(error = %e, "interval flush failed");
         }
         queue = shared.queue.lock().expect("group commit lock");
@@ -197,7 +222,8 @@ mod tests {
     async fn writers_share_flushes_and_all_are_released() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let commit = GroupCommit::start(db.clone(), FsyncPolicy::Always);
+        let metrics = Registry::new();
+        let commit = GroupCommit::start(db.clone(), FsyncPolicy::Always, &metrics);
         let waits: Vec<_> = (0..100u32)
             .map(|i| {
                 db.insert(i.to_be_bytes(), &[1]).unwrap();

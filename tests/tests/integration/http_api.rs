@@ -448,6 +448,13 @@ async fn status_health_metrics_and_cors() {
             "missing {expected} in:\n{metrics}"
         );
     }
+    // The acknowledged batch waited for a flush, which the broker timed.
+    let flushes: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("depot_broker_flush_seconds_count "))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no flush count in:\n{metrics}"));
+    assert!(flushes >= 1, "the produce was flushed: {flushes} flushes");
 
     let (status, allowed) = preflight(&url, "http://app.example").await;
     assert_eq!(
