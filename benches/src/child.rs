@@ -67,6 +67,19 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// CPU time (user and system, all threads) a process has used, in seconds,
+/// from /proc. The kernel counts it in USER_HZ ticks, 100 per second on
+/// Linux's x86 and ARM ABIs.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it are plain.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime, the line's fields 14 and 15, at 11 and 12 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / TICKS_PER_SECOND)
+}
+
 /// Starts a broker on `data` with root's `password`.
 pub fn broker(
     data: &std::path::Path,

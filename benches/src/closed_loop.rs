@@ -23,6 +23,8 @@ pub struct PhaseResult {
     pub messages: u64,
     pub seconds: f64,
     pub latency: Histogram<u64>,
+    /// The server's CPU time over the measured time, when it could be read.
+    pub server_cpu_seconds: Option<f64>,
 }
 
 impl PhaseResult {
@@ -31,7 +33,14 @@ impl PhaseResult {
             messages: 0,
             seconds: duration.as_secs_f64(),
             latency: latency::new_histogram(),
+            server_cpu_seconds: None,
         }
+    }
+
+    /// The server's CPU time per message, in microseconds.
+    pub fn server_cpu_per_message_us(&self) -> Option<f64> {
+        let seconds = self.server_cpu_seconds?;
+        (self.messages > 0).then(|| seconds * 1e6 / self.messages as f64)
     }
 
     /// Adds one producer's (or one thread's) messages and latencies.
@@ -54,7 +63,9 @@ pub struct Timing {
 
 /// Runs `producers` closed loops over `threads` threads for warmup +
 /// duration. On each thread, `connect(count)` opens the connections and
-/// returns that thread's `count` producers.
+/// returns that thread's `count` producers. `server_cpu`, when given, reads
+/// the server's CPU seconds so far; it is read as the measured time starts
+/// and as it ends.
 ///
 /// Each thread runs a single-threaded runtime (as `depot-bench http` does):
 /// a connection's tasks (its producer, its reader and its writer) then never
@@ -66,6 +77,7 @@ pub fn run<P, C, F>(
     producers: usize,
     timing: Timing,
     connect: C,
+    server_cpu: Option<&dyn Fn() -> Option<f64>>,
 ) -> Result<PhaseResult, String>
 where
     P: Producer,
@@ -74,7 +86,8 @@ where
 {
     let threads = threads_for(threads, producers);
     let per_thread = producers.div_ceil(threads);
-    let all_connected = Arc::new(Barrier::new(threads));
+    // The producer threads and this one, which reads the server's CPU time.
+    let all_connected = Arc::new(Barrier::new(threads + 1));
     let handles: Vec<_> = (0..threads)
         .map(|thread| {
             let count = per_thread.min(producers.saturating_sub(thread * per_thread));
@@ -95,7 +108,18 @@ where
             })
         })
         .collect();
+    all_connected.wait();
+    let server_cpu_seconds = server_cpu.and_then(|read| {
+        let measure_from = Instant::now() + timing.warmup;
+        std::thread::sleep(timing.warmup);
+        let before = read()?;
+        std::thread::sleep(
+            (measure_from + timing.duration).saturating_duration_since(Instant::now()),
+        );
+        Some(read()? - before)
+    });
     let mut result = PhaseResult::empty(timing.duration);
+    result.server_cpu_seconds = server_cpu_seconds;
     for handle in handles {
         let part = handle.join().map_err(|_| "a producer thread panicked")??;
         result.add(part.messages, &part.latency)?;

@@ -125,24 +125,34 @@ pub fn run(args: WireArgs) -> Result<(), String> {
     println!("sled ceiling, no flush:                {ceiling_none:.0} inserts/s");
     let loopback = loopback_ceiling(&args)?;
     println!(
-        "loopback ceiling, bare TCP server, {} connections, one {} B frame per round trip: {:.0} round trips/s, {}",
+        "loopback ceiling, bare TCP server, {} connections, one {} B frame per round trip: {:.0} round trips/s, {}{}",
         args.single_producers,
         args.payload_bytes,
         loopback.rate(),
         latency::summary(&loopback.latency),
+        cpu_per_message("server", &loopback),
     );
 
     const PASSWORD: &str = "depot-bench";
-    let (process, addr, password) = match &args.broker {
+    let (process, broker) = match &args.broker {
         Some(addr) => {
             let password = args.password.clone().ok_or("--broker needs --password")?;
-            (None, addr.clone(), password)
+            let broker = BrokerUnderTest {
+                addr: addr.clone(),
+                password,
+                pid: None,
+            };
+            (None, broker)
         }
         None => {
             let process =
                 child::broker(&workdir.path().join("broker"), PASSWORD, &args.broker_args)?;
-            let addr = process.addrs[0].to_string();
-            (Some(process), addr, PASSWORD.to_owned())
+            let broker = BrokerUnderTest {
+                addr: process.addrs[0].to_string(),
+                password: PASSWORD.to_owned(),
+                pid: Some(process.pid()),
+            };
+            (Some(process), broker)
         }
     };
     let rss = |label: &str| {
@@ -164,8 +174,7 @@ pub fn run(args: WireArgs) -> Result<(), String> {
         let single = tokio::task::block_in_place(|| {
             phase(
                 &args,
-                &addr,
-                &password,
+                &broker,
                 "bench.single",
                 args.single_producers,
                 1,
@@ -173,19 +182,19 @@ pub fn run(args: WireArgs) -> Result<(), String> {
             )
         })?;
         println!(
-            "single messages, {} producers, a connection each: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling, {:.2} x loopback ceiling), ack {}",
+            "single messages, {} producers, a connection each: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling, {:.2} x loopback ceiling), ack {}{}",
             args.single_producers,
             single.rate(),
             single.rate() / ceiling_100,
             single.rate() / loopback.rate(),
             latency::summary(&single.latency),
+            cpu_per_message("broker", &single),
         );
         if args.shared_connections > 0 {
             let shared = tokio::task::block_in_place(|| {
                 phase(
                     &args,
-                    &addr,
-                    &password,
+                    &broker,
                     "bench.single-shared",
                     args.single_producers,
                     1,
@@ -194,20 +203,20 @@ pub fn run(args: WireArgs) -> Result<(), String> {
             })?;
             let threads = closed_loop::threads_for(args.client_threads, args.single_producers);
             println!(
-                "single messages, {} producers sharing {} connections: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}",
+                "single messages, {} producers sharing {} connections: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}{}",
                 args.single_producers,
                 threads * args.shared_connections,
                 shared.rate(),
                 shared.rate() / ceiling_100,
                 latency::summary(&shared.latency),
+                cpu_per_message("broker", &shared),
             );
         }
 
         let batch = tokio::task::block_in_place(|| {
             phase(
                 &args,
-                &addr,
-                &password,
+                &broker,
                 "bench.batch",
                 args.batch_producers,
                 args.batch_size,
@@ -215,18 +224,19 @@ pub fn run(args: WireArgs) -> Result<(), String> {
             )
         })?;
         println!(
-            "batches of {}, {} producers: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}",
+            "batches of {}, {} producers: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}{}",
             args.batch_size,
             args.batch_producers,
             batch.rate(),
             batch.rate() / ceiling_100,
             latency::summary(&batch.latency),
+            cpu_per_message("broker", &batch),
         );
         rss("after the phases");
 
         if args.fill > 0 {
             let started = Instant::now();
-            fill(&args, &addr, &password).await?;
+            fill(&args, &broker.addr, &broker.password).await?;
             println!(
                 "stored {} more messages in {:.1}s",
                 args.fill,
@@ -239,6 +249,14 @@ pub fn run(args: WireArgs) -> Result<(), String> {
     })?;
     drop(process);
     Ok(())
+}
+
+/// ", broker CPU 18.6 µs/msg" when the server's CPU time was read: a
+/// figure that moves less with a noisy machine than throughput does.
+fn cpu_per_message(server: &str, result: &PhaseResult) -> String {
+    result
+        .server_cpu_per_message_us()
+        .map_or(String::new(), |us| format!(", {server} CPU {us:.1} µs/msg"))
 }
 
 fn payload(bytes: usize) -> bytes::Bytes {
@@ -260,19 +278,31 @@ fn messages(count: usize, payload: &bytes::Bytes) -> Vec<NewMessage> {
         .collect()
 }
 
+/// The broker under test.
+struct BrokerUnderTest {
+    addr: String,
+    password: String,
+    /// Its process, when the benchmark started it (then its CPU time is read).
+    pid: Option<u32>,
+}
+
 /// `producers` each sending `batch` messages per request to `station`, one
 /// request at a time. Each has its own connection, or, with `shared` > 0,
 /// each load generator thread's producers share `shared` connections.
 fn phase(
     args: &WireArgs,
-    addr: &str,
-    password: &str,
+    broker: &BrokerUnderTest,
     station: &str,
     producers: usize,
     batch: usize,
     shared: usize,
 ) -> Result<PhaseResult, String> {
-    let (addr, password, station) = (addr.to_owned(), password.to_owned(), station.to_owned());
+    let (addr, password, station) = (
+        broker.addr.clone(),
+        broker.password.clone(),
+        station.to_owned(),
+    );
+    let server_cpu = broker.pid.map(|pid| move || child::cpu_seconds(pid));
     let payload = payload(args.payload_bytes);
     closed_loop::run(
         args.client_threads,
@@ -307,6 +337,9 @@ fn phase(
                     .collect())
             }
         },
+        server_cpu
+            .as_ref()
+            .map(|read| read as &dyn Fn() -> Option<f64>),
     )
 }
 
@@ -337,7 +370,7 @@ fn loopback_ceiling(args: &WireArgs) -> Result<PhaseResult, String> {
         &[],
         &["bare-tcp"],
     )?;
-    let addr = server.addrs[0].to_string();
+    let (addr, pid) = (server.addrs[0].to_string(), server.pid());
     let payload_bytes = args.payload_bytes;
     closed_loop::run(
         args.client_threads,
@@ -353,6 +386,7 @@ fn loopback_ceiling(args: &WireArgs) -> Result<PhaseResult, String> {
                 Ok(producers)
             }
         },
+        Some(&|| child::cpu_seconds(pid)),
     )
 }
 
