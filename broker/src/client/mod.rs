@@ -143,9 +143,12 @@ impl BrokerClient {
             waiters: Mutex::new(Some(HashMap::new())),
             next_id: AtomicU64::new(1),
         });
+        // Requests come from callers' tasks, which run before the writer
+        // they wake: they are already queued when it runs.
         tokio::spawn(crate::frames::write_queued(
             FramedWrite::new(write_half, FrameCodec::<Response, Request>::default()),
             queue,
+            || false,
         ));
         // The reader holds the shared state weakly: when the last client
         // handle is dropped, the request queue closes, the writer ends and

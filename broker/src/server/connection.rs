@@ -73,12 +73,18 @@ pub async fn serve(stream: TcpStream, broker: Broker, _connection_slot: OwnedSem
     let (read_half, write_half) = stream.into_split();
     let mut frames = FramedRead::new(read_half, Codec::new(max_frame));
     let (responses, queue) = mpsc::channel(WRITE_QUEUE);
+    let max_in_flight = broker.config().max_in_flight_per_connection;
+    let in_flight = Arc::new(Semaphore::new(max_in_flight));
+    // A request holds its permit until its answer is queued, so permits
+    // taken mean answers still to come.
+    let requests_in_flight = in_flight.clone();
     let writer = actix_rt::spawn(crate::frames::write_queued(
         FramedWrite::new(write_half, Codec::new(max_frame)),
         queue,
+        move || requests_in_flight.available_permits() < max_in_flight,
     ));
     let mut session = Session {
-        in_flight: Arc::new(Semaphore::new(broker.config().max_in_flight_per_connection)),
+        in_flight,
         broker,
         stage: Stage::AwaitingHello,
         responses,
