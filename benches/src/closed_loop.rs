@@ -9,7 +9,7 @@ use std::{
 
 use hdrhistogram::Histogram;
 
-use crate::latency;
+use crate::{child, latency};
 
 /// One closed-loop sender over some connection.
 pub trait Producer: Send + 'static {
@@ -63,9 +63,8 @@ pub struct Timing {
 
 /// Runs `producers` closed loops over `threads` threads for warmup +
 /// duration. On each thread, `connect(count)` opens the connections and
-/// returns that thread's `count` producers. `server_cpu`, when given, reads
-/// the server's CPU seconds so far; it is read as the measured time starts
-/// and as it ends.
+/// returns that thread's `count` producers. With the `server` process's id,
+/// its CPU time over the measured time is read too.
 ///
 /// Each thread runs a single-threaded runtime (as `depot-bench http` does):
 /// a connection's tasks (its producer, its reader and its writer) then never
@@ -77,14 +76,14 @@ pub fn run<P, C, F>(
     producers: usize,
     timing: Timing,
     connect: C,
-    server_cpu: Option<&dyn Fn() -> Option<f64>>,
+    server: Option<u32>,
 ) -> Result<PhaseResult, String>
 where
     P: Producer,
     C: Fn(usize) -> F + Clone + Send + 'static,
     F: Future<Output = Result<Vec<P>, String>>,
 {
-    let threads = threads_for(threads, producers);
+    let threads = threads.clamp(1, producers.max(1));
     let per_thread = producers.div_ceil(threads);
     // The producer threads and this one, which reads the server's CPU time.
     let all_connected = Arc::new(Barrier::new(threads + 1));
@@ -109,14 +108,14 @@ where
         })
         .collect();
     all_connected.wait();
-    let server_cpu_seconds = server_cpu.and_then(|read| {
+    let server_cpu_seconds = server.and_then(|pid| {
         let measure_from = Instant::now() + timing.warmup;
         std::thread::sleep(timing.warmup);
-        let before = read()?;
+        let before = child::cpu_seconds(pid)?;
         std::thread::sleep(
             (measure_from + timing.duration).saturating_duration_since(Instant::now()),
         );
-        Some(read()? - before)
+        Some(child::cpu_seconds(pid)? - before)
     });
     let mut result = PhaseResult::empty(timing.duration);
     result.server_cpu_seconds = server_cpu_seconds;
@@ -125,12 +124,6 @@ where
         result.add(part.messages, &part.latency)?;
     }
     Ok(result)
-}
-
-/// The threads [`run`] uses: as asked, but at least one and no more than
-/// there are producers.
-pub fn threads_for(threads: usize, producers: usize) -> usize {
-    threads.clamp(1, producers.max(1))
 }
 
 async fn run_thread<P: Producer>(producers: Vec<P>, timing: Timing) -> Result<PhaseResult, String> {

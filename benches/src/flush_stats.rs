@@ -84,7 +84,7 @@ impl std::fmt::Display for FlushStats {
         let slowest = if self.slowest_at_most.is_finite() {
             format!("<= {} ms", self.slowest_at_most * 1000.0)
         } else {
-            "> 1 s".to_owned()
+            "beyond the last bucket".to_owned()
         };
         write!(
             f,

@@ -201,11 +201,10 @@ pub fn run(args: WireArgs) -> Result<(), String> {
                     args.shared_connections,
                 )
             })?;
-            let threads = closed_loop::threads_for(args.client_threads, args.single_producers);
             println!(
-                "single messages, {} producers sharing {} connections: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}{}",
+                "single messages, {} producers sharing connections ({} per load generator thread): {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling), ack {}{}",
                 args.single_producers,
-                threads * args.shared_connections,
+                args.shared_connections,
                 shared.rate(),
                 shared.rate() / ceiling_100,
                 latency::summary(&shared.latency),
@@ -302,7 +301,6 @@ fn phase(
         broker.password.clone(),
         station.to_owned(),
     );
-    let server_cpu = broker.pid.map(|pid| move || child::cpu_seconds(pid));
     let payload = payload(args.payload_bytes);
     closed_loop::run(
         args.client_threads,
@@ -337,9 +335,7 @@ fn phase(
                     .collect())
             }
         },
-        server_cpu
-            .as_ref()
-            .map(|read| read as &dyn Fn() -> Option<f64>),
+        broker.pid,
     )
 }
 
@@ -386,7 +382,7 @@ fn loopback_ceiling(args: &WireArgs) -> Result<PhaseResult, String> {
                 Ok(producers)
             }
         },
-        Some(&|| child::cpu_seconds(pid)),
+        Some(pid),
     )
 }
 
