@@ -61,9 +61,12 @@ impl RemoteBroker {
 
     /// A connected client: one this thread opened, else a slot without a
     /// live connection (re)connected by this thread when its backoff allows,
-    /// else any healthy connection. Slots being reconnected by another
-    /// request are passed by, so requests fail fast (503) only when no
-    /// connection is healthy, never waiting on someone else's attempt.
+    /// else any healthy connection, else the outcome of an attempt another
+    /// request has in progress. Requests fail fast (503) while the broker is
+    /// down: attempts then fail at once or wait out their backoff without
+    /// trying. But when the broker has just come back and every slot is
+    /// being reconnected, a request waits for one of those attempts instead
+    /// of failing while the broker is there.
     async fn client(&self) -> LinkResult<BrokerClient> {
         let here = thread::current().id();
         let first = self.next.fetch_add(1, Ordering::Relaxed);
@@ -71,7 +74,7 @@ impl RemoteBroker {
         let mut free = None;
         for index in order() {
             // A slot held for longer than a glance is being reconnected:
-            // pass it by rather than wait for the attempt.
+            // pass it by for now.
             let Ok(slot) = self.slots[index].try_lock() else {
                 continue;
             };
@@ -85,25 +88,34 @@ impl RemoteBroker {
                 _ => {}
             }
         }
-        let chosen = match free {
+        let mut chosen = match free {
             Some(index) => self.connected_or_reconnected(index).await,
-            None => Err(LinkError::Unavailable(format!(
-                "the connections to the broker at {} are being re-established; retry shortly",
-                self.address
-            ))),
+            None => Err(self.reconnecting()),
         };
         if chosen.is_ok() {
             return chosen;
         }
+        let mut being_reconnected = None;
         for index in order() {
             let Ok(slot) = self.slots[index].try_lock() else {
+                being_reconnected.get_or_insert(index);
                 continue;
             };
             if let Some(client) = slot.client.as_ref().filter(|c| !c.is_closed()) {
                 return Ok(client.clone());
             }
         }
+        if let Some(index) = being_reconnected {
+            chosen = self.connected_or_reconnected(index).await;
+        }
         chosen
+    }
+
+    fn reconnecting(&self) -> LinkError {
+        LinkError::Unavailable(format!(
+            "the connections to the broker at {} are being re-established; retry shortly",
+            self.address
+        ))
     }
 
     async fn connected_or_reconnected(&self, index: usize) -> LinkResult<BrokerClient> {

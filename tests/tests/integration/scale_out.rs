@@ -14,9 +14,11 @@ const JSON: (&str, &str) = ("Content-Type", "application/json");
 async fn produce(proxy: &TestProxy, jwt: &str, body: &str) -> u16 {
     let auth = format!("Bearer {jwt}");
     let url = proxy.url("/stations/shared/produce/single");
-    post(&url, &[("Authorization", &auth), JSON], body.to_owned())
-        .await
-        .status
+    let answer = post(&url, &[("Authorization", &auth), JSON], body.to_owned()).await;
+    if answer.status != 200 {
+        eprintln!("produce answered {}: {}", answer.status, answer.body);
+    }
+    answer.status
 }
 
 async fn wait_until_ready(proxy: &TestProxy) {
