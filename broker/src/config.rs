@@ -112,7 +112,8 @@ pub struct BrokerConfig {
     #[arg(long, env = "DEPOT_RETENTION_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub retention_interval: Duration,
 
-    /// Threads serving connections (0: one per core).
+    /// Worker threads, which serve wire connections and run station actors
+    /// (0: one per core).
     #[arg(long, env = "DEPOT_WORKERS", default_value_t = 0)]
     pub workers: usize,
 

@@ -45,9 +45,6 @@ use crate::{
 /// How often expired single-use tokens are forgotten.
 const USED_TOKEN_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Threads that run station actors; stations are spread across them.
-const STATION_THREADS: usize = 2;
-
 /// A running broker core; cheap to clone.
 #[derive(Clone)]
 pub struct Broker {
@@ -70,7 +67,12 @@ struct Inner {
     >,
     /// The broker's Prometheus metrics (deliveries so far).
     metrics: prometheus::Registry,
-    station_arbiters: Vec<Arbiter>,
+    /// The broker's worker threads: station actors are spread over them,
+    /// and the wire server serves its connections on them, so a produce
+    /// whose connection shares its station's thread reaches the actor
+    /// without waking another thread, and the cores are not split between
+    /// connection threads and station threads that take turns.
+    workers: Vec<Arbiter>,
     passwords: PasswordHasher,
     /// Principals by user name, for requests made on behalf of users (the
     /// HTTP proxy's): compiled once, dropped when the user changes.
@@ -104,14 +106,16 @@ impl Broker {
         let metrics = prometheus::Registry::new_custom(Some("depot_broker".into()), None)
             .expect("a valid metric prefix");
         let group_commit = GroupCommit::start(store.db().clone(), config.fsync, &metrics);
-        let station_arbiters: Vec<Arbiter> = (0..STATION_THREADS).map(|_| Arbiter::new()).collect();
+        let workers: Vec<Arbiter> = (0..config.worker_threads())
+            .map(|_| Arbiter::new())
+            .collect();
         let schemas = Arc::new(SchemaCatalog::load(store.clone())?);
         let (registry, directory) = StationRegistry::recover(
             store.clone(),
             schemas.clone(),
             group_commit.clone(),
             config.retention_interval,
-            station_arbiters.iter().map(Arbiter::handle).collect(),
+            workers.iter().map(Arbiter::handle).collect(),
         )?;
         let registry = registry.start();
         let delivery_settings = DeliverySettings {
@@ -153,7 +157,7 @@ impl Broker {
                 connections: Default::default(),
                 notifiers: Default::default(),
                 metrics,
-                station_arbiters,
+                workers,
                 passwords,
                 principals: RwLock::default(),
             }),
@@ -168,6 +172,11 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.inner.config
+    }
+
+    /// The broker's worker threads, for the wire server's connections.
+    pub(crate) fn workers(&self) -> Vec<actix::ArbiterHandle> {
+        self.inner.workers.iter().map(Arbiter::handle).collect()
     }
 
     /// The broker's metrics in the Prometheus text format. Not secret, but
@@ -198,7 +207,7 @@ impl Broker {
     pub fn shutdown(&self) {
         self.inner.deliveries.shutdown();
         self.inner.group_commit.shutdown();
-        for arbiter in &self.inner.station_arbiters {
+        for arbiter in &self.inner.workers {
             arbiter.stop();
         }
     }

@@ -9,8 +9,9 @@
 //!   thread, answers "which actor owns station X" on the produce and fetch
 //!   paths without a message round trip through the registry.
 //!
-//! Station actors are spread over a few arbiters (threads), so stations
-//! append in parallel while each stays single-writer.
+//! Station actors are spread over the broker's worker threads (the ones
+//! that also serve wire connections), so stations append in parallel while
+//! each stays single-writer.
 //!
 //! Schema changes go through the registry too ([`schemas`]): a schema cannot
 //! be deleted while a station attaches it, and that check and the attach

@@ -19,7 +19,10 @@ use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore, mpsc},
     task::JoinHandle,
 };
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::{
+    codec::{FramedRead, FramedWrite},
+    sync::CancellationToken,
+};
 
 use depot_schemas::{
     FrameCodec, FrameError,
@@ -66,8 +69,14 @@ struct Session {
     attachment: Option<(u64, JoinHandle<()>)>,
 }
 
-/// Serves one connection until the peer leaves or framing is lost.
-pub async fn serve(stream: TcpStream, broker: Broker, _connection_slot: OwnedSemaphorePermit) {
+/// Serves one connection until the peer leaves, framing is lost or the
+/// server closes (`closing`).
+pub async fn serve(
+    stream: TcpStream,
+    broker: Broker,
+    _connection_slot: OwnedSemaphorePermit,
+    closing: CancellationToken,
+) {
     let peer = stream.peer_addr().ok();
     let max_frame = broker.config().max_frame_bytes as usize;
     let (read_half, write_half) = stream.into_split();
@@ -92,7 +101,19 @@ pub async fn serve(stream: TcpStream, broker: Broker, _connection_slot: OwnedSem
         attachment: None,
     };
 
-    while let Some(frame) = frames.next().await {
+    let closed = closing.cancelled();
+    tokio::pin!(closed);
+    loop {
+        // Frames first: the closing signal is looked at only when no frame
+        // is ready, so it costs nothing per request.
+        let frame = tokio::select! {
+            biased;
+            frame = frames.next() => frame,
+            () = &mut closed => break,
+        };
+        let Some(frame) = frame else {
+            break;
+        };
         match frame {
             Ok(Ok(request)) => session.handle(request).await,
             Ok(Err(decode_error)) => {

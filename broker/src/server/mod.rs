@@ -1,6 +1,6 @@
 //! The wire-protocol server: accepts TCP connections and serves each on one
-//! of a few worker threads (actix arbiters), so decoding, encoding and reads
-//! run in parallel across cores while station actors do the writes.
+//! of the broker's worker threads (actix arbiters, shared with the station
+//! actors), so decoding, encoding and reads run in parallel across cores.
 //!
 //! - [`connection`]: one connection's session and pipelined requests.
 //! - [`operations`]: request/response operations, each calling the core.
@@ -22,10 +22,9 @@ pub mod webhook_operations;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use actix::Arbiter;
 use futures::SinkExt;
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
-use tokio_util::codec::FramedWrite;
+use tokio_util::{codec::FramedWrite, sync::CancellationToken};
 
 use depot_schemas::{
     FrameCodec,
@@ -39,7 +38,9 @@ use crate::broker::Broker;
 pub struct WireServer {
     local_addr: SocketAddr,
     accept: JoinHandle<()>,
-    workers: Vec<Arbiter>,
+    /// Cancelled to close every connection (the worker threads are the
+    /// broker's and outlive the server).
+    closing: CancellationToken,
 }
 
 impl WireServer {
@@ -49,15 +50,12 @@ impl WireServer {
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         let listener = TcpListener::from_std(listener)?;
-        let workers: Vec<Arbiter> = (0..broker.config().worker_threads())
-            .map(|_| Arbiter::new())
-            .collect();
-        let handles = workers.iter().map(Arbiter::handle).collect();
-        let accept = actix_rt::spawn(accept_loop(listener, broker, handles));
+        let closing = CancellationToken::new();
+        let accept = actix_rt::spawn(accept_loop(listener, broker, closing.clone()));
         Ok(Self {
             local_addr,
             accept,
-            workers,
+            closing,
         })
     }
 
@@ -68,13 +66,12 @@ impl WireServer {
     /// Stops accepting and closes every connection.
     pub fn stop(self) {
         self.accept.abort();
-        for worker in self.workers {
-            worker.stop();
-        }
+        self.closing.cancel();
     }
 }
 
-async fn accept_loop(listener: TcpListener, broker: Broker, workers: Vec<actix::ArbiterHandle>) {
+async fn accept_loop(listener: TcpListener, broker: Broker, closing: CancellationToken) {
+    let workers = broker.workers();
     let slots = Arc::new(Semaphore::new(broker.config().max_connections));
     let mut next_worker = 0;
     loop {
@@ -97,11 +94,12 @@ async fn accept_loop(listener: TcpListener, broker: Broker, workers: Vec<actix::
             continue;
         };
         let broker = broker.clone();
+        let closing = closing.child_token();
         let worker = &workers[next_worker % workers.len()];
         next_worker += 1;
         worker.spawn(async move {
             match tokio::net::TcpStream::from_std(stream) {
-                Ok(stream) => connection::serve(stream, broker, slot).await,
+                Ok(stream) => connection::serve(stream, broker, slot, closing).await,
                 Err(error) => tracing::warn!(%error, "cannot adopt connection"),
             }
         });
