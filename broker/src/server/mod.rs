@@ -120,3 +120,56 @@ async fn refuse(stream: tokio::net::TcpStream, limit: usize) {
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{BrokerConfig, client::BrokerClient};
+
+    #[actix_rt::test]
+    async fn stopping_closes_open_connections_and_the_broker_runs_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = BrokerConfig::new(dir.path(), "127.0.0.1:0");
+        config.root_password = Some("root-password".into());
+        let broker = Broker::open(config).unwrap().broker;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = WireServer::start(broker.clone(), listener).unwrap();
+        let address = server.local_addr();
+        let client = BrokerClient::connect(address, "root", "root-password")
+            .await
+            .unwrap();
+        client.ping().await.unwrap();
+
+        server.stop();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !client.is_closed() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the connection stayed open after stop"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(client.ping().await.is_err());
+        assert!(
+            BrokerClient::connect(address, "root", "root-password")
+                .await
+                .is_err(),
+            "a stopped server accepts nothing"
+        );
+        // The worker threads are the broker's: its stations still take
+        // messages after the server is gone.
+        let root = broker.principal("root").unwrap();
+        let message = crate::station::NewMessage {
+            content_type: "text/plain".into(),
+            payload: "still here".into(),
+            ..Default::default()
+        };
+        broker
+            .produce(&root, "after-stop", vec![message])
+            .await
+            .unwrap();
+        broker.shutdown();
+    }
+}

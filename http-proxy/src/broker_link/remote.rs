@@ -90,7 +90,10 @@ impl RemoteBroker {
         }
         let mut chosen = match free {
             Some(index) => self.connected_or_reconnected(index).await,
-            None => Err(self.reconnecting()),
+            None => Err(LinkError::Unavailable(format!(
+                "the connections to the broker at {} are being re-established; retry shortly",
+                self.address
+            ))),
         };
         if chosen.is_ok() {
             return chosen;
@@ -109,13 +112,6 @@ impl RemoteBroker {
             chosen = self.connected_or_reconnected(index).await;
         }
         chosen
-    }
-
-    fn reconnecting(&self) -> LinkError {
-        LinkError::Unavailable(format!(
-            "the connections to the broker at {} are being re-established; retry shortly",
-            self.address
-        ))
     }
 
     async fn connected_or_reconnected(&self, index: usize) -> LinkResult<BrokerClient> {
