@@ -73,6 +73,12 @@ pub struct Shutdown;
 #[rtype(result = "()")]
 struct WriteStaged;
 
+/// Runs the next retention pass; sent by the actor to itself while expired
+/// messages remain.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ContinueRetention;
+
 /// A station's settings and counters at one moment.
 #[derive(Debug, Clone)]
 pub struct StationStats {
@@ -296,17 +302,30 @@ impl StationActor {
         }
     }
 
-    fn enforce_retention(&mut self) {
+    /// Runs one retention pass; when it stopped at its limit, the next one
+    /// is queued behind the messages already in the mailbox.
+    fn enforce_retention(&mut self, ctx: &mut Context<Self>) {
         if self.deleted {
             return;
         }
         // Retention rewrites the counters, so staged messages go first:
         // otherwise it would persist a next offset ahead of the records.
         self.write_staged();
-        match retention::enforce(&self.log, &self.settings, self.counters, now_ms()) {
-            Ok(counters) => {
-                self.counters = counters;
-                self.written = counters;
+        let pass = retention::enforce(
+            &self.log,
+            &self.settings,
+            self.counters,
+            now_ms(),
+            retention::RECORDS_PER_PASS,
+        );
+        match pass {
+            Ok(pass) => {
+                self.counters = pass.counters;
+                self.written = pass.counters;
+                if pass.more {
+                    ctx.notify(ContinueRetention);
+                    return;
+                }
             }
             Err(error) => tracing::error!(station = %self.name, %error, "retention failed"),
         }
@@ -368,8 +387,8 @@ impl Actor for StationActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.retention_interval, |actor, _| {
-            actor.enforce_retention()
+        ctx.run_interval(self.retention_interval, |actor, ctx| {
+            actor.enforce_retention(ctx)
         });
     }
 
@@ -402,6 +421,14 @@ impl Handler<WriteStaged> for StationActor {
     }
 }
 
+impl Handler<ContinueRetention> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ContinueRetention, ctx: &mut Self::Context) {
+        self.enforce_retention(ctx);
+    }
+}
+
 impl Handler<UpdateSettings> for StationActor {
     type Result = MessageResult<UpdateSettings>;
 
@@ -431,5 +458,64 @@ impl Handler<Shutdown> for StationActor {
         self.deleted = true;
         self.abandon_staged();
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::{
+        Broker, BrokerConfig,
+        station::{NewMessage, SettingsChange, StationSettings, retention::RECORDS_PER_PASS},
+    };
+
+    #[actix_rt::test]
+    async fn retention_beyond_one_pass_continues_without_waiting_for_the_timer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = BrokerConfig::new(dir.path(), "127.0.0.1:0");
+        config.root_password = Some("root-password".into());
+        config.retention_interval = Duration::from_secs(1);
+        let broker = Broker::open(config).unwrap().broker;
+        let root = broker.principal("root").unwrap();
+        broker
+            .create_station(&root, "big", StationSettings::default())
+            .await
+            .unwrap();
+        // 4 KiB messages are a record each: a little over two passes.
+        let messages = 2 * RECORDS_PER_PASS + 50;
+        for _ in 0..messages / 150 + 1 {
+            let batch = (0..150)
+                .map(|_| NewMessage {
+                    content_type: "text/plain".into(),
+                    payload: vec![b'x'; 4096].into(),
+                    ..Default::default()
+                })
+                .collect();
+            broker.produce(&root, "big", batch).await.unwrap();
+        }
+        let keep_one = SettingsChange {
+            retention_messages: Some(1),
+            ..Default::default()
+        };
+        broker.update_station(&root, "big", keep_one).await.unwrap();
+
+        // The first timer tick comes within a second; passes two and three
+        // follow at once. On the timer alone they would take two more ticks.
+        let started = Instant::now();
+        loop {
+            let stats = broker.describe_station(&root, "big").await.unwrap();
+            if stats.message_count == 1 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_millis(1_900),
+                "{} messages left after {:?}",
+                stats.message_count,
+                started.elapsed()
+            );
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        broker.shutdown();
     }
 }

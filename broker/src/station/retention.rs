@@ -2,11 +2,14 @@
 //! the retention age, or beyond the retention count or bytes (0 = no limit),
 //! and expires dedup entries older than the idempotency window.
 //!
-//! Run by the station actor on a timer, never on the produce path. Removal is
-//! exact to the message: a record that straddles the cut is rewritten with
-//! its surviving messages under the new first offset. Offsets are never
-//! reused: the next offset stays in the counters even when the station
-//! empties.
+//! Run by the station actor on a timer, never on the produce path, in passes
+//! of at most [`RECORDS_PER_PASS`] records: the actor shares its thread with
+//! connections and other stations, so a station with millions of expired
+//! messages is trimmed in steps, with produces and other work in between,
+//! not in one long stall. Removal is exact to the message: a record that
+//! straddles the cut is rewritten with its surviving messages under the new
+//! first offset. Offsets are never reused: the next offset stays in the
+//! counters even when the station empties.
 
 use depot_schemas::storage::{StationCounters, StoredRecord};
 
@@ -15,19 +18,40 @@ use crate::{
     station::{StationLog, StationSettings, log::WriteBatch},
 };
 
-/// Applies the settings' limits and returns the counters after removal.
+/// Records (of up to ~4 KiB of payload each) one pass removes at most.
+pub const RECORDS_PER_PASS: usize = 1024;
+
+/// The outcome of one pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub counters: StationCounters,
+    /// The pass stopped at its limit: more may be due, run another.
+    pub more: bool,
+}
+
+/// Applies the settings' limits, removing at most `max_records` records,
+/// and returns the counters after removal. Dedup entries are expired by the
+/// pass that finishes the records.
 pub fn enforce(
     log: &StationLog,
     settings: &StationSettings,
     counters: StationCounters,
     now_ms: u64,
-) -> BrokerResult<StationCounters> {
+    max_records: usize,
+) -> BrokerResult<Pass> {
     let mut after = counters;
     let mut batch = WriteBatch::default();
     let mut changed = false;
+    let mut more = false;
     let age_limit_ms = settings.retention_age.as_millis() as u64;
 
-    'records: for entry in log.records_from_start() {
+    // Every record the loop goes past is removed (it stops at the first
+    // one that keeps a message), so the index counts the removed ones.
+    'records: for (removed, entry) in log.records_from_start().enumerate() {
+        if removed == max_records {
+            more = true;
+            break 'records;
+        }
         let (first_offset, record) = entry?;
         let mut survivors = StoredRecord::default();
         let mut removed_any = false;
@@ -57,7 +81,7 @@ pub fn enforce(
     }
 
     let window_ms = settings.idempotency_window.as_millis() as u64;
-    for entry in log.dedup_entries() {
+    for entry in log.dedup_entries().take_while(|_| !more) {
         let (key, dedup) = entry?;
         if now_ms.saturating_sub(dedup.timestamp_ms) >= window_ms {
             batch.remove_key(key);
@@ -69,5 +93,78 @@ pub fn enforce(
         batch.put_counters(&after);
         log.apply(batch)?;
     }
-    Ok(after)
+    Ok(Pass {
+        counters: after,
+        more,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use depot_schemas::storage::StoredMessage;
+
+    use super::*;
+
+    /// A log of `count` records of one 10-byte message each, all stamped at
+    /// 1 s after the epoch.
+    fn log_of(count: u64) -> (tempfile::TempDir, StationLog, StationCounters) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let log = StationLog::new(db.open_tree("station/s").unwrap());
+        let records: Vec<StoredRecord> = (0..count)
+            .map(|offset| StoredRecord {
+                messages: vec![StoredMessage {
+                    offset,
+                    timestamp_ms: 1_000,
+                    payload: vec![b'x'; 10].into(),
+                    ..Default::default()
+                }],
+            })
+            .collect();
+        let counters = StationCounters {
+            next_offset: count,
+            first_offset: 0,
+            bytes: count * 10,
+        };
+        log.append(&records, &[], &counters).unwrap();
+        (dir, log, counters)
+    }
+
+    #[test]
+    fn a_large_expiry_is_removed_in_bounded_passes() {
+        let (_dir, log, mut counters) = log_of(2_500);
+        let settings = StationSettings {
+            retention_age: Duration::from_secs(60),
+            ..StationSettings::default()
+        };
+        let now_ms = 1_000 + 3_600_000;
+        let mut passes = Vec::new();
+        loop {
+            let pass = enforce(&log, &settings, counters, now_ms, 1_000).unwrap();
+            counters = pass.counters;
+            passes.push(counters.first_offset);
+            if !pass.more {
+                break;
+            }
+        }
+        assert_eq!(passes, vec![1_000, 2_000, 2_500]);
+        assert_eq!(counters.bytes, 0);
+        assert_eq!(counters.next_offset, 2_500, "offsets are never reused");
+        assert_eq!(log.records_from_start().count(), 0);
+    }
+
+    #[test]
+    fn a_pass_within_its_limit_says_it_is_done() {
+        let (_dir, log, counters) = log_of(10);
+        let settings = StationSettings {
+            retention_messages: 4,
+            ..StationSettings::default()
+        };
+        let pass = enforce(&log, &settings, counters, 2_000, 1_000).unwrap();
+        assert!(!pass.more);
+        assert_eq!(pass.counters.first_offset, 6);
+        assert_eq!(log.records_from_start().count(), 4);
+    }
 }
