@@ -45,6 +45,10 @@ use crate::{
 /// How often expired single-use tokens are forgotten.
 const USED_TOKEN_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// `root`'s password in brokers opened by [`Broker::open_for_test`].
+#[cfg(test)]
+pub(crate) const TEST_ROOT_PASSWORD: &str = "root-password";
+
 /// A running broker core; cheap to clone.
 #[derive(Clone)]
 pub struct Broker {
@@ -196,6 +200,19 @@ impl Broker {
     #[cfg(test)]
     pub(crate) fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// A broker on `dir` for the crate's tests, `root`'s password
+    /// [`TEST_ROOT_PASSWORD`], with `adjust` applied to its configuration.
+    #[cfg(test)]
+    pub(crate) fn open_for_test(
+        dir: &std::path::Path,
+        adjust: impl FnOnce(&mut BrokerConfig),
+    ) -> Broker {
+        let mut config = BrokerConfig::new(dir, "127.0.0.1:0");
+        config.root_password = Some(TEST_ROOT_PASSWORD.into());
+        adjust(&mut config);
+        Broker::open(config).expect("a test broker opens").broker
     }
 
     #[cfg(test)]

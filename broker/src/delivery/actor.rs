@@ -699,7 +699,7 @@ mod tests {
     use super::*;
     use crate::delivery::test_receiver::spawn_on_loopback;
     use crate::{
-        Broker, BrokerConfig,
+        Broker,
         delivery::{
             DeliveryMode, RetrySchedule, WebhookSecret, sender::PayloadFormat,
             subscription::DEFAULT_TIMEOUT,
@@ -763,9 +763,7 @@ mod tests {
     }
 
     async fn broker_with_messages(dir: &std::path::Path, count: usize) -> (Broker, StationHandle) {
-        let mut config = BrokerConfig::new(dir, "127.0.0.1:0");
-        config.root_password = Some("root-password".into());
-        let broker = Broker::open(config).unwrap().broker;
+        let broker = Broker::open_for_test(dir, |_| {});
         let root = broker.principal("root").unwrap();
         broker
             .create_station(&root, "orders", StationSettings::default())

@@ -126,18 +126,16 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{BrokerConfig, client::BrokerClient};
+    use crate::{broker::TEST_ROOT_PASSWORD, client::BrokerClient};
 
     #[actix_rt::test]
     async fn stopping_closes_open_connections_and_the_broker_runs_on() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = BrokerConfig::new(dir.path(), "127.0.0.1:0");
-        config.root_password = Some("root-password".into());
-        let broker = Broker::open(config).unwrap().broker;
+        let broker = Broker::open_for_test(dir.path(), |_| {});
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let server = WireServer::start(broker.clone(), listener).unwrap();
         let address = server.local_addr();
-        let client = BrokerClient::connect(address, "root", "root-password")
+        let client = BrokerClient::connect(address, "root", TEST_ROOT_PASSWORD)
             .await
             .unwrap();
         client.ping().await.unwrap();
@@ -153,7 +151,7 @@ mod tests {
         }
         assert!(client.ping().await.is_err());
         assert!(
-            BrokerClient::connect(address, "root", "root-password")
+            BrokerClient::connect(address, "root", TEST_ROOT_PASSWORD)
                 .await
                 .is_err(),
             "a stopped server accepts nothing"

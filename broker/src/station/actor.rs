@@ -466,17 +466,16 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use crate::{
-        Broker, BrokerConfig,
+        Broker,
         station::{NewMessage, SettingsChange, StationSettings, retention::RECORDS_PER_PASS},
     };
 
     #[actix_rt::test]
     async fn retention_beyond_one_pass_continues_without_waiting_for_the_timer() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = BrokerConfig::new(dir.path(), "127.0.0.1:0");
-        config.root_password = Some("root-password".into());
-        config.retention_interval = Duration::from_secs(1);
-        let broker = Broker::open(config).unwrap().broker;
+        let broker = Broker::open_for_test(dir.path(), |config| {
+            config.retention_interval = Duration::from_secs(1);
+        });
         let root = broker.principal("root").unwrap();
         broker
             .create_station(&root, "big", StationSettings::default())
