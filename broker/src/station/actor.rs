@@ -79,6 +79,12 @@ struct WriteStaged;
 #[rtype(result = "()")]
 struct ContinueRetention;
 
+/// Runs the next dead-letter trim; sent by the actor to itself while expired
+/// dead letters remain.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ContinueDeadLetterTrim;
+
 /// A station's settings and counters at one moment.
 #[derive(Debug, Clone)]
 pub struct StationStats {
@@ -329,13 +335,28 @@ impl StationActor {
             }
             Err(error) => tracing::error!(station = %self.name, %error, "retention failed"),
         }
+        self.trim_dead_letters(ctx);
+    }
+
+    /// Removes expired dead letters, in passes of the same bound as the
+    /// records' (without repeating the records' pass in between).
+    fn trim_dead_letters(&mut self, ctx: &mut Context<Self>) {
         let keep_for = self.settings.dead_letter_retention.as_millis() as u64;
-        if keep_for > 0
-            && let Err(error) = self
-                .dead_letters
-                .trim_older_than(now_ms().saturating_sub(keep_for))
+        if keep_for == 0 || self.deleted {
+            return;
+        }
+        let cutoff = now_ms().saturating_sub(keep_for);
+        match self
+            .dead_letters
+            .trim_older_than(cutoff, retention::RECORDS_PER_PASS)
         {
-            tracing::error!(station = %self.name, %error, "dead-letter retention failed");
+            Ok(removed) if removed == retention::RECORDS_PER_PASS => {
+                ctx.notify(ContinueDeadLetterTrim);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(station = %self.name, %error, "dead-letter retention failed")
+            }
         }
     }
 
@@ -426,6 +447,14 @@ impl Handler<ContinueRetention> for StationActor {
 
     fn handle(&mut self, _: ContinueRetention, ctx: &mut Self::Context) {
         self.enforce_retention(ctx);
+    }
+}
+
+impl Handler<ContinueDeadLetterTrim> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ContinueDeadLetterTrim, ctx: &mut Self::Context) {
+        self.trim_dead_letters(ctx);
     }
 }
 

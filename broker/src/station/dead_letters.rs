@@ -84,10 +84,15 @@ impl DeadLetters {
         Ok((letters, false))
     }
 
-    /// Removes dead letters stored before `cutoff_ms`; returns how many.
-    pub fn trim_older_than(&self, cutoff_ms: u64) -> BrokerResult<usize> {
+    /// Removes dead letters stored before `cutoff_ms`, at most `max` of
+    /// them (the caller runs another pass when it hit the limit); returns
+    /// how many.
+    pub fn trim_older_than(&self, cutoff_ms: u64, max: usize) -> BrokerResult<usize> {
         let mut removed = 0;
         for entry in self.tree.iter() {
+            if removed == max {
+                break;
+            }
             let (key, value) = entry?;
             if DeadLetterRecord::decode(&*value)?.timestamp_ms >= cutoff_ms {
                 break;
@@ -96,5 +101,31 @@ impl DeadLetters {
             removed += 1;
         }
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimming_stops_at_the_first_young_letter_and_at_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let letters = DeadLetters::new(db.clone(), db.open_tree("dead-letters/s").unwrap(), true);
+        for timestamp_ms in [10, 20, 30, 40, 50] {
+            letters
+                .add(DeadLetterRecord {
+                    timestamp_ms,
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+        assert_eq!(letters.trim_older_than(45, 2).unwrap(), 2, "the limit");
+        assert_eq!(letters.trim_older_than(45, 2).unwrap(), 2, "the rest");
+        assert_eq!(letters.trim_older_than(45, 2).unwrap(), 0, "50 is young");
+        let (left, _) = letters.list(0, 10).unwrap();
+        let stamps: Vec<u64> = left.iter().map(|l| l.timestamp_ms).collect();
+        assert_eq!(stamps, vec![50]);
     }
 }
