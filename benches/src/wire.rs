@@ -235,7 +235,7 @@ pub fn run(args: WireArgs) -> Result<(), String> {
 
         if args.fill > 0 {
             let started = Instant::now();
-            fill(&args, &broker.addr, &broker.password).await?;
+            fill(&args, &broker).await?;
             println!(
                 "stored {} more messages in {:.1}s",
                 args.fill,
@@ -386,12 +386,12 @@ fn loopback_ceiling(args: &WireArgs) -> Result<PhaseResult, String> {
     )
 }
 
-async fn fill(args: &WireArgs, addr: &str, password: &str) -> Result<(), String> {
+async fn fill(args: &WireArgs, broker: &BrokerUnderTest) -> Result<(), String> {
     let payload = Arc::new(payload(args.payload_bytes));
     let per_producer = args.fill.div_ceil(FILL_PRODUCERS as u64);
     let mut tasks = Vec::new();
     for _ in 0..FILL_PRODUCERS {
-        let client = BrokerClient::connect(addr, "root", password)
+        let client = BrokerClient::connect(broker.addr.as_str(), "root", &broker.password)
             .await
             .map_err(|e| e.to_string())?;
         let payload = payload.clone();

@@ -80,12 +80,14 @@ pub fn enforce(
         }
     }
 
-    let window_ms = settings.idempotency_window.as_millis() as u64;
-    for entry in log.dedup_entries().take_while(|_| !more) {
-        let (key, dedup) = entry?;
-        if now_ms.saturating_sub(dedup.timestamp_ms) >= window_ms {
-            batch.remove_key(key);
-            changed = true;
+    if !more {
+        let window_ms = settings.idempotency_window.as_millis() as u64;
+        for entry in log.dedup_entries() {
+            let (key, dedup) = entry?;
+            if now_ms.saturating_sub(dedup.timestamp_ms) >= window_ms {
+                batch.remove_key(key);
+                changed = true;
+            }
         }
     }
 

@@ -88,7 +88,7 @@ impl RemoteBroker {
                 _ => {}
             }
         }
-        let mut chosen = match free {
+        let chosen = match free {
             Some(index) => self.connected_or_reconnected(index).await,
             None => Err(LinkError::Unavailable(format!(
                 "the connections to the broker at {} are being re-established; retry shortly",
@@ -108,10 +108,10 @@ impl RemoteBroker {
                 return Ok(client.clone());
             }
         }
-        if let Some(index) = being_reconnected {
-            chosen = self.connected_or_reconnected(index).await;
+        match being_reconnected {
+            Some(index) => self.connected_or_reconnected(index).await,
+            None => chosen,
         }
-        chosen
     }
 
     async fn connected_or_reconnected(&self, index: usize) -> LinkResult<BrokerClient> {
