@@ -11,7 +11,12 @@ use hdrhistogram::Histogram;
 
 use depot_broker::config::parse_duration;
 
-use crate::{child::ChildServer, flush_stats::FlushStats, latency, wire::machine};
+use crate::{
+    child::{ChildServer, cpu_seconds},
+    flush_stats::FlushStats,
+    latency,
+    wire::machine,
+};
 
 #[derive(Debug, Args)]
 pub struct HttpArgs {
@@ -39,7 +44,35 @@ pub struct HttpArgs {
     /// what durability costs.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     pub server_args: Vec<String>,
+    /// Measure only these broker modes (repeatable; default both).
+    #[arg(long = "mode", value_enum)]
+    modes: Vec<Mode>,
+    /// Measure only single messages at full load (with their ceiling): no
+    /// paced or batch phases. For quick comparisons of two builds.
+    #[arg(long)]
+    single_only: bool,
 }
+
+/// Where the proxy's broker runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// In the proxy's process.
+    Embedded,
+    /// In its own process, reached over the wire protocol on loopback.
+    Remote,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Embedded => "embedded",
+            Mode::Remote => "remote",
+        })
+    }
+}
+
+/// A server process whose CPU time a run reads, by name.
+pub type Watched = (&'static str, u32);
 
 pub const PASSWORD: &str = "depot-bench";
 
@@ -48,6 +81,8 @@ pub struct Run {
     requests: u64,
     seconds: f64,
     latency: Histogram<u64>,
+    /// CPU seconds each watched server process used over the measured time.
+    cpu: Vec<(&'static str, f64)>,
 }
 
 impl Run {
@@ -100,11 +135,21 @@ async fn paced_send_time(due: Instant) -> Instant {
 /// connections are spread evenly over the interval: started in phase, all
 /// of them would send at the same instant, a burst of `connections`
 /// requests every interval instead of a steady rate.
-pub fn load(args: &HttpArgs, target: &Target, rate: Option<f64>) -> Result<Run, String> {
+/// The CPU time of the `watched` processes is read over the measured time.
+pub fn load(
+    args: &HttpArgs,
+    target: &Target,
+    rate: Option<f64>,
+    watched: &[Watched],
+) -> Result<Run, String> {
     let interval = rate.map(|rate| Duration::from_secs_f64(args.connections as f64 / rate));
     let started = Instant::now();
     let measure_from = started + args.warmup;
     let stop_at = measure_from + args.duration;
+    let cpu_reader = {
+        let watched = watched.to_vec();
+        std::thread::spawn(move || cpu_over(&watched, measure_from, stop_at))
+    };
     let per_thread = args.connections.div_ceil(args.client_threads);
     let total = args.connections;
     let mut threads = Vec::new();
@@ -183,6 +228,7 @@ pub fn load(args: &HttpArgs, target: &Target, rate: Option<f64>) -> Result<Run, 
         requests: 0,
         seconds: args.duration.as_secs_f64(),
         latency: latency::new_histogram(),
+        cpu: Vec::new(),
     };
     let mut failures = 0;
     for thread in threads {
@@ -194,7 +240,21 @@ pub fn load(args: &HttpArgs, target: &Target, rate: Option<f64>) -> Result<Run, 
     if failures > 0 {
         return Err(format!("{failures} requests failed against {}", target.url));
     }
+    run.cpu = cpu_reader.join().map_err(|_| "the CPU reader panicked")?;
     Ok(run)
+}
+
+/// The CPU seconds each process used between `from` and `to` (sleeps until
+/// then); processes whose time could not be read are left out.
+fn cpu_over(watched: &[Watched], from: Instant, to: Instant) -> Vec<(&'static str, f64)> {
+    std::thread::sleep(from.saturating_duration_since(Instant::now()));
+    let before: Vec<Option<f64>> = watched.iter().map(|&(_, pid)| cpu_seconds(pid)).collect();
+    std::thread::sleep(to.saturating_duration_since(Instant::now()));
+    watched
+        .iter()
+        .zip(before)
+        .filter_map(|(&(name, pid), before)| Some((name, cpu_seconds(pid)? - before?)))
+        .collect()
 }
 
 /// Gets an access token from a proxy (blocking, on its own runtime).
@@ -228,8 +288,14 @@ pub fn report(
     let ratio = reference.map_or(String::new(), |(r, name)| {
         format!(" ({:.2} x {name})", run.rate() / r.rate())
     });
+    let requests = run.requests.max(1) as f64;
+    let cpu: String = run
+        .cpu
+        .iter()
+        .map(|(name, seconds)| format!(", {name} CPU {:.1} µs/req", seconds / requests * 1e6))
+        .collect();
     println!(
-        "{label}: {:.0} req/s, {:.0} msgs/s{ratio}, latency {}",
+        "{label}: {:.0} req/s, {:.0} msgs/s{ratio}, latency {}{cpu}",
         run.rate(),
         run.rate() * messages_per_request as f64,
         latency::summary(&run.latency)
@@ -241,12 +307,12 @@ const JSON: &str = "application/json";
 /// A proxy with an embedded broker, or a proxy and the remote broker it
 /// uses; both child processes on `data`.
 pub fn start_proxy(
-    mode: &str,
+    mode: Mode,
     data: &std::path::Path,
     server_args: &[String],
 ) -> Result<(Option<ChildServer>, ChildServer), String> {
     match mode {
-        "embedded" => {
+        Mode::Embedded => {
             let mut args: Vec<String> = [
                 "proxy",
                 "--data",
@@ -266,7 +332,7 @@ pub fn start_proxy(
             )?;
             Ok((None, proxy))
         }
-        _ => {
+        Mode::Remote => {
             let broker = crate::child::broker(data, PASSWORD, server_args)?;
             let args: Vec<String> = [
                 "proxy",
@@ -288,20 +354,23 @@ pub fn start_proxy(
 }
 
 /// Runs `measure` against fresh processes on a fresh directory `data`
-/// (given the proxy's address and a root access token), then stops them,
+/// (given the proxy's address, a root access token and the processes to
+/// watch), then stops them,
 /// deletes the directory and syncs the disk: every measurement starts from
 /// the same state, without an earlier run's log or its writeback competing
 /// for the disk (which cost later runs up to 40%).
 pub fn on_fresh_proxy<T>(
     args: &HttpArgs,
-    mode: &str,
+    mode: Mode,
     data: &std::path::Path,
-    measure: impl FnOnce(std::net::SocketAddr, String) -> Result<T, String>,
+    measure: impl FnOnce(std::net::SocketAddr, String, &[Watched]) -> Result<T, String>,
 ) -> Result<T, String> {
     let measured = {
-        let (_broker, proxy) = start_proxy(mode, data, &args.server_args)?;
+        let (broker, proxy) = start_proxy(mode, data, &args.server_args)?;
         let addr = *proxy.addrs.last().expect("the proxy's address");
-        measure(addr, token(addr)?)
+        let mut watched = vec![("proxy", proxy.pid())];
+        watched.extend(broker.as_ref().map(|broker| ("broker", broker.pid())));
+        measure(addr, token(addr)?, &watched)
     };
     std::fs::remove_dir_all(data).map_err(|e| e.to_string())?;
     std::process::Command::new("sync")
@@ -311,14 +380,19 @@ pub fn on_fresh_proxy<T>(
 }
 
 /// Runs `measure` against a fresh bare actix-web server (the ceiling) at
-/// `url`.
-fn on_bare_server<T>(measure: impl FnOnce(String) -> Result<T, String>) -> Result<T, String> {
+/// `url`, watching its process.
+fn on_bare_server<T>(
+    measure: impl FnOnce(String, &[Watched]) -> Result<T, String>,
+) -> Result<T, String> {
     let bare = ChildServer::start(
         &["bare-http".into(), "--listen".into(), "127.0.0.1:0".into()],
         &[],
         &["bare-http"],
     )?;
-    measure(format!("http://{}/", bare.addrs[0]))
+    measure(
+        format!("http://{}/", bare.addrs[0]),
+        &[("server", bare.pid())],
+    )
 }
 
 pub fn run(args: HttpArgs) -> Result<(), String> {
@@ -332,29 +406,20 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
     println!("machine: {}", machine());
     let single = bytes::Bytes::from(message(args.payload_bytes));
     let batched = bytes::Bytes::from(batch(args.batch_size, args.payload_bytes));
+    let json = |url: String, body: &bytes::Bytes| Target {
+        url,
+        token: None,
+        content_type: JSON,
+        body: body.clone(),
+    };
 
-    let (ceiling_single, ceiling_batch) = on_bare_server(|url| {
-        let single = load(
-            &args,
-            &Target {
-                url: url.clone(),
-                token: None,
-                content_type: JSON,
-                body: single.clone(),
-            },
-            None,
-        )?;
+    let (ceiling_single, ceiling_batch) = on_bare_server(|url, watched| {
+        let single = load(&args, &json(url.clone(), &single), None, watched)?;
         report("ceiling (bare actix-web), 100 B bodies", &single, 1, None);
-        let batch = load(
-            &args,
-            &Target {
-                url,
-                token: None,
-                content_type: JSON,
-                body: batched.clone(),
-            },
-            None,
-        )?;
+        if args.single_only {
+            return Ok((single, None));
+        }
+        let batch = load(&args, &json(url, &batched), None, watched)?;
         report(
             &format!(
                 "ceiling (bare actix-web), {}-message bodies",
@@ -364,25 +429,32 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             1,
             None,
         );
-        Ok((single, batch))
+        Ok((single, Some(batch)))
     })?;
 
     let workdir = tempfile::Builder::new()
         .prefix("depot-bench-http-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    for mode in ["embedded", "remote"] {
+    let modes = if args.modes.is_empty() {
+        vec![Mode::Embedded, Mode::Remote]
+    } else {
+        args.modes.clone()
+    };
+    for mode in modes {
         let dir = |what: &str| workdir.path().join(format!("{mode}-{what}"));
         let single_target = |addr, token| Target {
-            url: format!("http://{addr}/stations/bench.single/produce/single"),
             token: Some(token),
-            content_type: JSON,
-            body: single.clone(),
+            ..json(
+                format!("http://{addr}/stations/bench.single/produce/single"),
+                &single,
+            )
         };
-        let (run, flushes) = on_fresh_proxy(&args, mode, &dir("single"), |addr, token| {
-            let run = load(&args, &single_target(addr, token), None)?;
-            Ok((run, FlushStats::read(addr)?))
-        })?;
+        let (run, flushes) =
+            on_fresh_proxy(&args, mode, &dir("single"), |addr, token, watched| {
+                let run = load(&args, &single_target(addr, token), None, watched)?;
+                Ok((run, FlushStats::read(addr)?))
+            })?;
         report(
             &format!("produce/single, {mode} broker"),
             &run,
@@ -390,11 +462,15 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             Some((&ceiling_single, "ceiling")),
         );
         println!("  {flushes}");
+        let Some(ceiling_batch) = &ceiling_batch else {
+            continue;
+        };
         let half = run.rate() / 2.0;
-        let (paced, flushes) = on_fresh_proxy(&args, mode, &dir("paced"), |addr, token| {
-            let run = load(&args, &single_target(addr, token), Some(half))?;
-            Ok((run, FlushStats::read(addr)?))
-        })?;
+        let (paced, flushes) =
+            on_fresh_proxy(&args, mode, &dir("paced"), |addr, token, watched| {
+                let run = load(&args, &single_target(addr, token), Some(half), watched)?;
+                Ok((run, FlushStats::read(addr)?))
+            })?;
         report(
             &format!("produce/single, {mode} broker, paced at half the peak ({half:.0} req/s)"),
             &paced,
@@ -403,35 +479,29 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
         );
         println!("  {flushes}");
         // The machine's own tail at that rate, for comparison.
-        let bare_paced = on_bare_server(|url| {
-            let target = Target {
-                url,
-                token: None,
-                content_type: JSON,
-                body: single.clone(),
-            };
-            load(&args, &target, Some(half))
-        })?;
+        let bare_paced =
+            on_bare_server(|url, watched| load(&args, &json(url, &single), Some(half), watched))?;
         report(
             &format!("ceiling (bare actix-web), paced at {half:.0} req/s"),
             &bare_paced,
             1,
             None,
         );
-        let run = on_fresh_proxy(&args, mode, &dir("batch"), |addr, token| {
+        let run = on_fresh_proxy(&args, mode, &dir("batch"), |addr, token, watched| {
             let target = Target {
-                url: format!("http://{addr}/stations/bench.batch/produce/batch"),
                 token: Some(token),
-                content_type: JSON,
-                body: batched.clone(),
+                ..json(
+                    format!("http://{addr}/stations/bench.batch/produce/batch"),
+                    &batched,
+                )
             };
-            load(&args, &target, None)
+            load(&args, &target, None, watched)
         })?;
         report(
             &format!("produce/batch of {}, {mode} broker", args.batch_size),
             &run,
             args.batch_size,
-            Some((&ceiling_batch, "ceiling")),
+            Some((ceiling_batch, "ceiling")),
         );
     }
     Ok(())

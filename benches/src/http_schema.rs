@@ -13,7 +13,7 @@ use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{Value, json};
 
-use crate::http::{HttpArgs, Run, Target, load, on_fresh_proxy, report};
+use crate::http::{HttpArgs, Mode, Run, Target, load, on_fresh_proxy, report};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SchemaKind {
@@ -111,12 +111,12 @@ fn admin(method: &str, url: String, token: &str, body: Value) -> Result<(), Stri
 /// when a schema is given.
 fn measure_once(
     args: &HttpArgs,
-    mode: &str,
+    mode: Mode,
     case: &Case,
     data: &std::path::Path,
     schema: Option<&Value>,
 ) -> Result<Run, String> {
-    on_fresh_proxy(args, mode, data, |addr, jwt| {
+    on_fresh_proxy(args, mode, data, |addr, jwt, watched| {
         let station = match schema {
             Some(schema) => prepare_validated_station(addr, &jwt, schema)?,
             None => "bench.plain",
@@ -127,7 +127,7 @@ fn measure_once(
             content_type: case.content_type,
             body: case.body.clone(),
         };
-        load(args, &target, None)
+        load(args, &target, None, watched)
     })
 }
 
@@ -234,7 +234,7 @@ pub fn run(args: &HttpArgs, kind: SchemaKind) -> Result<(), String> {
         .prefix("depot-bench-schema-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    for mode in ["embedded", "remote"] {
+    for mode in [Mode::Embedded, Mode::Remote] {
         for (number, case) in cases.iter().enumerate() {
             // Each measurement on fresh processes and a fresh directory, so
             // neither side inherits the other's data (sled slows as its log

@@ -29,7 +29,7 @@ use depot_schemas::wire::NewMessage;
 
 use crate::{
     child::{ChildServer, rss_bytes},
-    http::{start_proxy, token},
+    http::{Mode, start_proxy, token},
     latency,
     wire::machine,
 };
@@ -127,7 +127,7 @@ pub fn run(args: WsArgs) -> Result<(), String> {
         .prefix("depot-bench-ws-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    let (_, proxy) = start_proxy("embedded", workdir.path(), &[])?;
+    let (_, proxy) = start_proxy(Mode::Embedded, workdir.path(), &[])?;
     let (broker, proxy_addr) = (proxy.addrs[0], proxy.addrs[1]);
     let jwt = token(proxy_addr)?;
     actix_rt::System::new().block_on(async {
