@@ -20,7 +20,7 @@ use depot_schemas::wire::{
     response::Result as Reply,
 };
 
-pub use embedded::EmbeddedBroker;
+pub use embedded::{BrokerSlot, EmbeddedBroker};
 pub use remote::RemoteBroker;
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -3,8 +3,14 @@
 
 use std::{net::TcpListener, process::ExitCode, sync::Arc};
 
+use actix::Arbiter;
 use actix_cors::Cors;
-use actix_web::{App, HttpServer, dev::Service, http::header, web};
+use actix_web::{
+    App, HttpServer,
+    dev::{Server, Service},
+    http::header,
+    web,
+};
 use clap::Parser;
 
 use depot_broker::{Broker, run::run_process, server::WireServer};
@@ -34,17 +40,16 @@ fn cors(origins: &[String]) -> Cors {
     cors
 }
 
-/// Runs the HTTP server on `listener` until it stops. Must run inside an
-/// actix system.
-pub async fn serve(
+/// The HTTP server on `listener`, not yet running: it starts its workers
+/// when first polled, and calls `on_worker` on each of them as it starts.
+/// Must be created inside an actix system.
+pub fn http_server(
     config: ProxyConfig,
     link: SharedLink,
     listener: TcpListener,
-) -> std::io::Result<()> {
-    let workers = match config.workers {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
+    on_worker: impl Fn() + Send + Clone + 'static,
+) -> std::io::Result<Server> {
+    let workers = http_workers(&config);
     let name = format!("depot-proxy@{}", listener.local_addr()?);
     let hub = crate::ws::hub::Hub::new(name, link.clone());
     actix_web::rt::spawn(hub.clone().run());
@@ -58,6 +63,7 @@ pub async fn serve(
         fanout: Default::default(),
     });
     let server = HttpServer::new(move || {
+        on_worker();
         let metrics = state.clone();
         App::new()
             .app_data(state.clone())
@@ -83,8 +89,15 @@ pub async fn serve(
     })
     .workers(workers)
     .listen(listener)?;
-    println!("depot-proxy listening on {}", server.addrs()[0]);
-    server.run().await
+    Ok(server.run())
+}
+
+/// The HTTP worker threads `config` asks for (0: one per core).
+fn http_workers(config: &ProxyConfig) -> usize {
+    match config.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    }
 }
 
 /// Parses the command line and runs the proxy.
@@ -100,39 +113,74 @@ pub fn run_proxy(config: ProxyConfig) -> ExitCode {
 async fn run(config: ProxyConfig) -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(&config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let address = listener.local_addr()?;
     match config.broker.clone() {
-        Some(address) => {
+        Some(broker) => {
             let password = config
                 .broker_password
                 .clone()
                 .ok_or("--broker needs --broker-password (or DEPOT_PROXY_BROKER_PASSWORD)")?;
             let link = Arc::new(RemoteBroker::new(
-                address,
+                broker,
                 config.broker_user.clone(),
                 password,
                 config.broker_connections,
             ));
-            serve(config, link, listener).await?;
+            let server = http_server(config, link, listener, || {})?;
+            println!("depot-proxy listening on {address}");
+            server.await?;
         }
-        None => {
-            let broker_config = config.embedded_broker();
-            let broker_listener = TcpListener::bind(&broker_config.listen)
-                .map_err(|e| format!("cannot listen on {}: {e}", broker_config.listen))?;
-            let opened = Broker::open(broker_config)?;
-            if let Some(password) = &opened.generated_root_password {
-                println!("Generated the password of user 'root' (shown only now): {password}");
-                println!("Set DEPOT_ROOT_PASSWORD before the first start to choose it instead.");
-            }
-            let broker = opened.broker;
-            let wire = WireServer::start(broker.clone(), broker_listener)?;
-            println!("depot-broker listening on {}", wire.local_addr());
-            let link = Arc::new(EmbeddedBroker::new(broker.clone()));
-            // actix-web stops on SIGINT/SIGTERM; then the broker flushes.
-            let served = serve(config, link, listener).await;
-            wire.stop();
-            broker.shutdown();
-            served?;
+        None => run_embedded(config, listener).await?,
+    }
+    Ok(())
+}
+
+/// Runs the proxy with its broker in this process, on the HTTP server's
+/// worker threads: the server starts first, each worker reports its thread,
+/// then the broker opens on them (requests that arrive meanwhile wait).
+async fn run_embedded(
+    config: ProxyConfig,
+    listener: TcpListener,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let address = listener.local_addr()?;
+    let broker_config = config.embedded_broker();
+    let broker_listener = TcpListener::bind(&broker_config.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", broker_config.listen))?;
+    let workers = http_workers(&config);
+    let (link, slot) = EmbeddedBroker::deferred();
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let server = http_server(config, Arc::new(link), listener, move || {
+        let _ = started_tx.send(Arbiter::current());
+    })?;
+    let handle = server.handle();
+    let served = actix_web::rt::spawn(server);
+    let mut threads = Vec::with_capacity(workers);
+    while threads.len() < workers {
+        match started.recv().await {
+            Some(thread) => threads.push(thread),
+            None => return Err("the HTTP server's workers did not start".into()),
         }
     }
+    let opened = match Broker::open_on(broker_config, threads) {
+        Ok(opened) => opened,
+        Err(error) => {
+            handle.stop(false).await;
+            return Err(error.into());
+        }
+    };
+    if let Some(password) = &opened.generated_root_password {
+        println!("Generated the password of user 'root' (shown only now): {password}");
+        println!("Set DEPOT_ROOT_PASSWORD before the first start to choose it instead.");
+    }
+    let broker = opened.broker;
+    slot.fill(broker.clone());
+    let wire = WireServer::start(broker.clone(), broker_listener)?;
+    println!("depot-broker listening on {}", wire.local_addr());
+    println!("depot-proxy listening on {address}");
+    // actix-web stops on SIGINT/SIGTERM; then the broker flushes.
+    let served = served.await;
+    wire.stop();
+    broker.shutdown();
+    served??;
     Ok(())
 }

@@ -76,7 +76,10 @@ struct Inner {
     /// whose connection shares its station's thread reaches the actor
     /// without waking another thread, and the cores are not split between
     /// connection threads and station threads that take turns.
-    workers: Vec<Arbiter>,
+    workers: Vec<ArbiterHandle>,
+    /// The threads among `workers` the broker started itself (all of them,
+    /// unless they were lent by [`Broker::open_on`]): stopped at shutdown.
+    own_workers: Vec<Arbiter>,
     passwords: PasswordHasher,
     /// Principals by user name, for requests made on behalf of users (the
     /// HTTP proxy's): compiled once, dropped when the user changes.
@@ -93,8 +96,32 @@ pub struct Opened {
 
 impl Broker {
     /// Opens the data directory, recovers every station and starts their
-    /// actors. Must run inside an actix system.
+    /// actors on worker threads of its own (`config.worker_threads()`).
+    /// Must run inside an actix system.
     pub fn open(config: BrokerConfig) -> BrokerResult<Opened> {
+        let own_workers: Vec<Arbiter> = (0..config.worker_threads())
+            .map(|_| Arbiter::new())
+            .collect();
+        let workers = own_workers.iter().map(Arbiter::handle).collect();
+        Self::open_with(config, workers, own_workers)
+    }
+
+    /// Like [`Broker::open`], but the station actors and the wire server's
+    /// connections run on `workers`, threads of the embedding process that
+    /// it stops itself: the HTTP proxy lends its workers, so a request
+    /// reaches its station's actor without waking another thread when they
+    /// share one, and the process has no threads that only take turns with
+    /// them for the cores.
+    pub fn open_on(config: BrokerConfig, workers: Vec<ArbiterHandle>) -> BrokerResult<Opened> {
+        assert!(!workers.is_empty(), "the broker needs a worker thread");
+        Self::open_with(config, workers, Vec::new())
+    }
+
+    fn open_with(
+        config: BrokerConfig,
+        workers: Vec<ArbiterHandle>,
+        own_workers: Vec<Arbiter>,
+    ) -> BrokerResult<Opened> {
         let store = Store::open(&config)?;
         let passwords = PasswordHasher::start();
         let generated_root_password = auth::ensure_root(
@@ -110,16 +137,13 @@ impl Broker {
         let metrics = prometheus::Registry::new_custom(Some("depot_broker".into()), None)
             .expect("a valid metric prefix");
         let group_commit = GroupCommit::start(store.db().clone(), config.fsync, &metrics);
-        let workers: Vec<Arbiter> = (0..config.worker_threads())
-            .map(|_| Arbiter::new())
-            .collect();
         let schemas = Arc::new(SchemaCatalog::load(store.clone())?);
         let (registry, directory) = StationRegistry::recover(
             store.clone(),
             schemas.clone(),
             group_commit.clone(),
             config.retention_interval,
-            workers.iter().map(Arbiter::handle).collect(),
+            workers.clone(),
         )?;
         let registry = registry.start();
         let delivery_settings = DeliverySettings {
@@ -162,6 +186,7 @@ impl Broker {
                 notifiers: Default::default(),
                 metrics,
                 workers,
+                own_workers,
                 passwords,
                 principals: RwLock::default(),
             }),
@@ -179,8 +204,8 @@ impl Broker {
     }
 
     /// The broker's worker threads, for the wire server's connections.
-    pub(crate) fn workers(&self) -> Vec<actix::ArbiterHandle> {
-        self.inner.workers.iter().map(Arbiter::handle).collect()
+    pub(crate) fn workers(&self) -> Vec<ArbiterHandle> {
+        self.inner.workers.clone()
     }
 
     /// The broker's metrics in the Prometheus text format. Not secret, but
@@ -224,7 +249,7 @@ impl Broker {
     pub fn shutdown(&self) {
         self.inner.deliveries.shutdown();
         self.inner.group_commit.shutdown();
-        for arbiter in &self.inner.workers {
+        for arbiter in &self.inner.own_workers {
             arbiter.stop();
         }
     }
@@ -252,3 +277,6 @@ async fn purge_used_tokens(store: Store) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,11 @@
 //! The broker in this process: calls go straight to the core.
+//!
+//! The broker opens after the HTTP server's workers have started, because it
+//! runs its station actors on them ([`Broker::open_on`]); calls that arrive
+//! in between wait for it.
 
 use futures::{FutureExt, future::BoxFuture};
+use tokio::sync::watch;
 
 use depot_broker::{
     Broker, BrokerError,
@@ -22,12 +27,37 @@ const FOLLOW_BATCH: ReadLimits = ReadLimits {
 };
 
 pub struct EmbeddedBroker {
-    broker: Broker,
+    opened: watch::Receiver<Option<Broker>>,
+}
+
+/// Hands the embedded link its broker once it is open.
+pub struct BrokerSlot(watch::Sender<Option<Broker>>);
+
+impl BrokerSlot {
+    pub fn fill(self, broker: Broker) {
+        // Nobody listening is fine: the link was dropped, so was the server.
+        let _ = self.0.send(Some(broker));
+    }
 }
 
 impl EmbeddedBroker {
-    pub fn new(broker: Broker) -> Self {
-        Self { broker }
+    /// A link whose broker comes later, through the slot.
+    pub fn deferred() -> (Self, BrokerSlot) {
+        let (slot, opened) = watch::channel(None);
+        (Self { opened }, BrokerSlot(slot))
+    }
+
+    /// The broker, once open.
+    async fn broker(&self) -> LinkResult<Broker> {
+        if let Some(broker) = &*self.opened.borrow() {
+            return Ok(broker.clone());
+        }
+        let mut opened = self.opened.clone();
+        let broker = opened
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| LinkError::Unavailable("the embedded broker did not open".into()))?;
+        Ok(broker.clone().expect("waited for it"))
     }
 }
 
@@ -41,7 +71,8 @@ fn refused(error: BrokerError) -> LinkError {
 impl BrokerLink for EmbeddedBroker {
     fn authenticate(&self, username: String, secret: Secret) -> BoxFuture<'_, LinkResult<()>> {
         async move {
-            self.broker
+            self.broker()
+                .await?
                 .authenticate(&username, secret)
                 .await
                 .map(drop)
@@ -57,10 +88,10 @@ impl BrokerLink for EmbeddedBroker {
         messages: Vec<NewMessage>,
     ) -> BoxFuture<'_, LinkResult<Vec<ProduceOutcome>>> {
         async move {
-            let producer = self.broker.principal(&username).map_err(refused)?;
+            let broker = self.broker().await?;
+            let producer = broker.principal(&username).map_err(refused)?;
             let messages = messages.into_iter().map(convert::new_message).collect();
-            let outcomes = self
-                .broker
+            let outcomes = broker
                 .produce(&producer, &station, messages)
                 .await
                 .map_err(refused)?;
@@ -71,18 +102,20 @@ impl BrokerLink for EmbeddedBroker {
 
     fn signing_key(&self) -> BoxFuture<'_, LinkResult<Vec<u8>>> {
         async move {
-            let root = self.broker.principal(ROOT_USER).map_err(refused)?;
-            self.broker.signing_key(&root).map_err(refused)
+            let broker = self.broker().await?;
+            let root = broker.principal(ROOT_USER).map_err(refused)?;
+            broker.signing_key(&root).map_err(refused)
         }
         .boxed()
     }
 
     fn call_as(&self, username: String, op: Op) -> BoxFuture<'_, LinkResult<Reply>> {
         async move {
-            let who = self.broker.principal(&username).map_err(refused)?;
+            let broker = self.broker().await?;
+            let who = broker.principal(&username).map_err(refused)?;
             // The wire server's own dispatch: one implementation of every
             // operation, whichever edge it arrives through.
-            match operations::run(&self.broker, &who, op).await {
+            match operations::run(&broker, &who, op).await {
                 Reply::Error(error) => Err(LinkError::Refused {
                     code: ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unspecified),
                     message: error.message,
@@ -100,8 +133,9 @@ impl BrokerLink for EmbeddedBroker {
         expires_at_ms: u64,
     ) -> BoxFuture<'_, LinkResult<bool>> {
         async move {
-            let root = self.broker.principal(ROOT_USER).map_err(refused)?;
-            self.broker
+            let broker = self.broker().await?;
+            let root = broker.principal(ROOT_USER).map_err(refused)?;
+            broker
                 .consume_token(&root, &username, &jti, expires_at_ms)
                 .await
                 .map_err(refused)
@@ -110,14 +144,15 @@ impl BrokerLink for EmbeddedBroker {
     }
 
     fn ready(&self) -> BoxFuture<'_, bool> {
-        async { true }.boxed()
+        let open = self.opened.borrow().is_some();
+        async move { open }.boxed()
     }
 
     fn attach(&self, name: String, into: NotificationSender) -> BoxFuture<'_, LinkResult<u64>> {
         async move {
-            let root = self.broker.principal(ROOT_USER).map_err(refused)?;
-            let (id, mut pushes) = self.broker.attach_proxy(&root, name).map_err(refused)?;
-            let broker = self.broker.clone();
+            let broker = self.broker().await?;
+            let root = broker.principal(ROOT_USER).map_err(refused)?;
+            let (id, mut pushes) = broker.attach_proxy(&root, name).map_err(refused)?;
             tokio::spawn(async move {
                 while let Some(notification) = pushes.recv().await {
                     let notification = depot_schemas::wire::Notification {
@@ -143,9 +178,9 @@ impl BrokerLink for EmbeddedBroker {
         into: FollowSender,
     ) -> BoxFuture<'_, LinkResult<u64>> {
         async move {
-            let reader = self.broker.principal(&username).map_err(refused)?;
-            let handle = self
-                .broker
+            let broker = self.broker().await?;
+            let reader = broker.principal(&username).map_err(refused)?;
+            let handle = broker
                 .station_for_reading(&reader, &station)
                 .map_err(refused)?;
             let start = from.unwrap_or_else(|| *handle.durable_head.borrow());
