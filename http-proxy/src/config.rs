@@ -162,7 +162,8 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_WS_MAX_SUBSCRIPTIONS", default_value_t = 16)]
     pub ws_max_subscriptions: usize,
 
-    /// HTTP worker threads (0: one per core).
+    /// HTTP worker threads (0: one per core). An embedded broker runs its
+    /// station actors and wire connections on them too.
     #[arg(long, env = "DEPOT_PROXY_WORKERS", default_value_t = 0)]
     pub workers: usize,
 }
