@@ -99,6 +99,8 @@ pub(crate) struct SegmentAccountant {
     // Depot: the file's blocks are written up to here, with zeroes beyond
     // the log (see `zero_ahead_of`).
     zeroed_until: LogOffset,
+    // Depot: zeroes being written beyond the tip, on the IO pool.
+    zeroing: Option<OneShot<Result<()>>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -489,6 +491,7 @@ impl SegmentAccountant {
             ordering: BTreeMap::default(),
             async_truncations: BTreeMap::default(),
             zeroed_until: 0,
+            zeroing: None,
         };
         ret.zeroed_until = ret.config.file.metadata()?.len();
 
@@ -1083,30 +1086,47 @@ impl SegmentAccountant {
             .collect()
     }
 
-    /// Depot: writes zeroes over the segment at `lid`, which is about to
-    /// be written, and over the one after it, where the file does not
-    /// hold them yet. A flush that writes past the end of the file, or
-    /// into blocks the file has not yet written, must also persist the
-    /// file's size and its block map: on ext4 that doubled the time of
-    /// every `fdatasync` (`DEPOT-PATCH.md`). Writing into blocks that
-    /// already hold zeroes changes neither, so the flushes of a segment
-    /// only write its data; the zeroes reach the disk with the first
-    /// flush after this, once per segment. Zeroes are what a free
-    /// segment holds after recovery (`MessageKind::Corrupted`), so
-    /// recovery reads them as the end of the log.
+    /// Depot: makes sure the segment at `lid`, which is about to be
+    /// written, holds zeroes where the file had no blocks, and starts
+    /// writing zeroes over the one after it on the IO pool. A flush that
+    /// writes past the end of the file, or into blocks the file has not
+    /// yet written, must also persist the file's size and its block map:
+    /// on ext4 that doubled the time of every `fdatasync`
+    /// (`DEPOT-PATCH.md`). Writing into blocks that already hold zeroes
+    /// changes neither, so the flushes of a segment only write its data;
+    /// the zeroes reach the disk with a flush, once per segment. They are
+    /// written off this thread, a segment ahead, because this runs in the
+    /// path of an insert. Zeroes are what a free segment holds after
+    /// recovery (`MessageKind::Corrupted`), so recovery reads them as the
+    /// end of the log.
     fn zero_ahead_of(&mut self, lid: LogOffset) -> Result<()> {
-        const ZEROES: [u8; 64 * 1024] = [0; 64 * 1024];
-
+        self.wait_for_zeroing()?;
         let segment_size = self.config.segment_size as LogOffset;
-        let target = lid + 2 * segment_size;
-        let mut at = std::cmp::max(self.zeroed_until, lid);
-        while at < target {
-            let len = std::cmp::min(target - at, ZEROES.len() as LogOffset);
-            pwrite_all(&self.config.file, &ZEROES[..len as usize], at)?;
-            at += len;
+        let next = lid + segment_size;
+        if self.zeroed_until < next {
+            // Only on the first segment after a start or a truncation.
+            write_zeroes(&self.config.file, std::cmp::max(self.zeroed_until, lid), next)?;
+            self.zeroed_until = next;
         }
-        self.zeroed_until = std::cmp::max(self.zeroed_until, target);
+        let (from, to) = (self.zeroed_until, next + segment_size);
+        if from < to {
+            let config = self.config.clone();
+            self.zeroing = Some(threadpool::spawn(move || {
+                write_zeroes(&config.file, from, to)
+            })?);
+            self.zeroed_until = to;
+        }
         Ok(())
+    }
+
+    /// Depot: waits for the zeroes being written beyond the tip, so that
+    /// they never land after the tip has moved over them or the file was
+    /// truncated below them.
+    fn wait_for_zeroing(&mut self) -> Result<()> {
+        match self.zeroing.take() {
+            Some(zeroing) => zeroing.wait().expect("threadpool should not crash"),
+            None => Ok(()),
+        }
     }
 
     // truncate the file to the desired length
@@ -1114,6 +1134,7 @@ impl SegmentAccountant {
         trace!("asynchronously truncating file to length {}", at);
 
         // Depot: the zeroes beyond `at` go with the truncation.
+        self.wait_for_zeroing()?;
         self.zeroed_until = std::cmp::min(self.zeroed_until, at);
 
         assert_eq!(
@@ -1163,4 +1184,16 @@ impl SegmentAccountant {
 
         idx
     }
+}
+
+/// Depot: writes zeroes over `from..to` of `file`.
+fn write_zeroes(file: &std::fs::File, from: LogOffset, to: LogOffset) -> Result<()> {
+    const ZEROES: [u8; 64 * 1024] = [0; 64 * 1024];
+    let mut at = from;
+    while at < to {
+        let len = std::cmp::min(to - at, ZEROES.len() as LogOffset);
+        pwrite_all(file, &ZEROES[..len as usize], at)?;
+        at += len;
+    }
+    Ok(())
 }
