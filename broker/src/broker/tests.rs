@@ -59,6 +59,8 @@ async fn shutdown_leaves_the_lent_threads_running() {
     assert!(lent.spawn(async move {
         let _ = ran.send(());
     }));
-    answer.await.expect("the lent thread still runs its host's work");
+    answer
+        .await
+        .expect("the lent thread still runs its host's work");
     lent.stop();
 }
