@@ -153,12 +153,17 @@ async fn run_embedded(
         let _ = started_tx.send(Arbiter::current());
     })?;
     let handle = server.handle();
-    let served = actix_web::rt::spawn(server);
+    let mut served = actix_web::rt::spawn(server);
     let mut threads = Vec::with_capacity(workers);
     while threads.len() < workers {
-        match started.recv().await {
-            Some(thread) => threads.push(thread),
-            None => return Err("the HTTP server's workers did not start".into()),
+        tokio::select! {
+            thread = started.recv() => {
+                threads.push(thread.ok_or("the HTTP server's workers did not start")?);
+            }
+            stopped = &mut served => {
+                stopped??;
+                return Err("the HTTP server stopped before its workers started".into());
+            }
         }
     }
     let opened = match Broker::open_on(broker_config, threads) {

@@ -111,7 +111,7 @@ impl Broker {
     /// it stops itself: the HTTP proxy lends its workers, so a request
     /// reaches its station's actor without waking another thread when they
     /// share one, and the process has no threads that only take turns with
-    /// them for the cores.
+    /// them for the cores. A station stops with the thread it runs on.
     pub fn open_on(config: BrokerConfig, workers: Vec<ArbiterHandle>) -> BrokerResult<Opened> {
         assert!(!workers.is_empty(), "the broker needs a worker thread");
         Self::open_with(config, workers, Vec::new())
