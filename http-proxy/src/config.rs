@@ -47,6 +47,13 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_BROKER_LISTEN", default_value = "127.0.0.1:6666")]
     pub broker_listen: String,
 
+    /// Embedded broker: worker threads of its own for station actors and
+    /// wire connections; 0 (the default) runs them on the HTTP workers,
+    /// which costs less CPU per request but lets a busy worker hold up a
+    /// station's writes (README, Performance).
+    #[arg(long, env = "DEPOT_PROXY_BROKER_WORKERS", default_value_t = 0)]
+    pub broker_workers: usize,
+
     /// Embedded broker: always, interval:<ms> or never.
     #[arg(long, env = "DEPOT_FSYNC", default_value = "always")]
     pub fsync: FsyncPolicy,
@@ -163,7 +170,8 @@ pub struct ProxyConfig {
     pub ws_max_subscriptions: usize,
 
     /// HTTP worker threads (0: one per core). An embedded broker runs its
-    /// station actors and wire connections on them too.
+    /// station actors and wire connections on them too, unless it has
+    /// `--broker-workers` of its own.
     #[arg(long, env = "DEPOT_PROXY_WORKERS", default_value_t = 0)]
     pub workers: usize,
 }
@@ -173,6 +181,7 @@ impl ProxyConfig {
     pub fn embedded_broker(&self) -> BrokerConfig {
         let mut config = BrokerConfig::new(&self.data_dir, &self.broker_listen);
         config.fsync = self.fsync;
+        config.workers = self.broker_workers;
         config.auto_create = self.auto_create;
         config.allow_private_urls = self.allow_private_urls;
         config.alert_url = self.alert_url.clone();

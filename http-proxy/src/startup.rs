@@ -135,9 +135,11 @@ async fn run(config: ProxyConfig) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Runs the proxy with its broker in this process, on the HTTP server's
-/// worker threads: the server starts first, each worker reports its thread,
-/// then the broker opens on them (requests that arrive meanwhile wait).
+/// Runs the proxy with its broker in this process. Unless it has worker
+/// threads of its own (`--broker-workers`), the broker runs on the HTTP
+/// server's workers: the server starts first, each worker reports its
+/// thread, then the broker opens on them (requests that arrive meanwhile
+/// wait).
 async fn run_embedded(
     config: ProxyConfig,
     listener: TcpListener,
@@ -146,6 +148,7 @@ async fn run_embedded(
     let broker_config = config.embedded_broker();
     let broker_listener = TcpListener::bind(&broker_config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", broker_config.listen))?;
+    let lend_workers = config.broker_workers == 0;
     let workers = http_workers(&config);
     let (link, slot) = EmbeddedBroker::deferred();
     let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
@@ -154,19 +157,24 @@ async fn run_embedded(
     })?;
     let handle = server.handle();
     let mut served = actix_web::rt::spawn(server);
-    let mut threads = Vec::with_capacity(workers);
-    while threads.len() < workers {
-        tokio::select! {
-            thread = started.recv() => {
-                threads.push(thread.ok_or("the HTTP server's workers did not start")?);
-            }
-            stopped = &mut served => {
-                stopped??;
-                return Err("the HTTP server stopped before its workers started".into());
+    let opened = if lend_workers {
+        let mut threads = Vec::with_capacity(workers);
+        while threads.len() < workers {
+            tokio::select! {
+                thread = started.recv() => {
+                    threads.push(thread.ok_or("the HTTP server's workers did not start")?);
+                }
+                stopped = &mut served => {
+                    stopped??;
+                    return Err("the HTTP server stopped before its workers started".into());
+                }
             }
         }
-    }
-    let opened = match Broker::open_on(broker_config, threads) {
+        Broker::open_on(broker_config, threads)
+    } else {
+        Broker::open(broker_config)
+    };
+    let opened = match opened {
         Ok(opened) => opened,
         Err(error) => {
             handle.stop(false).await;

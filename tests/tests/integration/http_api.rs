@@ -485,3 +485,25 @@ async fn a_deleted_users_tokens_stop_working() {
     let refreshed = post(&proxy.url("/auth/refreshToken"), &[(name, &value)], "").await;
     assert_eq!(refreshed.status, 401, "{}", refreshed.body);
 }
+
+#[actix_rt::test]
+async fn an_embedded_broker_with_workers_of_its_own_serves_http_and_the_wire() {
+    let proxy = TestProxy::embedded(&["--broker-workers", "1"]);
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let (name, value) = bearer(&jwt);
+    let url = proxy.url("/stations/own-threads/produce/single");
+    for n in 0..3 {
+        let produced = post(
+            &url,
+            &[(name, value.as_str()), JSON],
+            format!("{{\"n\":{n}}}"),
+        )
+        .await;
+        assert_eq!(produced.status, 200, "{}", produced.body);
+        assert_eq!(produced.body["offset"], n);
+    }
+    let root = proxy.broker_client().await;
+    let stored = fetch_all(&root, "own-threads", 0).await;
+    let offsets: Vec<u64> = stored.iter().map(|m| m.offset).collect();
+    assert_eq!(offsets, [0, 1, 2]);
+}
