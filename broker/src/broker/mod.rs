@@ -227,15 +227,23 @@ impl Broker {
         &self.inner.store
     }
 
-    /// A broker on `dir` for the crate's tests, `root`'s password
-    /// [`TEST_ROOT_PASSWORD`], with `adjust` applied to its configuration.
+    /// The configuration of the crate's test brokers: data in `dir`,
+    /// `root`'s password [`TEST_ROOT_PASSWORD`].
+    #[cfg(test)]
+    pub(crate) fn test_config(dir: &std::path::Path) -> BrokerConfig {
+        let mut config = BrokerConfig::new(dir, "127.0.0.1:0");
+        config.root_password = Some(TEST_ROOT_PASSWORD.into());
+        config
+    }
+
+    /// A broker on `dir` for the crate's tests ([`Broker::test_config`]),
+    /// with `adjust` applied to its configuration.
     #[cfg(test)]
     pub(crate) fn open_for_test(
         dir: &std::path::Path,
         adjust: impl FnOnce(&mut BrokerConfig),
     ) -> Broker {
-        let mut config = BrokerConfig::new(dir, "127.0.0.1:0");
-        config.root_password = Some(TEST_ROOT_PASSWORD.into());
+        let mut config = Self::test_config(dir);
         adjust(&mut config);
         Broker::open(config).expect("a test broker opens").broker
     }

@@ -5,10 +5,13 @@ use actix::Arbiter;
 use super::*;
 use crate::station::NewMessage;
 
-fn config(dir: &std::path::Path) -> BrokerConfig {
-    let mut config = BrokerConfig::new(dir, "127.0.0.1:0");
-    config.root_password = Some(TEST_ROOT_PASSWORD.into());
-    config
+/// A test broker on `dir` whose only worker is a thread the test lends it.
+fn open_on_a_lent_thread(dir: &std::path::Path) -> (Broker, Arbiter) {
+    let lent = Arbiter::new();
+    let broker = Broker::open_on(Broker::test_config(dir), vec![lent.handle()])
+        .expect("a test broker opens")
+        .broker;
+    (broker, lent)
 }
 
 fn message() -> NewMessage {
@@ -22,10 +25,7 @@ fn message() -> NewMessage {
 #[actix_rt::test]
 async fn stations_run_on_the_lent_threads() {
     let dir = tempfile::tempdir().unwrap();
-    let lent = Arbiter::new();
-    let broker = Broker::open_on(config(dir.path()), vec![lent.handle()])
-        .unwrap()
-        .broker;
+    let (broker, lent) = open_on_a_lent_thread(dir.path());
     let root = broker.principal("root").unwrap();
     broker
         .produce(&root, "lent", vec![message()])
@@ -49,10 +49,7 @@ async fn stations_run_on_the_lent_threads() {
 #[actix_rt::test]
 async fn shutdown_leaves_the_lent_threads_running() {
     let dir = tempfile::tempdir().unwrap();
-    let lent = Arbiter::new();
-    let broker = Broker::open_on(config(dir.path()), vec![lent.handle()])
-        .unwrap()
-        .broker;
+    let (broker, lent) = open_on_a_lent_thread(dir.path());
     broker.shutdown();
 
     let (ran, answer) = tokio::sync::oneshot::channel();
