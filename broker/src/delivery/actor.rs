@@ -843,8 +843,14 @@ mod tests {
             &log,
             &broker,
         );
-        wait_until("10 deliveries", || {
-            seen.lock().unwrap().iter().filter(|s| s.2 == 200).count() == 10
+        // The receiver sees each 200 before the actor records it: wait for
+        // the records, not the receiver.
+        wait_until("10 completed records", || {
+            let (records, _) = log.deliveries(None, None, 100).unwrap();
+            records.len() == 10
+                && records
+                    .iter()
+                    .all(|r| r.status() == DeliveryStatus::Completed)
         })
         .await;
         let seen = seen.lock().unwrap().clone();

@@ -78,15 +78,17 @@ async fn ordered_deliveries_are_signed_cloudevents_retried_in_order() {
         assert_eq!(event["data"], serde_json::json!({"n": i}));
     }
 
-    let deliveries = broker.cli_ok(&["--json", "subscriptions", "deliveries", "billing"]);
-    let deliveries: Value = serde_json::from_str(&deliveries).unwrap();
-    let deliveries = deliveries.as_array().unwrap();
+    // The receiver sees each answer before the broker records it.
+    let mut deliveries = Vec::new();
+    wait_until("8 completed records", || {
+        let listed = broker.cli_ok(&["--json", "subscriptions", "deliveries", "billing"]);
+        let listed: Value = serde_json::from_str(&listed).unwrap();
+        deliveries = listed.as_array().unwrap().clone();
+        deliveries.iter().all(|d| d["status"] == "completed")
+    })
+    .await;
     assert_eq!(deliveries.len(), 8);
-    assert!(
-        deliveries
-            .iter()
-            .all(|d| d["status"] == "completed" && d["attempts"] == 2)
-    );
+    assert!(deliveries.iter().all(|d| d["attempts"] == 2));
     let failed = broker.cli_ok(&["--json", "subscriptions", "dead-letters", "billing"]);
     assert_eq!(failed.trim(), "[]");
 }
@@ -297,6 +299,29 @@ async fn a_paused_subscription_delivers_nothing_until_resumed() {
     );
 }
 
+/// Lists `path` until it holds `count` deliveries: a receiver sees its
+/// answer before the broker records it as completed.
+async fn completed_deliveries(
+    proxy: &crate::proxy_harness::TestProxy,
+    jwt: &str,
+    path: &str,
+    count: usize,
+) -> crate::proxy_harness::Answer {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let listed = crate::proxy_harness::send("GET", &proxy.url(path), jwt, None).await;
+        if listed.body["deliveries"].as_array().map(Vec::len) == Some(count) {
+            return listed;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {count} completed deliveries: {}",
+            listed.body
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[actix_rt::test]
 async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
     use crate::proxy_harness::{TestProxy, login, post, send};
@@ -340,7 +365,7 @@ async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
     assert!(verify(secret, &receiver.delivered()[0]));
 
     let path = "/v1/subscriptions/httpbin-post/deliveries?status=completed";
-    let deliveries = send("GET", &proxy.url(path), &jwt, None).await;
+    let deliveries = completed_deliveries(&proxy, &jwt, path, 1).await;
     assert_eq!(deliveries.body["deliveries"][0]["delivery_attempts"], 1);
     assert_eq!(
         deliveries.body["deliveries"][0]["id"],
@@ -403,6 +428,7 @@ async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
         .await;
     }
     wait_until("5 deliveries", || receiver.delivered().len() == 5).await;
+    completed_deliveries(&proxy, &jwt, "/v1/deliveries?status=completed", 5).await;
     let mut ids = Vec::new();
     let mut after = String::new();
     loop {
