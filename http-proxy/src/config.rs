@@ -100,6 +100,12 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_MAX_REFRESH_TOKEN_EXPIRY", default_value = "7d", value_parser = parse_duration)]
     pub max_refresh_token_expiry: Duration,
 
+    /// Verified tokens remembered, so a token's signature is
+    /// checked once, not on every request (0: check every time). Each
+    /// takes about half a KiB.
+    #[arg(long, env = "DEPOT_VERIFIED_TOKEN_CACHE", default_value_t = 10_000)]
+    pub verified_token_cache: usize,
+
     /// Largest body of /produce/single.
     #[arg(long, env = "DEPOT_MAX_SINGLE_BODY", default_value = "1MiB", value_parser = parse_bytes)]
     pub max_single_body: u64,

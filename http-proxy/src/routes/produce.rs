@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use base64::Engine as _;
 use bytes::Bytes;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, value::RawValue};
 
 use depot_schemas::wire::{ErrorCode, Header, NewMessage, produce_outcome::Outcome};
@@ -158,13 +158,25 @@ async fn produce(
     Ok(outcomes)
 }
 
+/// A single produce's answer: the seed's `{"error":null,"success":true}`
+/// plus where the message is. A struct, not `json!`: this is every single
+/// produce's answer, and building a `serde_json::Value` map for it cost
+/// 2% of the proxy's CPU.
+#[derive(Serialize)]
+struct Produced {
+    duplicate: bool,
+    error: Option<()>,
+    offset: u64,
+    success: bool,
+}
+
 fn produced(offset: u64, duplicate: bool) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "error": null,
-        "success": true,
-        "offset": offset,
-        "duplicate": duplicate,
-    }))
+    HttpResponse::Ok().json(Produced {
+        duplicate,
+        error: None,
+        offset,
+        success: true,
+    })
 }
 
 #[derive(Debug, Deserialize)]

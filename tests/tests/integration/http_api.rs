@@ -308,6 +308,29 @@ async fn token_attacks_get_401() {
     assert_eq!(with_query.body["offset"], 0);
 }
 
+/// The proxy remembers verified tokens; a remembered token still expires.
+#[actix_rt::test]
+async fn an_accepted_token_is_refused_once_it_expires() {
+    let proxy = TestProxy::embedded(&[]);
+    let key = proxy.broker_client().await.signing_key().await.unwrap().key;
+    let exp = now() + 2;
+    let claims = json!({"sub": "root", "typ": "access", "iat": now(), "exp": exp, "jti": "short"});
+    let token = forged(claims, &key, Algorithm::HS256);
+    let (name, value) = bearer(&token);
+    let url = proxy.url("/stations/short-lived/produce/single");
+    let accepted = post(&url, &[(name, &value), JSON], "{}").await;
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    // Twice: the second time from the proxy's memory of verified tokens.
+    let again = post(&url, &[(name, &value), JSON], "{}").await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    while now() <= exp {
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let expired = post(&url, &[(name, &value), JSON], "{}").await;
+    assert_eq!(expired.status, 401, "{}", expired.body);
+    assert_eq!(expired.body["error"], "the token has expired");
+}
+
 #[actix_rt::test]
 async fn permissions_limits_and_bad_input_get_their_status() {
     let proxy = TestProxy::embedded(&["--max-single-body", "1KiB", "--auto-create", "false"]);
