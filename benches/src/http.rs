@@ -51,6 +51,13 @@ pub struct HttpArgs {
     /// paced or batch phases. For quick comparisons of two builds.
     #[arg(long)]
     single_only: bool,
+    /// Single messages are measured in this many rounds, each the ceiling
+    /// and the proxy back to back (in alternating order) on the same two
+    /// running servers; the ratio reported is the median of the rounds'
+    /// ratios. A shared machine's speed drifts by a fifth within minutes:
+    /// pairs close in time keep that drift out of the ratio.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 /// Where the proxy's broker runs.
@@ -89,6 +96,76 @@ impl Run {
     fn rate(&self) -> f64 {
         self.requests as f64 / self.seconds
     }
+
+    /// Adds another run of the same target: requests, time, latencies and
+    /// CPU add up.
+    fn absorb(&mut self, other: Run) -> Result<(), String> {
+        self.requests += other.requests;
+        self.seconds += other.seconds;
+        self.latency.add(other.latency).map_err(|e| e.to_string())?;
+        for (name, seconds) in other.cpu {
+            match self.cpu.iter_mut().find(|(mine, _)| *mine == name) {
+                Some((_, mine)) => *mine += seconds,
+                None => self.cpu.push((name, seconds)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Several runs against one target, and the median of their ratios to
+/// paired ceiling runs.
+struct Rounds {
+    /// Every round's run, added up.
+    total: Run,
+    /// The median of the rounds' ratios to their ceilings.
+    median_ratio: f64,
+    /// The lowest and highest of those ratios.
+    range: (f64, f64),
+    count: usize,
+}
+
+/// Measures `target` (on a running proxy, watching `watched`) against the
+/// bare server in `args.rounds` back-to-back pairs, each pair in the other
+/// order than the last, so that neither side always runs second.
+fn rounds_against_ceiling(
+    args: &HttpArgs,
+    target: &Target,
+    watched: &[Watched],
+    ceiling: &Target,
+    ceiling_watched: &[Watched],
+    label: &str,
+) -> Result<Rounds, String> {
+    let mut total: Option<Run> = None;
+    let mut ratios = Vec::new();
+    for round in 0..args.rounds.max(1) {
+        let (proxy, bare) = if round % 2 == 0 {
+            let bare = load(args, ceiling, None, ceiling_watched)?;
+            (load(args, target, None, watched)?, bare)
+        } else {
+            let proxy = load(args, target, None, watched)?;
+            (proxy, load(args, ceiling, None, ceiling_watched)?)
+        };
+        let ratio = proxy.rate() / bare.rate();
+        println!(
+            "  round {}: ceiling {:.0} req/s, {label} {:.0} req/s: {ratio:.2} x",
+            round + 1,
+            bare.rate(),
+            proxy.rate(),
+        );
+        ratios.push(ratio);
+        match &mut total {
+            Some(total) => total.absorb(proxy)?,
+            None => total = Some(proxy),
+        }
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok(Rounds {
+        total: total.expect("at least one round"),
+        median_ratio: ratios[ratios.len() / 2],
+        range: (ratios[0], ratios[ratios.len() - 1]),
+        count: ratios.len(),
+    })
 }
 
 /// A request every connection sends in a loop.
@@ -288,6 +365,20 @@ pub fn report(
     let ratio = reference.map_or(String::new(), |(r, name)| {
         format!(" ({:.2} x {name})", run.rate() / r.rate())
     });
+    report_with_ratio(label, run, messages_per_request, &ratio);
+}
+
+/// Prints single-message rounds: their runs added up and the median ratio.
+fn report_rounds(label: &str, rounds: &Rounds) {
+    let (low, high) = rounds.range;
+    let ratio = format!(
+        " ({:.2} x ceiling, the median of {} rounds' ratios, {low:.2}-{high:.2})",
+        rounds.median_ratio, rounds.count,
+    );
+    report_with_ratio(label, &rounds.total, 1, &ratio);
+}
+
+fn report_with_ratio(label: &str, run: &Run, messages_per_request: usize, ratio: &str) {
     let requests = run.requests.max(1) as f64;
     let cpu: String = run
         .cpu
@@ -413,24 +504,23 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
         body: body.clone(),
     };
 
-    let (ceiling_single, ceiling_batch) = on_bare_server(|url, watched| {
-        let single = load(&args, &json(url.clone(), &single), None, watched)?;
-        report("ceiling (bare actix-web), 100 B bodies", &single, 1, None);
-        if args.single_only {
-            return Ok((single, None));
-        }
-        let batch = load(&args, &json(url, &batched), None, watched)?;
-        report(
-            &format!(
-                "ceiling (bare actix-web), {}-message bodies",
-                args.batch_size
-            ),
-            &batch,
-            1,
-            None,
-        );
-        Ok((single, Some(batch)))
-    })?;
+    let ceiling_batch = if args.single_only {
+        None
+    } else {
+        Some(on_bare_server(|url, watched| {
+            let batch = load(&args, &json(url, &batched), None, watched)?;
+            report(
+                &format!(
+                    "ceiling (bare actix-web), {}-message bodies",
+                    args.batch_size
+                ),
+                &batch,
+                1,
+                None,
+            );
+            Ok(batch)
+        })?)
+    };
 
     let workdir = tempfile::Builder::new()
         .prefix("depot-bench-http-")
@@ -450,17 +540,25 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
                 &single,
             )
         };
-        let (run, flushes) =
-            on_fresh_proxy(&args, mode, &dir("single"), |addr, token, watched| {
-                let run = load(&args, &single_target(addr, token), None, watched)?;
-                Ok((run, FlushStats::read(addr)?))
-            })?;
-        report(
-            &format!("produce/single, {mode} broker"),
-            &run,
-            1,
-            Some((&ceiling_single, "ceiling")),
+        println!(
+            "produce/single, {mode} broker, against the bare actix-web ceiling, 100 B bodies:"
         );
+        let (rounds, flushes) =
+            on_fresh_proxy(&args, mode, &dir("single"), |addr, token, watched| {
+                on_bare_server(|url, bare| {
+                    let rounds = rounds_against_ceiling(
+                        &args,
+                        &single_target(addr, token),
+                        watched,
+                        &json(url, &single),
+                        bare,
+                        &mode.to_string(),
+                    )?;
+                    Ok((rounds, FlushStats::read(addr)?))
+                })
+            })?;
+        report_rounds(&format!("produce/single, {mode} broker"), &rounds);
+        let run = rounds.total;
         println!("  {flushes}");
         let Some(ceiling_batch) = &ceiling_batch else {
             continue;
