@@ -2,6 +2,7 @@
 //! browsers. Stateless, so any number can run against one broker.
 //!
 //! A request goes: [`routes`] (parse, authenticate with [`tokens`]) ->
+//! [`coalesce`] (single produces waiting for the same call go together) ->
 //! [`broker_link`] (embedded broker or remote over the wire protocol) ->
 //! the broker, which checks permissions and persists. [`error`] maps every
 //! refusal to a status and a JSON body in one place; [`body`] enforces body
@@ -10,6 +11,7 @@
 
 pub mod body;
 pub mod broker_link;
+pub mod coalesce;
 pub mod config;
 pub mod error;
 pub mod metrics;

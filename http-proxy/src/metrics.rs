@@ -21,6 +21,9 @@ pub struct Metrics {
     requests: IntCounterVec,
     request_seconds: HistogramVec,
     messages_produced: IntCounter,
+    /// Produce calls made to the broker: fewer than single produces when
+    /// they are coalesced ([`crate::coalesce`]).
+    pub produce_calls: IntCounter,
     broker_round_trip_seconds: HistogramVec,
     /// Open WebSocket connections.
     pub ws_connections: IntGauge,
@@ -49,6 +52,11 @@ impl Metrics {
         let messages_produced =
             IntCounter::new("messages_produced_total", "Messages the broker stored")
                 .expect("valid metric");
+        let produce_calls = IntCounter::new(
+            "broker_produce_calls_total",
+            "Produce calls made to the broker; single produces waiting for the same call share one",
+        )
+        .expect("valid metric");
         let broker_round_trip_seconds = HistogramVec::new(
             HistogramOpts::new(
                 "broker_round_trip_seconds",
@@ -72,6 +80,7 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
             Box::new(messages_produced.clone()),
+            Box::new(produce_calls.clone()),
             Box::new(broker_round_trip_seconds.clone()),
             Box::new(ws_connections.clone()),
             Box::new(ws_closed.clone()),
@@ -83,6 +92,7 @@ impl Metrics {
             requests,
             request_seconds,
             messages_produced,
+            produce_calls,
             broker_round_trip_seconds,
             ws_connections,
             ws_closed,

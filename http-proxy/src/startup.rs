@@ -17,6 +17,7 @@ use depot_broker::{Broker, run::run_process, server::WireServer};
 
 use crate::{
     broker_link::{EmbeddedBroker, RemoteBroker, SharedLink},
+    coalesce::ProduceCoalescer,
     config::{ProxyCommand, ProxyConfig},
     metrics::Metrics,
     routes::{self, AppState},
@@ -67,6 +68,11 @@ pub fn http_server(
         let metrics = state.clone();
         App::new()
             .app_data(state.clone())
+            // One per worker (this closure runs on each).
+            .app_data(web::Data::new(ProduceCoalescer::new(
+                state.link.clone(),
+                state.metrics.produce_calls.clone(),
+            )))
             .wrap_fn(move |request, service| {
                 let started = std::time::Instant::now();
                 let metrics = metrics.clone();

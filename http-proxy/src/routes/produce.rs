@@ -22,6 +22,7 @@ use depot_schemas::wire::{ErrorCode, Header, NewMessage, produce_outcome::Outcom
 
 use crate::{
     body::read_limited,
+    coalesce::ProduceCoalescer,
     error::ProxyError,
     routes::{AppState, auth::parse_json, authenticated_user},
 };
@@ -105,6 +106,7 @@ pub async fn single(
     request: HttpRequest,
     station: web::Path<String>,
     state: web::Data<AppState>,
+    coalescer: web::Data<ProduceCoalescer>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ProxyError> {
     let user = authenticated_user(&request, &state).await?;
@@ -126,9 +128,14 @@ pub async fn single(
         content_type,
         payload: body,
     };
-    let outcomes = produce(&state, user, station.into_inner(), vec![message]).await?;
-    match outcomes.into_iter().next().and_then(|o| o.outcome) {
-        Some(Outcome::Offset(offset)) => Ok(produced(offset, false)),
+    let started = std::time::Instant::now();
+    let outcome = coalescer.produce(user, station.into_inner(), message).await;
+    state.metrics.broker_call("produce", started.elapsed());
+    match outcome?.outcome {
+        Some(Outcome::Offset(offset)) => {
+            state.metrics.produced(1);
+            Ok(produced(offset, false))
+        }
         Some(Outcome::DuplicateOf(offset)) => Ok(produced(offset, true)),
         Some(Outcome::Error(error)) => Err(crate::broker_link::LinkError::Refused {
             code: ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unspecified),
@@ -147,6 +154,7 @@ async fn produce(
     messages: Vec<NewMessage>,
 ) -> Result<Vec<depot_schemas::wire::ProduceOutcome>, ProxyError> {
     let started = std::time::Instant::now();
+    state.metrics.produce_calls.inc();
     let outcomes = state.link.produce(user, station, messages).await;
     state.metrics.broker_call("produce", started.elapsed());
     let outcomes = outcomes?;

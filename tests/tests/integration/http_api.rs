@@ -308,6 +308,64 @@ async fn token_attacks_get_401() {
     assert_eq!(with_query.body["offset"], 0);
 }
 
+/// Concurrent single produces share broker calls (the proxy coalesces
+/// them); each request still gets its own message's offset, duplicates
+/// inside one call are found, and a refusal reaches every request.
+#[actix_rt::test]
+async fn concurrent_single_produces_share_calls_and_keep_their_own_outcomes() {
+    let proxy = TestProxy::embedded(&[]);
+    let root = proxy.broker_client().await;
+    create_shop_user(&root).await;
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let (name, value) = bearer(&jwt);
+    let headers = [(name, value.as_str()), JSON];
+    let url = proxy.url("/stations/crowd/produce/single");
+
+    let answers =
+        futures::future::join_all((0..200).map(|n| post(&url, &headers, format!("{{\"n\":{n}}}"))))
+            .await;
+    let mut offsets = Vec::new();
+    for (n, answer) in answers.iter().enumerate() {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        offsets.push((answer.body["offset"].as_u64().unwrap(), n));
+    }
+    let stored = fetch_all(&root, "crowd", 0).await;
+    assert_eq!(stored.len(), 200);
+    for (offset, n) in offsets {
+        let payload: serde_json::Value =
+            serde_json::from_slice(&stored[offset as usize].payload).unwrap();
+        assert_eq!(payload["n"], n, "offset {offset} answered to request {n}");
+    }
+    let (_, metrics) = get_text(&proxy.url("/metrics")).await;
+    let calls: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("depot_proxy_broker_produce_calls_total "))
+        .expect("the produce calls metric")
+        .parse()
+        .unwrap();
+    assert!(
+        calls < 200,
+        "200 concurrent produces took {calls} broker calls"
+    );
+
+    // The same msg-id twenty times at once: stored once.
+    let with_id = [(name, value.as_str()), JSON, ("msg-id", "once")];
+    let answers =
+        futures::future::join_all((0..20).map(|_| post(&url, &with_id, r#"{"once":true}"#))).await;
+    let firsts = answers.iter().filter(|a| a.body["duplicate"] == false);
+    assert_eq!(firsts.count(), 1);
+    assert!(answers.iter().all(|a| a.body["offset"] == 200));
+
+    // A refusal of the whole call is every waiting request's.
+    let (shop_jwt, _) = login(&proxy, "shop", "shop-password").await;
+    let (name, value) = bearer(&shop_jwt);
+    let shop_headers = [(name, value.as_str()), JSON];
+    let refused_url = proxy.url("/stations/payments/produce/single");
+    let answers =
+        futures::future::join_all((0..20).map(|_| post(&refused_url, &shop_headers, "{}"))).await;
+    assert!(answers.iter().all(|a| a.status == 403), "all refused");
+}
+
 /// The proxy remembers verified tokens; a remembered token still expires.
 #[actix_rt::test]
 async fn an_accepted_token_is_refused_once_it_expires() {
@@ -341,17 +399,7 @@ async fn permissions_limits_and_bad_input_get_their_status() {
     root.create_station("payments", StationSettings::default())
         .await
         .unwrap();
-    root.create_user(CreateUser {
-        name: "shop".into(),
-        password: "shop-password".into(),
-        permissions: Some(Permissions {
-            produce: vec!["orders.*".into()],
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    create_shop_user(&root).await;
     let (jwt, _) = login(&proxy, "shop", "shop-password").await;
     let (name, value) = bearer(&jwt);
     let auth = (name, value.as_str());
@@ -529,4 +577,19 @@ async fn an_embedded_broker_with_workers_of_its_own_serves_http_and_the_wire() {
     let stored = fetch_all(&root, "own-threads", 0).await;
     let offsets: Vec<u64> = stored.iter().map(|m| m.offset).collect();
     assert_eq!(offsets, [0, 1, 2]);
+}
+
+/// `shop`, password `shop-password`, which may produce to `orders.*` only.
+async fn create_shop_user(root: &depot_broker::client::BrokerClient) {
+    root.create_user(CreateUser {
+        name: "shop".into(),
+        password: "shop-password".into(),
+        permissions: Some(Permissions {
+            produce: vec!["orders.*".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
 }
