@@ -366,6 +366,31 @@ async fn concurrent_single_produces_share_calls_and_keep_their_own_outcomes() {
     assert!(answers.iter().all(|a| a.status == 403), "all refused");
 }
 
+/// Batches of several MiB, one after another, all land. Each moves sled's
+/// log over several segments in one go; the zeroes Depot writes ahead of
+/// the log once waited, under a lock, for sled's IO pool, whose log writes
+/// wait for that lock: the third such batch hung the broker for good.
+#[actix_rt::test]
+async fn batches_of_several_mib_in_a_row_all_land() {
+    const BATCHES: usize = 6;
+    const PER_BATCH: usize = 10_000;
+    let proxy = TestProxy::embedded(&[]);
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let (name, value) = bearer(&jwt);
+    let headers = [(name, value.as_str()), JSON];
+    let url = proxy.url("/stations/big/produce/batch");
+    let message = format!(r#"{{"pad":"{}"}}"#, "x".repeat(300));
+    let batch = format!("[{}]", vec![message; PER_BATCH].join(","));
+    for _ in 0..BATCHES {
+        // The client gives up after 5 s.
+        let answer = post(&url, &headers, batch.clone()).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let root = proxy.broker_client().await;
+    let info = root.describe_station("big").await.unwrap();
+    assert_eq!(info.message_count, (BATCHES * PER_BATCH) as u64);
+}
+
 /// The proxy remembers verified tokens; a remembered token still expires.
 #[actix_rt::test]
 async fn an_accepted_token_is_refused_once_it_expires() {

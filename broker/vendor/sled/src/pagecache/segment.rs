@@ -99,8 +99,8 @@ pub(crate) struct SegmentAccountant {
     // Depot: the file's blocks are written up to here, with zeroes beyond
     // the log (see `zero_ahead_of`).
     zeroed_until: LogOffset,
-    // Depot: zeroes being written beyond the tip, on the IO pool.
-    zeroing: Option<OneShot<Result<()>>>,
+    // Depot: zeroes being written beyond the tip, on a thread of their own.
+    zeroing: Option<std::thread::JoinHandle<Result<()>>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1096,7 +1096,12 @@ impl SegmentAccountant {
     /// changes neither, so the flushes of a segment only write its data;
     /// the zeroes reach the disk with a flush, once per segment. They are
     /// written off this thread, a segment ahead, because this runs in the
-    /// path of an insert. Zeroes are what a free segment holds after
+    /// path of an insert; on a thread of their own, not on sled's IO pool,
+    /// because this runs under the segment accountant's lock, which the
+    /// pool's log writes take: with every pool thread waiting for that lock
+    /// the zeroes never came, and nothing was written again (a deadlock
+    /// 64 producers of batches met in a few seconds). Zeroes are what a
+    /// free segment holds after
     /// recovery (`MessageKind::Corrupted`), so recovery reads them as the
     /// end of the log.
     fn zero_ahead_of(&mut self, lid: LogOffset) -> Result<()> {
@@ -1110,10 +1115,11 @@ impl SegmentAccountant {
         }
         let (from, to) = (self.zeroed_until, next + segment_size);
         if from < to {
-            let config = self.config.clone();
-            self.zeroing = Some(threadpool::spawn(move || {
-                write_zeroes(&config.file, from, to)
-            })?);
+            let file = self.config.file.clone();
+            let zeroing = std::thread::Builder::new()
+                .name("sled-zeroes".to_owned())
+                .spawn(move || write_zeroes(&file, from, to))?;
+            self.zeroing = Some(zeroing);
             self.zeroed_until = to;
         }
         Ok(())
@@ -1124,7 +1130,9 @@ impl SegmentAccountant {
     /// truncated below them.
     fn wait_for_zeroing(&mut self) -> Result<()> {
         match self.zeroing.take() {
-            Some(zeroing) => zeroing.wait().expect("threadpool should not crash"),
+            Some(zeroing) => {
+                zeroing.join().expect("writing zeroes should not panic")
+            }
             None => Ok(()),
         }
     }
