@@ -278,13 +278,13 @@ pub fn load(
                                 }
                                 Err(_) => false,
                             };
-                            if sent_at >= measure_from {
-                                if ok {
-                                    latency::record(&mut histogram, sent_at.elapsed());
-                                    requests += 1;
-                                } else {
-                                    failures += 1;
-                                }
+                            if !ok {
+                                // In the warmup too: a server that hangs
+                                // must not pass for an idle measurement.
+                                failures += 1;
+                            } else if sent_at >= measure_from {
+                                latency::record(&mut histogram, sent_at.elapsed());
+                                requests += 1;
                             }
                         }
                         (requests, failures, histogram)
@@ -316,6 +316,9 @@ pub fn load(
     }
     if failures > 0 {
         return Err(format!("{failures} requests failed against {}", target.url));
+    }
+    if run.requests == 0 {
+        return Err(format!("no request to {} was answered in time", target.url));
     }
     run.cpu = cpu_reader.join().map_err(|_| "the CPU reader panicked")?;
     Ok(run)
