@@ -544,7 +544,8 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             )
         };
         println!(
-            "produce/single, {mode} broker, against the bare actix-web ceiling, 100 B bodies:"
+            "produce/single, {mode} broker, against the bare actix-web ceiling, {} B bodies:",
+            args.payload_bytes
         );
         let (rounds, flushes) =
             on_fresh_proxy(&args, mode, &dir("single"), |addr, token, watched| {

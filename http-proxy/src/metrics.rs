@@ -54,7 +54,7 @@ impl Metrics {
                 .expect("valid metric");
         let produce_calls = IntCounter::new(
             "broker_produce_calls_total",
-            "Produce calls made to the broker; single produces waiting for the same call share one",
+            "Produce calls made to the broker; single produces read in the same event-loop turn share one",
         )
         .expect("valid metric");
         let broker_round_trip_seconds = HistogramVec::new(
