@@ -4,10 +4,14 @@
 //! - `r` + offset (u64 big-endian): a `StoredRecord`, a run of consecutive
 //!   messages starting at that offset. Big-endian keys sort by offset.
 //! - `d` + msg-id: a `DedupEntry` (the idempotency index).
+//! - `t` + timestamp (ms, u64 big-endian) + msg-id, empty: the dedup entries
+//!   in time order, so expiry reads only the expired ones
+//!   ([`StationLog::expired_dedup`]) instead of every entry of the window.
 //! - `c`: the `StationCounters` (next offset, first offset, bytes).
 //!
 //! A group of produces is written with plain inserts, in this order: its
-//! records, its dedup entries, then the counters ([`StationLog::append`]).
+//! records, its dedup entries (each with its time key), then the counters
+//! ([`StationLog::append`]).
 //! Not one `sled::Batch`: a batch takes sled's global write lock, which
 //! every other writer (other stations, deliveries) then queues behind. A
 //! crash can leave a prefix of a group's inserts (never an acknowledged
@@ -25,6 +29,7 @@ use crate::{error::BrokerResult, station::Message};
 
 const RECORD_TAG: u8 = b'r';
 const DEDUP_TAG: u8 = b'd';
+const DEDUP_TIME_TAG: u8 = b't';
 const COUNTERS_KEY: &[u8] = b"c";
 
 /// Limits of one read.
@@ -59,11 +64,27 @@ fn offset_of_record_key(key: &[u8]) -> u64 {
     u64::from_be_bytes(key[1..9].try_into().expect("record keys are 9 bytes"))
 }
 
-pub fn dedup_key(msg_id: &str) -> Vec<u8> {
+pub fn dedup_key(msg_id: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + msg_id.len());
     key.push(DEDUP_TAG);
-    key.extend_from_slice(msg_id.as_bytes());
+    key.extend_from_slice(msg_id);
     key
+}
+
+fn dedup_time_key(timestamp_ms: u64, msg_id: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + msg_id.len());
+    key.push(DEDUP_TIME_TAG);
+    key.extend_from_slice(&timestamp_ms.to_be_bytes());
+    key.extend_from_slice(msg_id);
+    key
+}
+
+/// A dedup entry's place in the time index, as expiry reads it.
+pub struct DedupTime {
+    /// The time key itself, to remove.
+    pub key: sled::IVec,
+    pub timestamp_ms: u64,
+    pub msg_id: Vec<u8>,
 }
 
 impl StationLog {
@@ -78,8 +99,8 @@ impl StationLog {
         }
     }
 
-    pub fn dedup_entry(&self, msg_id: &str) -> BrokerResult<Option<DedupEntry>> {
-        match self.tree.get(dedup_key(msg_id))? {
+    pub fn dedup_entry(&self, msg_id: impl AsRef<[u8]>) -> BrokerResult<Option<DedupEntry>> {
+        match self.tree.get(dedup_key(msg_id.as_ref()))? {
             Some(value) => Ok(Some(DedupEntry::decode(&*value)?)),
             None => Ok(None),
         }
@@ -100,9 +121,17 @@ impl StationLog {
                 .insert(record_key(first.offset), record.encode_to_vec())?;
         }
         for (msg_id, entry) in dedup {
-            self.tree.insert(dedup_key(msg_id), entry.encode_to_vec())?;
+            self.put_dedup(msg_id.as_bytes(), entry)?;
         }
         self.tree.insert(COUNTERS_KEY, counters.encode_to_vec())?;
+        Ok(())
+    }
+
+    /// A dedup entry and its time key.
+    fn put_dedup(&self, msg_id: &[u8], entry: &DedupEntry) -> BrokerResult<()> {
+        self.tree.insert(dedup_key(msg_id), entry.encode_to_vec())?;
+        self.tree
+            .insert(dedup_time_key(entry.timestamp_ms, msg_id), &[])?;
         Ok(())
     }
 
@@ -138,8 +167,7 @@ impl StationLog {
                         offset: message.offset,
                         timestamp_ms: message.timestamp_ms,
                     };
-                    self.tree
-                        .insert(dedup_key(&message.id), entry.encode_to_vec())?;
+                    self.put_dedup(message.id.as_bytes(), &entry)?;
                 }
                 expected = message.offset + 1;
             }
@@ -149,7 +177,26 @@ impl StationLog {
             counters.next_offset = expected;
             self.tree.insert(COUNTERS_KEY, counters.encode_to_vec())?;
         }
+        self.index_dedup_entries_written_without()?;
         Ok(counters)
+    }
+
+    /// Gives every dedup entry its time key when the tree has entries but
+    /// no time keys: a store written before the time index existed, whose
+    /// entries would otherwise never expire. Once, on the first start.
+    fn index_dedup_entries_written_without(&self) -> BrokerResult<()> {
+        let has_entries = self.tree.scan_prefix([DEDUP_TAG]).next().is_some();
+        let has_time_keys = self.tree.scan_prefix([DEDUP_TIME_TAG]).next().is_some();
+        if !has_entries || has_time_keys {
+            return Ok(());
+        }
+        for entry in self.tree.scan_prefix([DEDUP_TAG]) {
+            let (key, value) = entry?;
+            let entry = DedupEntry::decode(&*value)?;
+            self.tree
+                .insert(dedup_time_key(entry.timestamp_ms, &key[1..]), &[])?;
+        }
+        Ok(())
     }
 
     /// Removes records from `offset` on (what a failed write left).
@@ -228,14 +275,27 @@ impl StationLog {
             })
     }
 
-    /// Dedup entries, for expiry.
-    pub fn dedup_entries(
+    /// The time keys of dedup entries stamped at or before `cutoff_ms`,
+    /// oldest first: what expiry removes, and nothing it keeps.
+    pub fn expired_dedup(
         &self,
-    ) -> impl Iterator<Item = BrokerResult<(sled::IVec, DedupEntry)>> + '_ {
-        self.tree.scan_prefix([DEDUP_TAG]).map(|entry| {
-            let (key, value) = entry?;
-            Ok((key, DedupEntry::decode(&*value)?))
-        })
+        cutoff_ms: u64,
+    ) -> impl Iterator<Item = BrokerResult<DedupTime>> + '_ {
+        let end = dedup_time_key(cutoff_ms.saturating_add(1), &[]);
+        self.tree
+            .range(vec![DEDUP_TIME_TAG]..end)
+            .keys()
+            .map(|key| {
+                let key = key?;
+                let timestamp_ms =
+                    u64::from_be_bytes(key[1..9].try_into().expect("time keys hold a u64"));
+                let msg_id = key[9..].to_vec();
+                Ok(DedupTime {
+                    key,
+                    timestamp_ms,
+                    msg_id,
+                })
+            })
     }
 }
 
@@ -256,10 +316,6 @@ impl WriteBatch {
 
     pub fn remove_record(&mut self, first_offset: u64) {
         self.0.remove(&record_key(first_offset));
-    }
-
-    pub fn put_dedup(&mut self, msg_id: &str, entry: &DedupEntry) {
-        self.0.insert(dedup_key(msg_id), entry.encode_to_vec());
     }
 
     pub fn remove_key(&mut self, key: sled::IVec) {
@@ -389,5 +445,53 @@ mod tests {
             )
             .unwrap();
         assert_eq!(read.messages.len(), 2);
+    }
+
+    fn expired_ids(log: &StationLog, cutoff_ms: u64) -> Vec<String> {
+        log.expired_dedup(cutoff_ms)
+            .map(|time| String::from_utf8(time.unwrap().msg_id).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn dedup_entries_are_read_back_in_time_order_up_to_the_cutoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let log = StationLog::new(db.open_tree("station/s").unwrap());
+        let entry = |offset, timestamp_ms| DedupEntry {
+            offset,
+            timestamp_ms,
+        };
+        // Written out of time order, and ids whose byte order is not it.
+        let dedup = [
+            ("z".to_owned(), entry(0, 3_000)),
+            ("a".to_owned(), entry(1, 1_000)),
+            ("m".to_owned(), entry(2, 2_000)),
+        ];
+        log.append(&[], &dedup, &counters(3, 0)).unwrap();
+        assert_eq!(expired_ids(&log, 999), Vec::<String>::new());
+        assert_eq!(expired_ids(&log, 2_000), ["a", "m"], "the cutoff included");
+        assert_eq!(expired_ids(&log, u64::MAX), ["a", "m", "z"]);
+    }
+
+    #[test]
+    fn a_store_written_before_the_time_index_gets_it_on_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let log = StationLog::new(db.open_tree("station/s").unwrap());
+        // As an older Depot wrote them: dedup entries alone.
+        for (id, timestamp_ms) in [("old", 1_000u64), ("new", 5_000)] {
+            let entry = DedupEntry {
+                offset: 0,
+                timestamp_ms,
+            };
+            log.tree
+                .insert(dedup_key(id.as_bytes()), entry.encode_to_vec())
+                .unwrap();
+        }
+        assert_eq!(expired_ids(&log, u64::MAX), Vec::<String>::new());
+        log.recover().unwrap();
+        assert_eq!(expired_ids(&log, 1_000), ["old"]);
+        assert_eq!(expired_ids(&log, u64::MAX), ["old", "new"]);
     }
 }

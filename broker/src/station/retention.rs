@@ -15,7 +15,10 @@ use depot_schemas::storage::{StationCounters, StoredRecord};
 
 use crate::{
     error::BrokerResult,
-    station::{StationLog, StationSettings, log::WriteBatch},
+    station::{
+        StationLog, StationSettings,
+        log::{WriteBatch, dedup_key},
+    },
 };
 
 /// Records (of up to ~4 KiB of payload each) one pass removes at most.
@@ -31,7 +34,9 @@ pub struct Pass {
 
 /// Applies the settings' limits, removing at most `max_records` records,
 /// and returns the counters after removal. Dedup entries are expired by the
-/// pass that finishes the records.
+/// pass that finishes the records, at most `max_records` of them, oldest
+/// first through their time keys: a pass reads the expired entries only,
+/// not the whole window (millions at a high rate of msg-ids).
 pub fn enforce(
     log: &StationLog,
     settings: &StationSettings,
@@ -80,14 +85,22 @@ pub fn enforce(
         }
     }
 
-    if !more {
-        let window_ms = settings.idempotency_window.as_millis() as u64;
-        for entry in log.dedup_entries() {
-            let (key, dedup) = entry?;
-            if now_ms.saturating_sub(dedup.timestamp_ms) >= window_ms {
-                batch.remove_key(key);
-                changed = true;
+    let window_ms = settings.idempotency_window.as_millis() as u64;
+    if let (false, Some(cutoff_ms)) = (more, now_ms.checked_sub(window_ms)) {
+        for (expired, entry) in log.expired_dedup(cutoff_ms).enumerate() {
+            if expired == max_records {
+                more = true;
+                break;
             }
+            let time = entry?;
+            batch.remove_key(time.key);
+            // A msg-id stored again after its window has a newer entry,
+            // with a time key of its own: that entry stays.
+            let current = log.dedup_entry(&time.msg_id)?;
+            if current.is_some_and(|entry| entry.timestamp_ms == time.timestamp_ms) {
+                batch.remove_key(dedup_key(&time.msg_id).into());
+            }
+            changed = true;
         }
     }
 
@@ -105,7 +118,7 @@ pub fn enforce(
 mod tests {
     use std::time::Duration;
 
-    use depot_schemas::storage::StoredMessage;
+    use depot_schemas::storage::{DedupEntry, StoredMessage};
 
     use super::*;
 
@@ -155,6 +168,49 @@ mod tests {
         assert_eq!(counters.bytes, 0);
         assert_eq!(counters.next_offset, 2_500, "offsets are never reused");
         assert_eq!(log.records_from_start().count(), 0);
+    }
+
+    #[test]
+    fn dedup_entries_expire_oldest_first_in_bounded_passes_and_a_newer_entry_stays() {
+        let (_dir, log, counters) = log_of(0);
+        let settings = StationSettings {
+            idempotency_window: Duration::from_secs(10),
+            ..StationSettings::default()
+        };
+        let entry = |timestamp_ms| DedupEntry {
+            offset: 0,
+            timestamp_ms,
+        };
+        // 2,500 ids stamped at 1 s, one more at 100 s; "again" first at
+        // 1 s, then stored again at 100 s (its window had passed).
+        let mut dedup: Vec<(String, DedupEntry)> = (0..2_500)
+            .map(|n| (format!("id-{n}"), entry(1_000)))
+            .collect();
+        dedup.push(("late".into(), entry(100_000)));
+        dedup.push(("again".into(), entry(1_000)));
+        log.append(&[], &dedup, &counters).unwrap();
+        log.append(&[], &[("again".into(), entry(100_000))], &counters)
+            .unwrap();
+
+        // At 105 s the window (10 s) keeps only what was stamped at 100 s.
+        let mut passes = 0;
+        loop {
+            let pass = enforce(&log, &settings, counters, 105_000, 1_000).unwrap();
+            passes += 1;
+            if !pass.more {
+                break;
+            }
+        }
+        assert_eq!(passes, 3, "2,501 expired time keys in passes of 1,000");
+        assert!(log.dedup_entry("id-0").unwrap().is_none());
+        assert!(log.dedup_entry("id-2499").unwrap().is_none());
+        assert_eq!(log.dedup_entry("late").unwrap(), Some(entry(100_000)));
+        assert_eq!(log.dedup_entry("again").unwrap(), Some(entry(100_000)));
+        assert_eq!(
+            log.expired_dedup(u64::MAX).count(),
+            2,
+            "their time keys stay"
+        );
     }
 
     #[test]
