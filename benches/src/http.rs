@@ -58,6 +58,11 @@ pub struct HttpArgs {
     /// pairs close in time keep that drift out of the ratio.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Every request carries a `msg-id` header of its own, so each message
+    /// is checked against and added to the station's idempotency index
+    /// (what producers that retry safely pay).
+    #[arg(long)]
+    msg_ids: bool,
 }
 
 /// Where the proxy's broker runs.
@@ -227,6 +232,13 @@ pub fn load(
         let watched = watched.to_vec();
         std::thread::spawn(move || cpu_over(&watched, measure_from, stop_at))
     };
+    // Ids unique to this run, so that no run repeats another's.
+    let id_prefix = args.msg_ids.then(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    });
     let per_thread = args.connections.div_ceil(args.client_threads);
     let total = args.connections;
     let mut threads = Vec::new();
@@ -253,6 +265,7 @@ pub fn load(
                         let mut requests = 0u64;
                         let mut failures = 0u64;
                         let mut due = started + phase;
+                        let mut sent = 0u64;
                         loop {
                             let sent_at = match interval {
                                 Some(interval) => {
@@ -271,6 +284,11 @@ pub fn load(
                                 request = request
                                     .insert_header(("Authorization", format!("Bearer {token}")));
                             }
+                            if let Some(prefix) = id_prefix {
+                                let id = format!("{prefix}-{thread}-{index}-{sent}");
+                                request = request.insert_header(("msg-id", id));
+                            }
+                            sent += 1;
                             let ok = match request.send_body(target.body.clone()).await {
                                 Ok(mut response) => {
                                     let _ = response.body().await;

@@ -4,13 +4,16 @@
 //! - `r` + offset (u64 big-endian): a `StoredRecord`, a run of consecutive
 //!   messages starting at that offset. Big-endian keys sort by offset.
 //! - `d` + msg-id: a `DedupEntry` (the idempotency index).
-//! - `t` + timestamp (ms, u64 big-endian) + msg-id, empty: the dedup entries
-//!   in time order, so expiry reads only the expired ones
-//!   ([`StationLog::expired_dedup`]) instead of every entry of the window.
+//! - `t` + timestamp (ms, u64 big-endian) + offset (u64 big-endian): a
+//!   `DedupGroup`, the msg-ids of the dedup entries one write added, keyed
+//!   by the newest one's time and the write's first offset. Expiry reads
+//!   these in time order and stops at the first group inside the window
+//!   ([`StationLog::expired_dedup`]), instead of reading every entry of the
+//!   window; one key per write, not per message, costs the producers little.
 //! - `c`: the `StationCounters` (next offset, first offset, bytes).
 //!
 //! A group of produces is written with plain inserts, in this order: its
-//! records, its dedup entries (each with its time key), then the counters
+//! records, its dedup entries and their group, then the counters
 //! ([`StationLog::append`]).
 //! Not one `sled::Batch`: a batch takes sled's global write lock, which
 //! every other writer (other stations, deliveries) then queues behind. A
@@ -23,7 +26,9 @@
 
 use prost::Message as _;
 
-use depot_schemas::storage::{DedupEntry, Header, StationCounters, StoredMessage, StoredRecord};
+use depot_schemas::storage::{
+    DedupEntry, DedupGroup, Header, StationCounters, StoredMessage, StoredRecord,
+};
 
 use crate::{error::BrokerResult, station::Message};
 
@@ -71,20 +76,19 @@ pub fn dedup_key(msg_id: &[u8]) -> Vec<u8> {
     key
 }
 
-fn dedup_time_key(timestamp_ms: u64, msg_id: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(9 + msg_id.len());
-    key.push(DEDUP_TIME_TAG);
-    key.extend_from_slice(&timestamp_ms.to_be_bytes());
-    key.extend_from_slice(msg_id);
+fn dedup_group_key(newest_ms: u64, first_offset: u64) -> [u8; 17] {
+    let mut key = [DEDUP_TIME_TAG; 17];
+    key[1..9].copy_from_slice(&newest_ms.to_be_bytes());
+    key[9..].copy_from_slice(&first_offset.to_be_bytes());
     key
 }
 
-/// A dedup entry's place in the time index, as expiry reads it.
-pub struct DedupTime {
-    /// The time key itself, to remove.
+/// A group of dedup entries whose newest has left the window, as expiry
+/// reads it.
+pub struct ExpiredDedupGroup {
+    /// The group's key, to remove.
     pub key: sled::IVec,
-    pub timestamp_ms: u64,
-    pub msg_id: Vec<u8>,
+    pub msg_ids: Vec<String>,
 }
 
 impl StationLog {
@@ -120,18 +124,26 @@ impl StationLog {
             self.tree
                 .insert(record_key(first.offset), record.encode_to_vec())?;
         }
-        for (msg_id, entry) in dedup {
-            self.put_dedup(msg_id.as_bytes(), entry)?;
-        }
+        self.put_dedup(dedup)?;
         self.tree.insert(COUNTERS_KEY, counters.encode_to_vec())?;
         Ok(())
     }
 
-    /// A dedup entry and its time key.
-    fn put_dedup(&self, msg_id: &[u8], entry: &DedupEntry) -> BrokerResult<()> {
-        self.tree.insert(dedup_key(msg_id), entry.encode_to_vec())?;
+    /// Dedup entries, and their group under its time key.
+    fn put_dedup(&self, dedup: &[(String, DedupEntry)]) -> BrokerResult<()> {
+        let Some(first) = dedup.iter().map(|(_, entry)| entry.offset).min() else {
+            return Ok(());
+        };
+        for (msg_id, entry) in dedup {
+            self.tree
+                .insert(dedup_key(msg_id.as_bytes()), entry.encode_to_vec())?;
+        }
+        let newest = dedup.iter().map(|(_, e)| e.timestamp_ms).max().unwrap_or(0);
+        let group = DedupGroup {
+            msg_ids: dedup.iter().map(|(msg_id, _)| msg_id.clone()).collect(),
+        };
         self.tree
-            .insert(dedup_time_key(entry.timestamp_ms, msg_id), &[])?;
+            .insert(dedup_group_key(newest, first), group.encode_to_vec())?;
         Ok(())
     }
 
@@ -160,6 +172,7 @@ impl StationLog {
                 self.tree.remove(key)?;
                 continue;
             }
+            let mut dedup = Vec::new();
             for message in &record.messages {
                 counters.bytes += message.payload.len() as u64;
                 if message.producer_id {
@@ -167,10 +180,11 @@ impl StationLog {
                         offset: message.offset,
                         timestamp_ms: message.timestamp_ms,
                     };
-                    self.put_dedup(message.id.as_bytes(), &entry)?;
+                    dedup.push((message.id.clone(), entry));
                 }
                 expected = message.offset + 1;
             }
+            self.put_dedup(&dedup)?;
             changed = true;
         }
         if changed {
@@ -181,20 +195,20 @@ impl StationLog {
         Ok(counters)
     }
 
-    /// Gives every dedup entry its time key when the tree has entries but
-    /// no time keys: a store written before the time index existed, whose
+    /// Puts every dedup entry in a group of its own when the tree has
+    /// entries but no groups: a store written before groups existed, whose
     /// entries would otherwise never expire. Once, on the first start.
     fn index_dedup_entries_written_without(&self) -> BrokerResult<()> {
         let has_entries = self.tree.scan_prefix([DEDUP_TAG]).next().is_some();
-        let has_time_keys = self.tree.scan_prefix([DEDUP_TIME_TAG]).next().is_some();
-        if !has_entries || has_time_keys {
+        let has_groups = self.tree.scan_prefix([DEDUP_TIME_TAG]).next().is_some();
+        if !has_entries || has_groups {
             return Ok(());
         }
         for entry in self.tree.scan_prefix([DEDUP_TAG]) {
             let (key, value) = entry?;
             let entry = DedupEntry::decode(&*value)?;
-            self.tree
-                .insert(dedup_time_key(entry.timestamp_ms, &key[1..]), &[])?;
+            let msg_id = String::from_utf8_lossy(&key[1..]).into_owned();
+            self.put_dedup(&[(msg_id, entry)])?;
         }
         Ok(())
     }
@@ -275,27 +289,19 @@ impl StationLog {
             })
     }
 
-    /// The time keys of dedup entries stamped at or before `cutoff_ms`,
-    /// oldest first: what expiry removes, and nothing it keeps.
+    /// The dedup groups whose newest entry was stamped at or before
+    /// `cutoff_ms`, oldest first: every entry in them is as old or older.
     pub fn expired_dedup(
         &self,
         cutoff_ms: u64,
-    ) -> impl Iterator<Item = BrokerResult<DedupTime>> + '_ {
-        let end = dedup_time_key(cutoff_ms.saturating_add(1), &[]);
-        self.tree
-            .range(vec![DEDUP_TIME_TAG]..end)
-            .keys()
-            .map(|key| {
-                let key = key?;
-                let timestamp_ms =
-                    u64::from_be_bytes(key[1..9].try_into().expect("time keys hold a u64"));
-                let msg_id = key[9..].to_vec();
-                Ok(DedupTime {
-                    key,
-                    timestamp_ms,
-                    msg_id,
-                })
-            })
+    ) -> impl Iterator<Item = BrokerResult<ExpiredDedupGroup>> + '_ {
+        let start = dedup_group_key(0, 0);
+        let end = dedup_group_key(cutoff_ms.saturating_add(1), 0);
+        self.tree.range(start..end).map(|entry| {
+            let (key, value) = entry?;
+            let msg_ids = DedupGroup::decode(&*value)?.msg_ids;
+            Ok(ExpiredDedupGroup { key, msg_ids })
+        })
     }
 }
 
@@ -449,12 +455,12 @@ mod tests {
 
     fn expired_ids(log: &StationLog, cutoff_ms: u64) -> Vec<String> {
         log.expired_dedup(cutoff_ms)
-            .map(|time| String::from_utf8(time.unwrap().msg_id).unwrap())
+            .flat_map(|group| group.unwrap().msg_ids)
             .collect()
     }
 
     #[test]
-    fn dedup_entries_are_read_back_in_time_order_up_to_the_cutoff() {
+    fn dedup_groups_are_read_back_in_time_order_up_to_the_cutoff() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let log = StationLog::new(db.open_tree("station/s").unwrap());
@@ -462,20 +468,25 @@ mod tests {
             offset,
             timestamp_ms,
         };
-        // Written out of time order, and ids whose byte order is not it.
-        let dedup = [
-            ("z".to_owned(), entry(0, 3_000)),
-            ("a".to_owned(), entry(1, 1_000)),
-            ("m".to_owned(), entry(2, 2_000)),
-        ];
-        log.append(&[], &dedup, &counters(3, 0)).unwrap();
+        // Three writes, the newest first; a group goes by its newest entry.
+        log.append(&[], &[("z".into(), entry(4, 3_000))], &counters(5, 0))
+            .unwrap();
+        let group = [("b".into(), entry(2, 900)), ("a".into(), entry(3, 2_000))];
+        log.append(&[], &group, &counters(4, 0)).unwrap();
+        log.append(&[], &[("m".into(), entry(0, 1_000))], &counters(1, 0))
+            .unwrap();
         assert_eq!(expired_ids(&log, 999), Vec::<String>::new());
-        assert_eq!(expired_ids(&log, 2_000), ["a", "m"], "the cutoff included");
-        assert_eq!(expired_ids(&log, u64::MAX), ["a", "m", "z"]);
+        assert_eq!(expired_ids(&log, 1_999), ["m"]);
+        assert_eq!(
+            expired_ids(&log, 2_000),
+            ["m", "b", "a"],
+            "the cutoff included"
+        );
+        assert_eq!(expired_ids(&log, u64::MAX), ["m", "b", "a", "z"]);
     }
 
     #[test]
-    fn a_store_written_before_the_time_index_gets_it_on_recovery() {
+    fn a_store_written_before_dedup_groups_gets_them_on_recovery() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let log = StationLog::new(db.open_tree("station/s").unwrap());

@@ -34,9 +34,10 @@ pub struct Pass {
 
 /// Applies the settings' limits, removing at most `max_records` records,
 /// and returns the counters after removal. Dedup entries are expired by the
-/// pass that finishes the records, at most `max_records` of them, oldest
-/// first through their time keys: a pass reads the expired entries only,
-/// not the whole window (millions at a high rate of msg-ids).
+/// pass that finishes the records, oldest first through their groups, until
+/// `max_records` of them are removed (whole groups: a group is one write's):
+/// a pass reads the expired entries only, not the whole window (millions at
+/// a high rate of msg-ids).
 pub fn enforce(
     log: &StationLog,
     settings: &StationSettings,
@@ -87,19 +88,23 @@ pub fn enforce(
 
     let window_ms = settings.idempotency_window.as_millis() as u64;
     if let (false, Some(cutoff_ms)) = (more, now_ms.checked_sub(window_ms)) {
-        for (expired, entry) in log.expired_dedup(cutoff_ms).enumerate() {
-            if expired == max_records {
+        let mut expired = 0;
+        for group in log.expired_dedup(cutoff_ms) {
+            if expired >= max_records {
                 more = true;
                 break;
             }
-            let time = entry?;
-            batch.remove_key(time.key);
-            // A msg-id stored again after its window has a newer entry,
-            // with a time key of its own: that entry stays.
-            let current = log.dedup_entry(&time.msg_id)?;
-            if current.is_some_and(|entry| entry.timestamp_ms == time.timestamp_ms) {
-                batch.remove_key(dedup_key(&time.msg_id).into());
+            let group = group?;
+            for msg_id in &group.msg_ids {
+                // A msg-id stored again after its window has a newer
+                // entry, in a newer group: that entry stays.
+                let current = log.dedup_entry(msg_id)?;
+                if current.is_some_and(|entry| entry.timestamp_ms <= cutoff_ms) {
+                    batch.remove_key(dedup_key(msg_id.as_bytes()).into());
+                }
             }
+            expired += group.msg_ids.len().max(1);
+            batch.remove_key(group.key);
             changed = true;
         }
     }
@@ -177,20 +182,34 @@ mod tests {
             idempotency_window: Duration::from_secs(10),
             ..StationSettings::default()
         };
-        let entry = |timestamp_ms| DedupEntry {
-            offset: 0,
-            timestamp_ms,
+        // Offsets go on from write to write, as the actor hands them out.
+        let next_offset = std::cell::Cell::new(0);
+        let write = |ids: Vec<String>, timestamp_ms| {
+            let dedup: Vec<_> = ids
+                .into_iter()
+                .map(|id| {
+                    let offset = next_offset.replace(next_offset.get() + 1);
+                    (
+                        id,
+                        DedupEntry {
+                            offset,
+                            timestamp_ms,
+                        },
+                    )
+                })
+                .collect();
+            log.append(&[], &dedup, &counters).unwrap();
         };
-        // 2,500 ids stamped at 1 s, one more at 100 s; "again" first at
-        // 1 s, then stored again at 100 s (its window had passed).
-        let mut dedup: Vec<(String, DedupEntry)> = (0..2_500)
-            .map(|n| (format!("id-{n}"), entry(1_000)))
-            .collect();
-        dedup.push(("late".into(), entry(100_000)));
-        dedup.push(("again".into(), entry(1_000)));
-        log.append(&[], &dedup, &counters).unwrap();
-        log.append(&[], &[("again".into(), entry(100_000))], &counters)
-            .unwrap();
+        // 25 writes of 100 ids stamped at 1 s; "again" at 1 s and stored
+        // again at 100 s (its window had passed); "late" at 100 s.
+        for write_number in 0..25 {
+            write(
+                (0..100).map(|n| format!("id-{write_number}-{n}")).collect(),
+                1_000,
+            );
+        }
+        write(vec!["again".into()], 1_000);
+        write(vec!["again".into(), "late".into()], 100_000);
 
         // At 105 s the window (10 s) keeps only what was stamped at 100 s.
         let mut passes = 0;
@@ -201,16 +220,17 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(passes, 3, "2,501 expired time keys in passes of 1,000");
-        assert!(log.dedup_entry("id-0").unwrap().is_none());
-        assert!(log.dedup_entry("id-2499").unwrap().is_none());
-        assert_eq!(log.dedup_entry("late").unwrap(), Some(entry(100_000)));
-        assert_eq!(log.dedup_entry("again").unwrap(), Some(entry(100_000)));
-        assert_eq!(
-            log.expired_dedup(u64::MAX).count(),
-            2,
-            "their time keys stay"
-        );
+        assert_eq!(passes, 3, "2,501 expired entries in passes of 1,000");
+        assert!(log.dedup_entry("id-0-0").unwrap().is_none());
+        assert!(log.dedup_entry("id-24-99").unwrap().is_none());
+        let stamp = |id| log.dedup_entry(id).unwrap().map(|e| e.timestamp_ms);
+        assert_eq!(stamp("late"), Some(100_000));
+        assert_eq!(stamp("again"), Some(100_000));
+        let left: Vec<_> = log
+            .expired_dedup(u64::MAX)
+            .map(|g| g.unwrap().msg_ids)
+            .collect();
+        assert_eq!(left, [vec!["again".to_owned(), "late".to_owned()]]);
     }
 
     #[test]
