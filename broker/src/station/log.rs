@@ -34,7 +34,7 @@ use crate::{error::BrokerResult, station::Message};
 
 const RECORD_TAG: u8 = b'r';
 const DEDUP_TAG: u8 = b'd';
-const DEDUP_TIME_TAG: u8 = b't';
+const DEDUP_GROUP_TAG: u8 = b't';
 const COUNTERS_KEY: &[u8] = b"c";
 
 /// Limits of one read.
@@ -77,7 +77,7 @@ pub fn dedup_key(msg_id: &[u8]) -> Vec<u8> {
 }
 
 fn dedup_group_key(newest_ms: u64, first_offset: u64) -> [u8; 17] {
-    let mut key = [DEDUP_TIME_TAG; 17];
+    let mut key = [DEDUP_GROUP_TAG; 17];
     key[1..9].copy_from_slice(&newest_ms.to_be_bytes());
     key[9..].copy_from_slice(&first_offset.to_be_bytes());
     key
@@ -200,7 +200,7 @@ impl StationLog {
     /// entries would otherwise never expire. Once, on the first start.
     fn index_dedup_entries_written_without(&self) -> BrokerResult<()> {
         let has_entries = self.tree.scan_prefix([DEDUP_TAG]).next().is_some();
-        let has_groups = self.tree.scan_prefix([DEDUP_TIME_TAG]).next().is_some();
+        let has_groups = self.tree.scan_prefix([DEDUP_GROUP_TAG]).next().is_some();
         if !has_entries || has_groups {
             return Ok(());
         }
