@@ -36,9 +36,9 @@ use crate::broker_link::{LinkError, LinkResult, SharedLink};
 
 /// Most messages one coalesced call carries.
 const MAX_MESSAGES: usize = 256;
-/// Most payload bytes one coalesced call carries (a call is one wire frame,
-/// whose default limit is 16 MiB); a single message larger than this goes
-/// alone.
+/// Most payload bytes one coalesced call carries, unless the proxy's batch
+/// limit is lower (a call is one wire frame, whose default limit is
+/// 16 MiB); a single message larger than this goes alone.
 const MAX_BYTES: usize = 4 << 20;
 
 type Reply = oneshot::Sender<LinkResult<ProduceOutcome>>;
@@ -58,14 +58,19 @@ pub struct ProduceCoalescer {
     queues: Rc<RefCell<HashMap<Key, Vec<Waiting>>>>,
     /// Counts the calls made.
     calls: IntCounter,
+    /// Most payload bytes in one call: [`MAX_BYTES`], or the largest batch
+    /// body the proxy takes if that is less, so a coalesced call is never
+    /// larger than a batch the broker must already accept.
+    max_call_bytes: usize,
 }
 
 impl ProduceCoalescer {
-    pub fn new(link: SharedLink, calls: IntCounter) -> Self {
+    pub fn new(link: SharedLink, calls: IntCounter, max_batch_body: u64) -> Self {
         Self {
             link,
             queues: Rc::default(),
             calls,
+            max_call_bytes: MAX_BYTES.min(usize::try_from(max_batch_body).unwrap_or(usize::MAX)),
         }
     }
 
@@ -100,7 +105,7 @@ impl ProduceCoalescer {
     async fn send_after_this_turn(self, key: Key) {
         tokio::task::yield_now().await;
         let waiting = self.queues.borrow_mut().remove(&key).unwrap_or_default();
-        let calls = split_within_limits(waiting)
+        let calls = split_within_limits(waiting, self.max_call_bytes)
             .into_iter()
             .map(|call| self.send(&key, call))
             .collect::<Vec<_>>();
@@ -138,15 +143,15 @@ impl ProduceCoalescer {
 }
 
 /// Splits `waiting` into calls of at most [`MAX_MESSAGES`] messages and
-/// [`MAX_BYTES`] payload bytes (a larger message goes alone), oldest first.
-fn split_within_limits(waiting: Vec<Waiting>) -> Vec<Vec<Waiting>> {
+/// `max_bytes` payload bytes (a larger message goes alone), oldest first.
+fn split_within_limits(waiting: Vec<Waiting>, max_bytes: usize) -> Vec<Vec<Waiting>> {
     let mut calls: Vec<Vec<Waiting>> = Vec::new();
     let mut bytes = 0;
     for (message, reply) in waiting {
         let size = message.payload.len();
         let full = calls
             .last()
-            .is_none_or(|call| call.len() == MAX_MESSAGES || bytes + size > MAX_BYTES);
+            .is_none_or(|call| call.len() == MAX_MESSAGES || bytes + size > max_bytes);
         if full {
             calls.push(Vec::new());
             bytes = 0;
@@ -192,7 +197,7 @@ mod tests {
 
     #[test]
     fn calls_stay_within_the_message_count() {
-        let calls = split_within_limits(waiting(&[1; MAX_MESSAGES * 2 + 1]));
+        let calls = split_within_limits(waiting(&[1; MAX_MESSAGES * 2 + 1]), MAX_BYTES);
         let counts: Vec<_> = calls.iter().map(Vec::len).collect();
         assert_eq!(counts, [MAX_MESSAGES, MAX_MESSAGES, 1]);
     }
@@ -200,10 +205,13 @@ mod tests {
     #[test]
     fn calls_stay_within_the_bytes_and_a_larger_message_goes_alone() {
         let half = MAX_BYTES / 2;
-        let calls = split_within_limits(waiting(&[half, half, 1, MAX_BYTES + 1, 2]));
+        let calls = split_within_limits(waiting(&[half, half, 1, MAX_BYTES + 1, 2]), MAX_BYTES);
         assert_eq!(
             sizes(&calls),
             [vec![half, half], vec![1], vec![MAX_BYTES + 1], vec![2]]
         );
+        // A lower limit (the proxy's batch body) holds too.
+        let calls = split_within_limits(waiting(&[600, 300, 600]), 1_000);
+        assert_eq!(sizes(&calls), [vec![600, 300], vec![600]]);
     }
 }

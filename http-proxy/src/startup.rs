@@ -72,6 +72,7 @@ pub fn http_server(
             .app_data(web::Data::new(ProduceCoalescer::new(
                 state.link.clone(),
                 state.metrics.produce_calls.clone(),
+                state.config.max_batch_body,
             )))
             .wrap_fn(move |request, service| {
                 let started = std::time::Instant::now();
