@@ -65,6 +65,17 @@ pub struct HttpArgs {
     msg_ids: bool,
 }
 
+impl HttpArgs {
+    /// The broker modes to measure: those asked for, or both.
+    pub fn modes(&self) -> Vec<Mode> {
+        if self.modes.is_empty() {
+            vec![Mode::Embedded, Mode::Remote]
+        } else {
+            self.modes.clone()
+        }
+    }
+}
+
 /// Where the proxy's broker runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -547,12 +558,7 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
         .prefix("depot-bench-http-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    let modes = if args.modes.is_empty() {
-        vec![Mode::Embedded, Mode::Remote]
-    } else {
-        args.modes.clone()
-    };
-    for mode in modes {
+    for mode in args.modes() {
         let dir = |what: &str| workdir.path().join(format!("{mode}-{what}"));
         let single_target = |addr, token| Target {
             token: Some(token),

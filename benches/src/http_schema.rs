@@ -234,7 +234,7 @@ pub fn run(args: &HttpArgs, kind: SchemaKind) -> Result<(), String> {
         .prefix("depot-bench-schema-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    for mode in [Mode::Embedded, Mode::Remote] {
+    for mode in args.modes() {
         for (number, case) in cases.iter().enumerate() {
             // Each measurement on fresh processes and a fresh directory, so
             // neither side inherits the other's data (sled slows as its log
