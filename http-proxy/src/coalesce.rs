@@ -27,12 +27,14 @@
 
 use std::{cell::RefCell, collections::HashMap, rc::Rc};
 
-use prometheus::IntCounter;
 use tokio::sync::oneshot;
 
 use depot_schemas::wire::{ErrorCode, NewMessage, ProduceOutcome};
 
-use crate::broker_link::{LinkError, LinkResult, SharedLink};
+use crate::{
+    broker_link::{LinkError, LinkResult, SharedLink},
+    metrics::Metrics,
+};
 
 /// Most messages one coalesced call carries.
 const MAX_MESSAGES: usize = 256;
@@ -56,8 +58,8 @@ pub struct ProduceCoalescer {
     /// The messages waiting for the next call of each key; a key is here
     /// only while a task is about to send its call.
     queues: Rc<RefCell<HashMap<Key, Vec<Waiting>>>>,
-    /// Counts the calls made.
-    calls: IntCounter,
+    /// Counts and times the calls made.
+    metrics: Metrics,
     /// Most payload bytes in one call: [`MAX_BYTES`], or the largest batch
     /// body the proxy takes if that is less, so a coalesced call is never
     /// larger than a batch the broker must already accept.
@@ -65,11 +67,11 @@ pub struct ProduceCoalescer {
 }
 
 impl ProduceCoalescer {
-    pub fn new(link: SharedLink, calls: IntCounter, max_batch_body: u64) -> Self {
+    pub fn new(link: SharedLink, metrics: Metrics, max_batch_body: u64) -> Self {
         Self {
             link,
             queues: Rc::default(),
-            calls,
+            metrics,
             max_call_bytes: MAX_BYTES.min(usize::try_from(max_batch_body).unwrap_or(usize::MAX)),
         }
     }
@@ -86,9 +88,17 @@ impl ProduceCoalescer {
         let key = (user, station);
         let first = {
             let mut queues = self.queues.borrow_mut();
-            let waiting = queues.entry(key.clone()).or_default();
-            waiting.push((message, reply));
-            waiting.len() == 1
+            match queues.get_mut(&key) {
+                Some(waiting) => {
+                    waiting.push((message, reply));
+                    false
+                }
+                None => {
+                    // The key is copied only for a new queue, not per request.
+                    queues.insert(key.clone(), vec![(message, reply)]);
+                    true
+                }
+            }
         };
         if first {
             actix_rt::spawn(self.clone().send_after_this_turn(key));
@@ -116,11 +126,8 @@ impl ProduceCoalescer {
     async fn send(&self, key: &Key, call: Vec<Waiting>) {
         let (messages, replies): (Vec<_>, Vec<_>) = call.into_iter().unzip();
         let count = messages.len();
-        self.calls.inc();
-        let answered = self
-            .link
-            .produce(key.0.clone(), key.1.clone(), messages)
-            .await;
+        let call = self.link.produce(key.0.clone(), key.1.clone(), messages);
+        let answered = self.metrics.produce_call(call).await;
         match answered {
             Ok(outcomes) if outcomes.len() == count => {
                 for (outcome, reply) in outcomes.into_iter().zip(replies) {

@@ -3,7 +3,9 @@
 //! latency of broker round trips, and WebSocket connections (open, and
 //! closed by the proxy by reason).
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
+
+use depot_schemas::wire::{ProduceOutcome, produce_outcome::Outcome};
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -16,6 +18,8 @@ const LATENCY_BUCKETS: &[f64] = &[
     10.0,
 ];
 
+/// Cheap to clone: every metric is shared.
+#[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
@@ -23,7 +27,7 @@ pub struct Metrics {
     messages_produced: IntCounter,
     /// Produce calls made to the broker: fewer than single produces when
     /// they are coalesced ([`crate::coalesce`]).
-    pub produce_calls: IntCounter,
+    produce_calls: IntCounter,
     broker_round_trip_seconds: HistogramVec,
     /// Open WebSocket connections.
     pub ws_connections: IntGauge,
@@ -108,8 +112,24 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    pub fn produced(&self, messages: u64) {
-        self.messages_produced.inc_by(messages);
+    /// Awaits one produce call to the broker (batch or coalesced singles),
+    /// counting it, timing it, and counting the messages it stored.
+    pub async fn produce_call<E>(
+        &self,
+        call: impl Future<Output = Result<Vec<ProduceOutcome>, E>>,
+    ) -> Result<Vec<ProduceOutcome>, E> {
+        let started = std::time::Instant::now();
+        self.produce_calls.inc();
+        let outcomes = call.await;
+        self.broker_call("produce", started.elapsed());
+        if let Ok(outcomes) = &outcomes {
+            let stored = outcomes
+                .iter()
+                .filter(|o| matches!(o.outcome, Some(Outcome::Offset(_))))
+                .count();
+            self.messages_produced.inc_by(stored as u64);
+        }
+        outcomes
     }
 
     pub fn broker_call(&self, operation: &str, elapsed: Duration) {

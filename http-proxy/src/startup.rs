@@ -71,7 +71,7 @@ pub fn http_server(
             // One per worker (this closure runs on each).
             .app_data(web::Data::new(ProduceCoalescer::new(
                 state.link.clone(),
-                state.metrics.produce_calls.clone(),
+                state.metrics.clone(),
                 state.config.max_batch_body,
             )))
             .wrap_fn(move |request, service| {

@@ -131,14 +131,22 @@ impl StationLog {
 
     /// Dedup entries, and their group under its time key.
     fn put_dedup(&self, dedup: &[(String, DedupEntry)]) -> BrokerResult<()> {
-        let Some(first) = dedup.iter().map(|(_, entry)| entry.offset).min() else {
-            return Ok(());
-        };
         for (msg_id, entry) in dedup {
             self.tree
                 .insert(dedup_key(msg_id.as_bytes()), entry.encode_to_vec())?;
         }
-        let newest = dedup.iter().map(|(_, e)| e.timestamp_ms).max().unwrap_or(0);
+        self.put_dedup_group(dedup)
+    }
+
+    /// The group of `dedup`'s msg-ids, keyed by its newest entry's time and
+    /// its first offset; nothing when `dedup` is empty.
+    fn put_dedup_group(&self, dedup: &[(String, DedupEntry)]) -> BrokerResult<()> {
+        if dedup.is_empty() {
+            return Ok(());
+        }
+        let (first, newest) = dedup.iter().fold((u64::MAX, 0), |(first, newest), (_, e)| {
+            (first.min(e.offset), newest.max(e.timestamp_ms))
+        });
         let group = DedupGroup {
             msg_ids: dedup.iter().map(|(msg_id, _)| msg_id.clone()).collect(),
         };
@@ -208,7 +216,8 @@ impl StationLog {
             let (key, value) = entry?;
             let entry = DedupEntry::decode(&*value)?;
             let msg_id = String::from_utf8_lossy(&key[1..]).into_owned();
-            self.put_dedup(&[(msg_id, entry)])?;
+            // The entry is there already: only its group is missing.
+            self.put_dedup_group(&[(msg_id, entry)])?;
         }
         Ok(())
     }

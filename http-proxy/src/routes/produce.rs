@@ -128,14 +128,11 @@ pub async fn single(
         content_type,
         payload: body,
     };
-    let started = std::time::Instant::now();
-    let outcome = coalescer.produce(user, station.into_inner(), message).await;
-    state.metrics.broker_call("produce", started.elapsed());
-    match outcome?.outcome {
-        Some(Outcome::Offset(offset)) => {
-            state.metrics.produced(1);
-            Ok(produced(offset, false))
-        }
+    let outcome = coalescer
+        .produce(user, station.into_inner(), message)
+        .await?;
+    match outcome.outcome {
+        Some(Outcome::Offset(offset)) => Ok(produced(offset, false)),
         Some(Outcome::DuplicateOf(offset)) => Ok(produced(offset, true)),
         Some(Outcome::Error(error)) => Err(crate::broker_link::LinkError::Refused {
             code: ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unspecified),
@@ -153,17 +150,8 @@ async fn produce(
     station: String,
     messages: Vec<NewMessage>,
 ) -> Result<Vec<depot_schemas::wire::ProduceOutcome>, ProxyError> {
-    let started = std::time::Instant::now();
-    state.metrics.produce_calls.inc();
-    let outcomes = state.link.produce(user, station, messages).await;
-    state.metrics.broker_call("produce", started.elapsed());
-    let outcomes = outcomes?;
-    let stored = outcomes
-        .iter()
-        .filter(|o| matches!(o.outcome, Some(Outcome::Offset(_))))
-        .count();
-    state.metrics.produced(stored as u64);
-    Ok(outcomes)
+    let call = state.link.produce(user, station, messages);
+    Ok(state.metrics.produce_call(call).await?)
 }
 
 /// A single produce's answer: the seed's `{"error":null,"success":true}`

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::{
     harness::{ROOT_PASSWORD, fetch_all},
-    proxy_harness::{TestProxy, get, get_text, login, post, preflight},
+    proxy_harness::{TestProxy, get, get_text, login, metric_value, post, preflight},
 };
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -337,12 +337,7 @@ async fn concurrent_single_produces_share_calls_and_keep_their_own_outcomes() {
         assert_eq!(payload["n"], n, "offset {offset} answered to request {n}");
     }
     let (_, metrics) = get_text(&proxy.url("/metrics")).await;
-    let calls: u64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("depot_proxy_broker_produce_calls_total "))
-        .expect("the produce calls metric")
-        .parse()
-        .unwrap();
+    let calls = metric_value(&metrics, "depot_proxy_broker_produce_calls_total");
     assert!(
         calls < 200,
         "200 concurrent produces took {calls} broker calls"
@@ -545,11 +540,7 @@ async fn status_health_metrics_and_cors() {
         );
     }
     // The acknowledged batch waited for a flush, which the broker timed.
-    let flushes: u64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("depot_broker_flush_seconds_count "))
-        .and_then(|count| count.parse().ok())
-        .unwrap_or_else(|| panic!("no flush count in:\n{metrics}"));
+    let flushes = metric_value(&metrics, "depot_broker_flush_seconds_count");
     assert!(flushes >= 1, "the produce was flushed: {flushes} flushes");
 
     let (status, allowed) = preflight(&url, "http://app.example").await;

@@ -152,6 +152,15 @@ pub async fn get(url: &str) -> Answer {
 }
 
 /// GETs a text body.
+/// The value of the unlabelled metric `name` in a `/metrics` text.
+pub fn metric_value(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+}
+
 pub async fn get_text(url: &str) -> (u16, String) {
     let mut response = Client::default()
         .get(url)
