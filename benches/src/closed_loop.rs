@@ -49,6 +49,17 @@ impl PhaseResult {
         self.latency.add(latency).map_err(|e| e.to_string())
     }
 
+    /// Adds another measured run of the same load: its messages, time,
+    /// latencies and server CPU.
+    pub fn absorb(&mut self, other: PhaseResult) -> Result<(), String> {
+        self.seconds += other.seconds;
+        self.server_cpu_seconds = match (self.server_cpu_seconds, other.server_cpu_seconds) {
+            (Some(mine), Some(theirs)) => Some(mine + theirs),
+            _ => None,
+        };
+        self.add(other.messages, &other.latency)
+    }
+
     pub fn rate(&self) -> f64 {
         self.messages as f64 / self.seconds
     }

@@ -15,6 +15,7 @@ use crate::{
     child::{ChildServer, cpu_seconds},
     flush_stats::FlushStats,
     latency,
+    ratios::Ratios,
     wire::machine,
 };
 
@@ -134,11 +135,8 @@ impl Run {
 struct Rounds {
     /// Every round's run, added up.
     total: Run,
-    /// The median of the rounds' ratios to their ceilings.
-    median_ratio: f64,
-    /// The lowest and highest of those ratios.
-    range: (f64, f64),
-    count: usize,
+    /// Each round's ratio to its ceiling.
+    ratios: Ratios,
 }
 
 /// Measures `target` (on a running proxy, watching `watched`) against the
@@ -153,7 +151,7 @@ fn rounds_against_ceiling(
     label: &str,
 ) -> Result<Rounds, String> {
     let mut total: Option<Run> = None;
-    let mut ratios = Vec::new();
+    let mut ratios = Ratios::default();
     for round in 0..args.rounds.max(1) {
         let (proxy, bare) = if round % 2 == 0 {
             let bare = load(args, ceiling, None, ceiling_watched)?;
@@ -175,12 +173,9 @@ fn rounds_against_ceiling(
             None => total = Some(proxy),
         }
     }
-    ratios.sort_by(f64::total_cmp);
     Ok(Rounds {
         total: total.expect("at least one round"),
-        median_ratio: ratios[ratios.len() / 2],
-        range: (ratios[0], ratios[ratios.len() - 1]),
-        count: ratios.len(),
+        ratios,
     })
 }
 
@@ -402,12 +397,7 @@ pub fn report(
 
 /// Prints single-message rounds: their runs added up and the median ratio.
 fn report_rounds(label: &str, rounds: &Rounds) {
-    let (low, high) = rounds.range;
-    let ratio = format!(
-        " ({:.2} x ceiling, the median of {} rounds' ratios, {low:.2}-{high:.2})",
-        rounds.median_ratio, rounds.count,
-    );
-    report_with_ratio(label, &rounds.total, 1, &ratio);
+    report_with_ratio(label, &rounds.total, 1, &format!(" ({})", rounds.ratios));
 }
 
 fn report_with_ratio(label: &str, run: &Run, messages_per_request: usize, ratio: &str) {

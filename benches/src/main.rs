@@ -23,7 +23,9 @@ mod flush_stats;
 mod http;
 mod http_schema;
 mod latency;
+mod ratios;
 mod wire;
+mod wire_producer;
 mod ws;
 
 use std::process::ExitCode;

@@ -2,15 +2,21 @@
 //! the wire protocol, with durable acks, against two ceilings measured in the
 //! same run: sled alone on the same disk, and the loopback round trips of a
 //! bare TCP server (`bare_tcp`).
+//!
+//! Single messages on a connection each are measured in rounds, each paired
+//! with a sled ceiling run, and reported as the median ratio; their
+//! producers are [`FrameProducer`]s, as lean as the loopback ceiling's
+//! (`--single-client depot` uses `BrokerClient`). The shared-connection
+//! and batch phases that follow use `BrokerClient`, as the proxy does.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use bytesize::ByteSize;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use depot_broker::{
     auth::PASSWORD_WORK_AREA_RELEASE_AFTER, client::BrokerClient, config::parse_duration,
@@ -23,6 +29,8 @@ use crate::{
     child::ChildServer,
     closed_loop::{self, PhaseResult, Producer, Timing},
     latency,
+    ratios::{self, Ratios},
+    wire_producer::FrameProducer,
 };
 
 #[derive(Debug, Args)]
@@ -42,6 +50,17 @@ pub struct WireArgs {
     /// Producers sending one message per request.
     #[arg(long, default_value_t = 64)]
     single_producers: usize,
+    /// The client of the single-message producers that have a connection
+    /// each.
+    #[arg(long, value_enum, default_value_t = SingleClient::Minimal)]
+    single_client: SingleClient,
+    /// Single messages on a connection each are measured in this many
+    /// rounds, each the sled ceiling and the broker back to back (in
+    /// alternating order); the ratio reported is the median of the rounds'
+    /// ratios. A shared machine's disk and CPU drift by a fifth within
+    /// minutes: pairs close in time keep that drift out of the ratio.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Producers sending batches.
     #[arg(long, default_value_t = 8)]
     batch_producers: usize,
@@ -72,6 +91,16 @@ pub struct WireArgs {
     /// Extra flags for the started broker, e.g. --broker-arg=--cache=8MiB.
     #[arg(long = "broker-arg", allow_hyphen_values = true)]
     broker_args: Vec<String>,
+}
+
+/// Who sends the single messages of the connection-each phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SingleClient {
+    /// One task per connection: write a request, read its answer
+    /// ([`FrameProducer`]), as lean as the loopback ceiling's producer.
+    Minimal,
+    /// Depot's pipelined `BrokerClient`, one per connection.
+    Depot,
 }
 
 /// Messages per request while filling.
@@ -109,20 +138,13 @@ pub fn run(args: WireArgs) -> Result<(), String> {
     );
     println!("machine: {}", machine());
 
-    let ceiling_100 = ceiling::sled_inserts_per_second(
-        &workdir.path().join("ceiling-flush-100"),
-        args.ceiling_inserts,
-        args.payload_bytes,
-        100,
-    )?;
     let ceiling_none = ceiling::sled_inserts_per_second(
         &workdir.path().join("ceiling-no-flush"),
         args.ceiling_inserts,
         args.payload_bytes,
         0,
     )?;
-    println!("sled ceiling, flush every 100 inserts: {ceiling_100:.0} inserts/s");
-    println!("sled ceiling, no flush:                {ceiling_none:.0} inserts/s");
+    println!("sled ceiling, no flush: {ceiling_none:.0} inserts/s");
     let loopback = loopback_ceiling(&args)?;
     println!(
         "loopback ceiling, bare TCP server, {} connections, one {} B frame per round trip: {:.0} round trips/s, {}{}",
@@ -171,24 +193,17 @@ pub fn run(args: WireArgs) -> Result<(), String> {
         tokio::time::sleep(IDLE_AFTER_START).await;
         rss("idle at start");
 
-        let single = tokio::task::block_in_place(|| {
-            phase(
-                &args,
-                &broker,
-                "bench.single",
-                args.single_producers,
-                1,
-                0,
-            )
-        })?;
+        let single = tokio::task::block_in_place(|| single_rounds(&args, &broker, workdir.path()))?;
+        let ceiling_100 = single.ceiling;
         println!(
-            "single messages, {} producers, a connection each: {:.0} msgs/s ({:.2} x sled flush-every-100 ceiling, {:.2} x loopback ceiling), ack {}{}",
+            "single messages, {} producers, a connection each ({} client): {:.0} msgs/s ({}; the ceiling: sled flushing every 100 inserts; {:.2} x loopback ceiling), ack {}{}",
             args.single_producers,
-            single.rate(),
-            single.rate() / ceiling_100,
-            single.rate() / loopback.rate(),
-            latency::summary(&single.latency),
-            cpu_per_message("broker", &single),
+            args.single_client.name(),
+            single.total.rate(),
+            single.ratios,
+            single.total.rate() / loopback.rate(),
+            latency::summary(&single.total.latency),
+            cpu_per_message("broker", &single.total),
         );
         if args.shared_connections > 0 {
             let shared = tokio::task::block_in_place(|| {
@@ -275,6 +290,114 @@ fn messages(count: usize, payload: &bytes::Bytes) -> Vec<NewMessage> {
             ..Default::default()
         })
         .collect()
+}
+
+impl SingleClient {
+    fn name(self) -> &'static str {
+        match self {
+            SingleClient::Minimal => "minimal",
+            SingleClient::Depot => "BrokerClient",
+        }
+    }
+}
+
+/// The connection-each single-message phase, measured in rounds against
+/// the sled ceiling.
+struct SingleRounds {
+    /// Every round's run, added up.
+    total: PhaseResult,
+    ratios: Ratios,
+    /// The median of the rounds' sled ceilings (flush every 100 inserts),
+    /// for the other phases' ratios.
+    ceiling: f64,
+}
+
+/// Measures single messages, a connection per producer, in `args.rounds`
+/// rounds, each paired with a run of the sled ceiling on the same disk (in
+/// alternating order, so neither always runs second).
+fn single_rounds(
+    args: &WireArgs,
+    broker: &BrokerUnderTest,
+    workdir: &Path,
+) -> Result<SingleRounds, String> {
+    let station = "bench.single";
+    // Each round's ceiling gets a fresh directory, kept until the end of
+    // the run: deleting one frees its blocks while the broker is measured.
+    let sled_ceiling = |round: usize| {
+        let dir = workdir.join(format!("ceiling-flush-100-{round}"));
+        ceiling::sled_inserts_per_second(&dir, args.ceiling_inserts, args.payload_bytes, 100)
+    };
+    let producers = || match args.single_client {
+        SingleClient::Minimal => minimal_phase(args, broker, station),
+        SingleClient::Depot => phase(args, broker, station, args.single_producers, 1, 0),
+    };
+    let mut total: Option<PhaseResult> = None;
+    let mut ratios = Ratios::default();
+    let mut ceilings = Vec::new();
+    for round in 0..args.rounds.max(1) {
+        let (run, ceiling) = if round % 2 == 0 {
+            let ceiling = sled_ceiling(round)?;
+            (producers()?, ceiling)
+        } else {
+            let run = producers()?;
+            (run, sled_ceiling(round)?)
+        };
+        println!(
+            "  round {}: sled ceiling (flush every 100) {ceiling:.0} inserts/s, broker {:.0} msgs/s: {:.2} x",
+            round + 1,
+            run.rate(),
+            run.rate() / ceiling,
+        );
+        ratios.push(run.rate() / ceiling);
+        ceilings.push(ceiling);
+        match &mut total {
+            Some(total) => total.absorb(run)?,
+            None => total = Some(run),
+        }
+    }
+    Ok(SingleRounds {
+        total: total.expect("at least one round"),
+        ratios,
+        ceiling: ratios::median(&ceilings),
+    })
+}
+
+/// One message per request from [`FrameProducer`]s, a connection each.
+fn minimal_phase(
+    args: &WireArgs,
+    broker: &BrokerUnderTest,
+    station: &str,
+) -> Result<PhaseResult, String> {
+    let (addr, password, station) = (
+        broker.addr.clone(),
+        broker.password.clone(),
+        station.to_owned(),
+    );
+    let message = messages(1, &payload(args.payload_bytes));
+    closed_loop::run(
+        args.client_threads,
+        args.single_producers,
+        args.timing(),
+        move |count| {
+            let (addr, password, station, message) = (
+                addr.clone(),
+                password.clone(),
+                station.clone(),
+                message.clone(),
+            );
+            async move {
+                let mut producers = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let producer =
+                        FrameProducer::connect(&addr, "root", &password, &station, message.clone())
+                            .await?;
+                    producers.push(producer);
+                }
+                Ok(producers)
+            }
+        },
+        broker.pid,
+    )
 }
 
 /// The broker under test.

@@ -1,0 +1,69 @@
+//! [`Ratios`]: the ratios of paired rounds (a target and its ceiling
+//! measured back to back), summarised by their median. A shared machine's
+//! speed drifts by a fifth within minutes; the median of close pairs keeps
+//! that drift, and one unlucky pair, out of the figure.
+
+use std::fmt;
+
+/// Each round's ratio to its ceiling.
+#[derive(Debug, Default)]
+pub struct Ratios(Vec<f64>);
+
+impl Ratios {
+    pub fn push(&mut self, ratio: f64) {
+        self.0.push(ratio);
+    }
+
+    /// The middle ratio (the upper one of an even count); 0 when empty.
+    pub fn median(&self) -> f64 {
+        median(&self.0)
+    }
+
+    fn sorted(&self) -> Vec<f64> {
+        let mut sorted = self.0.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted
+    }
+}
+
+/// The middle value (the upper one of an even count); 0 when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// "0.45 x ceiling, the median of 3 rounds' ratios, 0.41-0.47".
+impl fmt::Display for Ratios {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sorted = self.sorted();
+        let (low, high) = (
+            sorted.first().copied().unwrap_or(0.0),
+            sorted.last().copied().unwrap_or(0.0),
+        );
+        write!(
+            f,
+            "{:.2} x ceiling, the median of {} rounds' ratios, {low:.2}-{high:.2}",
+            self.median(),
+            sorted.len(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_is_the_middle_ratio_whatever_the_order() {
+        let mut ratios = Ratios::default();
+        for ratio in [0.52, 0.41, 0.47] {
+            ratios.push(ratio);
+        }
+        assert_eq!(ratios.median(), 0.47);
+        assert_eq!(
+            ratios.to_string(),
+            "0.47 x ceiling, the median of 3 rounds' ratios, 0.41-0.52"
+        );
+    }
+}
