@@ -15,7 +15,7 @@ use crate::{
     child::{ChildServer, cpu_seconds},
     flush_stats::FlushStats,
     latency,
-    ratios::Ratios,
+    ratios::{self, Ratios},
     wire::machine,
 };
 
@@ -140,8 +140,7 @@ struct Rounds {
 }
 
 /// Measures `target` (on a running proxy, watching `watched`) against the
-/// bare server in `args.rounds` back-to-back pairs, each pair in the other
-/// order than the last, so that neither side always runs second.
+/// bare server in `args.rounds` back-to-back pairs ([`ratios::measure_pair`]).
 fn rounds_against_ceiling(
     args: &HttpArgs,
     target: &Target,
@@ -153,13 +152,11 @@ fn rounds_against_ceiling(
     let mut total: Option<Run> = None;
     let mut ratios = Ratios::default();
     for round in 0..args.rounds.max(1) {
-        let (proxy, bare) = if round % 2 == 0 {
-            let bare = load(args, ceiling, None, ceiling_watched)?;
-            (load(args, target, None, watched)?, bare)
-        } else {
-            let proxy = load(args, target, None, watched)?;
-            (proxy, load(args, ceiling, None, ceiling_watched)?)
-        };
+        let (proxy, bare) = ratios::measure_pair(
+            round,
+            || load(args, target, None, watched),
+            || load(args, ceiling, None, ceiling_watched),
+        )?;
         let ratio = proxy.rate() / bare.rate();
         println!(
             "  round {}: ceiling {:.0} req/s, {label} {:.0} req/s: {ratio:.2} x",

@@ -26,6 +26,24 @@ impl Ratios {
     }
 }
 
+/// Round `round` of paired measurements: the target and its ceiling back
+/// to back, the ceiling first in even rounds and second in odd ones, so
+/// that neither side always runs second (after the other has warmed or
+/// tired the machine). Returns (target, ceiling).
+pub fn measure_pair<T, C>(
+    round: usize,
+    target: impl FnOnce() -> Result<T, String>,
+    ceiling: impl FnOnce() -> Result<C, String>,
+) -> Result<(T, C), String> {
+    if round.is_multiple_of(2) {
+        let ceiling = ceiling()?;
+        Ok((target()?, ceiling))
+    } else {
+        let target = target()?;
+        Ok((target, ceiling()?))
+    }
+}
+
 /// The middle value (the upper one of an even count); 0 when empty.
 pub fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
@@ -53,6 +71,30 @@ impl fmt::Display for Ratios {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairs_alternate_which_side_runs_first() {
+        let order = std::cell::RefCell::new(Vec::new());
+        for round in 0..3 {
+            let side = |name| {
+                order.borrow_mut().push((name, round));
+                Ok(name)
+            };
+            let pair = measure_pair(round, || side("target"), || side("ceiling"));
+            assert_eq!(pair, Ok(("target", "ceiling")));
+        }
+        assert_eq!(
+            order.into_inner(),
+            [
+                ("ceiling", 0),
+                ("target", 0),
+                ("target", 1),
+                ("ceiling", 1),
+                ("ceiling", 2),
+                ("target", 2),
+            ]
+        );
+    }
 
     #[test]
     fn the_median_is_the_middle_ratio_whatever_the_order() {

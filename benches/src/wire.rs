@@ -196,7 +196,7 @@ pub fn run(args: WireArgs) -> Result<(), String> {
         let single = tokio::task::block_in_place(|| single_rounds(&args, &broker, workdir.path()))?;
         let ceiling_100 = single.ceiling;
         println!(
-            "single messages, {} producers, a connection each ({} client): {:.0} msgs/s ({}; the ceiling: sled flushing every 100 inserts; {:.2} x loopback ceiling), ack {}{}",
+            "single messages, {} producers, a connection each ({}): {:.0} msgs/s ({}; the ceiling: sled flushing every 100 inserts; {:.2} x loopback ceiling), ack {}{}",
             args.single_producers,
             args.single_client.name(),
             single.total.rate(),
@@ -295,8 +295,8 @@ fn messages(count: usize, payload: &bytes::Bytes) -> Vec<NewMessage> {
 impl SingleClient {
     fn name(self) -> &'static str {
         match self {
-            SingleClient::Minimal => "minimal",
-            SingleClient::Depot => "BrokerClient",
+            SingleClient::Minimal => "minimal clients",
+            SingleClient::Depot => "BrokerClients",
         }
     }
 }
@@ -313,8 +313,7 @@ struct SingleRounds {
 }
 
 /// Measures single messages, a connection per producer, in `args.rounds`
-/// rounds, each paired with a run of the sled ceiling on the same disk (in
-/// alternating order, so neither always runs second).
+/// rounds, each paired with a run of the sled ceiling on the same disk.
 fn single_rounds(
     args: &WireArgs,
     broker: &BrokerUnderTest,
@@ -335,13 +334,7 @@ fn single_rounds(
     let mut ratios = Ratios::default();
     let mut ceilings = Vec::new();
     for round in 0..args.rounds.max(1) {
-        let (run, ceiling) = if round % 2 == 0 {
-            let ceiling = sled_ceiling(round)?;
-            (producers()?, ceiling)
-        } else {
-            let run = producers()?;
-            (run, sled_ceiling(round)?)
-        };
+        let (run, ceiling) = ratios::measure_pair(round, producers, || sled_ceiling(round))?;
         println!(
             "  round {}: sled ceiling (flush every 100) {ceiling:.0} inserts/s, broker {:.0} msgs/s: {:.2} x",
             round + 1,
