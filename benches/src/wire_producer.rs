@@ -19,10 +19,7 @@ use tokio_util::codec::Framed;
 
 use depot_schemas::{
     FrameCodec,
-    wire::{
-        self, ProtocolVersion, Request, Response, produce_outcome::Outcome, request::Op,
-        response::Result as Reply,
-    },
+    wire::{self, ProtocolVersion, Request, Response, request::Op, response::Result as Reply},
 };
 
 use crate::closed_loop::Producer;
@@ -117,7 +114,7 @@ impl Producer for FrameProducer {
         let stored = result
             .outcomes
             .iter()
-            .filter(|outcome| matches!(outcome.outcome, Some(Outcome::Offset(_))))
+            .filter(|outcome| outcome.is_stored())
             .count();
         if stored != self.messages.len() {
             return Err(format!(

@@ -5,7 +5,7 @@
 
 use std::{future::Future, time::Duration};
 
-use depot_schemas::wire::{ProduceOutcome, produce_outcome::Outcome};
+use depot_schemas::wire::ProduceOutcome;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -123,10 +123,7 @@ impl Metrics {
         let outcomes = call.await;
         self.broker_call("produce", started.elapsed());
         if let Ok(outcomes) = &outcomes {
-            let stored = outcomes
-                .iter()
-                .filter(|o| matches!(o.outcome, Some(Outcome::Offset(_))))
-                .count();
+            let stored = outcomes.iter().filter(|o| o.is_stored()).count();
             self.messages_produced.inc_by(stored as u64);
         }
         outcomes

@@ -17,6 +17,17 @@ pub mod wire {
     include!(concat!(env!("OUT_DIR"), "/depot.wire.v1.rs"));
 }
 
+impl wire::ProduceOutcome {
+    /// Whether this produce stored the message (not a duplicate of an
+    /// earlier one, not refused): what "sent" and "produced" counts count.
+    pub fn is_stored(&self) -> bool {
+        matches!(
+            self.outcome,
+            Some(wire::produce_outcome::Outcome::Offset(_))
+        )
+    }
+}
+
 /// The on-disk format (`depot.storage.v1`).
 pub mod storage {
     #![allow(missing_docs, clippy::all)]

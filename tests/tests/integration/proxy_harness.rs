@@ -151,7 +151,6 @@ pub async fn get(url: &str) -> Answer {
     }
 }
 
-/// GETs a text body.
 /// The value of the unlabelled metric `name` in a `/metrics` text.
 pub fn metric_value(metrics: &str, name: &str) -> u64 {
     metrics
@@ -161,6 +160,7 @@ pub fn metric_value(metrics: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
 }
 
+/// GETs a text body.
 pub async fn get_text(url: &str) -> (u16, String) {
     let mut response = Client::default()
         .get(url)

@@ -1088,7 +1088,7 @@ impl SegmentAccountant {
 
     /// Depot: makes sure the segment at `lid`, which is about to be
     /// written, holds zeroes where the file had no blocks, and starts
-    /// writing zeroes over the one after it on the IO pool. A flush that
+    /// writing zeroes over the one after it. A flush that
     /// writes past the end of the file, or into blocks the file has not
     /// yet written, must also persist the file's size and its block map:
     /// on ext4 that doubled the time of every `fdatasync`
@@ -1101,9 +1101,8 @@ impl SegmentAccountant {
     /// pool's log writes take: with every pool thread waiting for that lock
     /// the zeroes never came, and nothing was written again (a deadlock
     /// 64 producers of batches met in a few seconds). Zeroes are what a
-    /// free segment holds after
-    /// recovery (`MessageKind::Corrupted`), so recovery reads them as the
-    /// end of the log.
+    /// free segment holds after recovery (`MessageKind::Corrupted`), so
+    /// recovery reads them as the end of the log.
     fn zero_ahead_of(&mut self, lid: LogOffset) -> Result<()> {
         self.wait_for_zeroing()?;
         let segment_size = self.config.segment_size as LogOffset;
