@@ -66,6 +66,10 @@ pub enum BrokerError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(#[from] prost::DecodeError),
 
+    /// A value that decodes but breaks Depot's own rules for it.
+    #[error("stored data is corrupt: {reason}")]
+    CorruptValue { reason: &'static str },
+
     #[error("the broker is shutting down")]
     ShuttingDown,
 }

@@ -44,6 +44,7 @@ pub fn error_code(e: &BrokerError) -> ErrorCode {
         BrokerError::Storage(_)
         | BrokerError::FlushFailed { .. }
         | BrokerError::Corrupt(_)
+        | BrokerError::CorruptValue { .. }
         | BrokerError::ShuttingDown => ErrorCode::Internal,
     }
 }

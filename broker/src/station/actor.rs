@@ -260,7 +260,7 @@ impl StationActor {
             })
             .collect();
         let records = into_records(messages);
-        if let Err(error) = self.log.append(&records, &dedup, &self.counters) {
+        if let Err(error) = self.log.append(records, &dedup, &self.counters) {
             tracing::error!(station = %self.name, %error, "write failed");
             self.counters = self.written;
             // What part of the group was written goes: its offsets are

@@ -30,7 +30,13 @@ use depot_schemas::storage::{
     DedupEntry, DedupGroup, Header, StationCounters, StoredMessage, StoredRecord,
 };
 
-use crate::{error::BrokerResult, station::Message};
+use crate::{
+    error::BrokerResult,
+    station::{
+        Message,
+        packing::{pack, unpack},
+    },
+};
 
 const RECORD_TAG: u8 = b'r';
 const DEDUP_TAG: u8 = b'd';
@@ -115,14 +121,13 @@ impl StationLog {
     /// what a crash in the middle leaves).
     pub fn append(
         &self,
-        records: &[StoredRecord],
+        records: Vec<StoredRecord>,
         dedup: &[(String, DedupEntry)],
         counters: &StationCounters,
     ) -> BrokerResult<()> {
         for record in records {
             let first = record.messages.first().expect("records are never empty");
-            self.tree
-                .insert(record_key(first.offset), record.encode_to_vec())?;
+            self.tree.insert(record_key(first.offset), pack(record))?;
         }
         self.put_dedup(dedup)?;
         self.tree.insert(COUNTERS_KEY, counters.encode_to_vec())?;
@@ -170,7 +175,7 @@ impl StationLog {
             .range(record_key(expected)..=record_key(u64::MAX))
             .collect::<Result<_, _>>()?;
         for (key, value) in beyond {
-            let record = StoredRecord::decode(&*value)?;
+            let record = unpack(&value)?;
             let first = offset_of_record_key(&key);
             if first != expected || record.messages.is_empty() {
                 tracing::warn!(
@@ -262,7 +267,7 @@ impl StationLog {
         let mut bytes = 0u64;
         for entry in self.tree.range(record_key(start)..record_key(head)) {
             let (_, value) = entry?;
-            let record = StoredRecord::decode(&*value)?;
+            let record = unpack(&value)?;
             for stored in record.messages {
                 if stored.offset < batch.next_offset {
                     continue;
@@ -294,7 +299,7 @@ impl StationLog {
             .range(record_key(0)..=record_key(u64::MAX))
             .map(|entry| {
                 let (key, value) = entry?;
-                Ok((offset_of_record_key(&key), StoredRecord::decode(&*value)?))
+                Ok((offset_of_record_key(&key), unpack(&value)?))
             })
     }
 
@@ -320,13 +325,13 @@ impl StationLog {
 pub struct WriteBatch(sled::Batch);
 
 impl WriteBatch {
-    pub fn put_record(&mut self, record: &StoredRecord) {
+    pub fn put_record(&mut self, record: StoredRecord) {
         let first = record
             .messages
             .first()
             .expect("records are never empty")
             .offset;
-        self.0.insert(&record_key(first), record.encode_to_vec());
+        self.0.insert(&record_key(first), pack(record));
     }
 
     pub fn remove_record(&mut self, first_offset: u64) {
@@ -356,6 +361,9 @@ pub fn message_to_storage(message: Message, producer_id: bool) -> StoredMessage 
         payload: message.payload,
         producer: message.producer,
         producer_id,
+        // Only a packed record's encoding uses these (`station::packing`).
+        uuid: Default::default(),
+        timestamp_delta_ms: 0,
     }
 }
 
@@ -391,6 +399,7 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
+            packing: None,
         }
     }
 
@@ -407,7 +416,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let log = StationLog::new(db.open_tree("station/s").unwrap());
-        log.append(&[record(0..3)], &[], &counters(3, 30)).unwrap();
+        log.append(vec![record(0..3)], &[], &counters(3, 30))
+            .unwrap();
         // A group whose records landed but whose dedup entries and counters
         // did not; and a record after a gap (written out of order).
         log.tree
@@ -446,7 +456,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let log = StationLog::new(db.open_tree("station/s").unwrap());
-        log.append(&[record(0..2), record(2..4)], &[], &counters(4, 40))
+        log.append(vec![record(0..2), record(2..4)], &[], &counters(4, 40))
             .unwrap();
         log.discard_from(2).unwrap();
         let read = log
@@ -478,11 +488,11 @@ mod tests {
             timestamp_ms,
         };
         // Three writes, the newest first; a group goes by its newest entry.
-        log.append(&[], &[("z".into(), entry(4, 3_000))], &counters(5, 0))
+        log.append(vec![], &[("z".into(), entry(4, 3_000))], &counters(5, 0))
             .unwrap();
         let group = [("b".into(), entry(2, 900)), ("a".into(), entry(3, 2_000))];
-        log.append(&[], &group, &counters(4, 0)).unwrap();
-        log.append(&[], &[("m".into(), entry(0, 1_000))], &counters(1, 0))
+        log.append(vec![], &group, &counters(4, 0)).unwrap();
+        log.append(vec![], &[("m".into(), entry(0, 1_000))], &counters(1, 0))
             .unwrap();
         assert_eq!(expired_ids(&log, 999), Vec::<String>::new());
         assert_eq!(expired_ids(&log, 1_999), ["m"]);

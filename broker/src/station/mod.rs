@@ -4,6 +4,7 @@
 //! - [`settings`]: retention, idempotency window, message size limit.
 //! - [`message`]: messages as the core sees them.
 //! - [`log`]: how a station's messages sit in its sled tree.
+//! - [`packing`]: how a record of messages is encoded as one sled value.
 //! - [`actor`]: [`StationActor`], the single writer of a station.
 //! - [`retention`]: removing the oldest messages, run by the actor.
 //! - [`dead_letters`]: messages the station's schema refused.
@@ -13,6 +14,7 @@ pub mod dead_letters;
 pub mod log;
 pub mod message;
 pub mod name;
+pub mod packing;
 pub mod retention;
 pub mod settings;
 

@@ -81,7 +81,7 @@ pub fn enforce(
         changed = true;
         batch.remove_record(first_offset);
         if !survivors.messages.is_empty() {
-            batch.put_record(&survivors);
+            batch.put_record(survivors);
             break 'records;
         }
     }
@@ -141,6 +141,7 @@ mod tests {
                     payload: vec![b'x'; 10].into(),
                     ..Default::default()
                 }],
+                packing: None,
             })
             .collect();
         let counters = StationCounters {
@@ -148,7 +149,7 @@ mod tests {
             first_offset: 0,
             bytes: count * 10,
         };
-        log.append(&records, &[], &counters).unwrap();
+        log.append(records, &[], &counters).unwrap();
         (dir, log, counters)
     }
 
@@ -198,7 +199,7 @@ mod tests {
                     )
                 })
                 .collect();
-            log.append(&[], &dedup, &counters).unwrap();
+            log.append(vec![], &dedup, &counters).unwrap();
         };
         // 25 writes of 100 ids stamped at 1 s; "again" at 1 s and stored
         // again at 100 s (its window had passed); "late" at 100 s.
