@@ -149,7 +149,7 @@ pub fn station_list(context: &Context, stations: &[StationInfo]) {
         "messages",
         "bytes",
         "first",
-        "next",
+        "last",
         "retention",
         "schema",
     ]);

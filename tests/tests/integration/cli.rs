@@ -69,6 +69,21 @@ fn stations_produce_and_fetch_from_the_cli() {
     assert_eq!(listed[0]["message_count"], 2);
     assert_eq!(listed[0]["first_offset"], 0);
     assert_eq!(listed[0]["last_offset"], 1);
+    // The table says the same, under headers that say what each column is.
+    let table = stdout(&broker.cli(&["stations", "list"]));
+    let cells = |line: &str| -> Vec<String> {
+        line.split(['│', '┆'])
+            .map(|cell| cell.trim().to_owned())
+            .filter(|cell| !cell.is_empty())
+            .collect()
+    };
+    let mut lines = table.lines().filter(|line| line.starts_with('│'));
+    let header = cells(lines.next().unwrap());
+    let row = cells(lines.next().unwrap());
+    let column = |name: &str| &row[header.iter().position(|h| h == name).unwrap()];
+    assert_eq!(column("messages"), "2", "{table}");
+    assert_eq!(column("first"), "0", "{table}");
+    assert_eq!(column("last"), "1", "{table}");
 
     stdout(&broker.cli(&[
         "stations",
