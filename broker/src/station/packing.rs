@@ -6,8 +6,9 @@
 //! (the id alone is 36 characters); packed ([`RecordPacking`]), the shared
 //! fields are written once per record, offsets are implied, timestamps are
 //! small deltas and UUIDs take their 16 bytes: 125 bytes instead of 176 for
-//! a 100-byte message, fewer bytes to write, flush and keep. [`unpack`] restores the exact record, and reads
-//! records written before packing existed unchanged.
+//! a 100-byte message, fewer bytes to write, flush and keep. [`unpack`]
+//! restores the exact record, and reads records written before packing
+//! existed unchanged.
 
 use bytes::Bytes;
 use prost::Message as _;
