@@ -19,10 +19,13 @@ impl Ratios {
         median(&self.0)
     }
 
-    fn sorted(&self) -> Vec<f64> {
-        let mut sorted = self.0.clone();
-        sorted.sort_by(f64::total_cmp);
-        sorted
+    /// The lowest and highest ratio; 0 when empty.
+    fn range(&self) -> (f64, f64) {
+        let values = self.0.iter().copied();
+        (
+            values.clone().min_by(f64::total_cmp).unwrap_or(0.0),
+            values.max_by(f64::total_cmp).unwrap_or(0.0),
+        )
     }
 }
 
@@ -54,16 +57,12 @@ pub fn median(values: &[f64]) -> f64 {
 /// "0.45 x ceiling, the median of 3 rounds' ratios, 0.41-0.47".
 impl fmt::Display for Ratios {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sorted = self.sorted();
-        let (low, high) = (
-            sorted.first().copied().unwrap_or(0.0),
-            sorted.last().copied().unwrap_or(0.0),
-        );
+        let (low, high) = self.range();
         write!(
             f,
             "{:.2} x ceiling, the median of {} rounds' ratios, {low:.2}-{high:.2}",
             self.median(),
-            sorted.len(),
+            self.0.len(),
         )
     }
 }
