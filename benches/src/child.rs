@@ -1,12 +1,45 @@
-//! Servers under test as child processes (this same executable, hidden
-//! subcommands), so their memory is their own and they get their own
-//! threads, as in production.
+//! Servers under test as child processes, so their memory is their own and
+//! they get their own threads, as in production: Depot's servers are the
+//! shipped binaries built next to this one (`depot-broker`, `depot-proxy`),
+//! so what is measured, their RSS included, is what an operator runs; the
+//! bare ceiling servers are this executable's hidden subcommands.
 
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
+    path::PathBuf,
     process::{Child, Command, Stdio},
 };
+
+/// Which executable a child server runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Program {
+    /// This executable, with one of its hidden subcommands (the ceilings).
+    Bench,
+    /// A shipped Depot binary from the same build directory.
+    Shipped(&'static str),
+}
+
+impl Program {
+    fn path(self) -> Result<PathBuf, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        match self {
+            Program::Bench => Ok(exe),
+            Program::Shipped(name) => {
+                let path = exe.with_file_name(name);
+                if path.is_file() {
+                    Ok(path)
+                } else {
+                    Err(format!(
+                        "{} not found: build Depot's servers with the benchmark, \
+                         `cargo build --release --bins` (the benchmark runs the shipped binaries)",
+                        path.display()
+                    ))
+                }
+            }
+        }
+    }
+}
 
 pub struct ChildServer {
     child: Child,
@@ -15,10 +48,14 @@ pub struct ChildServer {
 }
 
 impl ChildServer {
-    /// Runs `depot-bench <args>` and waits for each named server to listen.
-    pub fn start(args: &[String], env: &[(&str, &str)], names: &[&str]) -> Result<Self, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut command = Command::new(exe);
+    /// Runs `program <args>` and waits for each named server to listen.
+    pub fn start(
+        program: Program,
+        args: &[String],
+        env: &[(&str, &str)],
+        names: &[&str],
+    ) -> Result<Self, String> {
+        let mut command = Command::new(program.path()?);
         command
             .args(args)
             .env("DEPOT_LOG", "warn")
@@ -86,11 +123,12 @@ pub fn broker(
     password: &str,
     extra: &[String],
 ) -> Result<ChildServer, String> {
-    let mut args: Vec<String> = vec!["broker".into(), "--data".into()];
+    let mut args: Vec<String> = vec!["--data".into()];
     args.push(data.display().to_string());
     args.extend(["--listen".into(), "127.0.0.1:0".into()]);
     args.extend(extra.iter().cloned());
     ChildServer::start(
+        Program::Shipped("depot-broker"),
         &args,
         &[("DEPOT_ROOT_PASSWORD", password)],
         &["depot-broker"],

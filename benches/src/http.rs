@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use depot_broker::config::parse_duration;
 
 use crate::{
-    child::{ChildServer, cpu_seconds},
+    child::{ChildServer, Program, cpu_seconds},
     flush_stats::FlushStats,
     latency,
     ratios::{self, Ratios},
@@ -424,7 +424,6 @@ pub fn start_proxy(
     match mode {
         Mode::Embedded => {
             let mut args: Vec<String> = [
-                "proxy",
                 "--data",
                 &data.display().to_string(),
                 "--listen",
@@ -436,6 +435,7 @@ pub fn start_proxy(
             .to_vec();
             args.extend(server_args.iter().cloned());
             let proxy = ChildServer::start(
+                Program::Shipped("depot-proxy"),
                 &args,
                 &[("DEPOT_ROOT_PASSWORD", PASSWORD)],
                 &["depot-broker", "depot-proxy"],
@@ -445,7 +445,6 @@ pub fn start_proxy(
         Mode::Remote => {
             let broker = crate::child::broker(data, PASSWORD, server_args)?;
             let args: Vec<String> = [
-                "proxy",
                 "--listen",
                 "127.0.0.1:0",
                 "--broker",
@@ -454,6 +453,7 @@ pub fn start_proxy(
             .map(str::to_owned)
             .to_vec();
             let proxy = ChildServer::start(
+                Program::Shipped("depot-proxy"),
                 &args,
                 &[("DEPOT_PROXY_BROKER_PASSWORD", PASSWORD)],
                 &["depot-proxy"],
@@ -495,6 +495,7 @@ fn on_bare_server<T>(
     measure: impl FnOnce(String, &[Watched]) -> Result<T, String>,
 ) -> Result<T, String> {
     let bare = ChildServer::start(
+        Program::Bench,
         &["bare-http".into(), "--listen".into(), "127.0.0.1:0".into()],
         &[],
         &["bare-http"],

@@ -52,18 +52,6 @@ enum Command {
     /// WebSocket fan-out: N connections to one proxy, messages broadcast
     /// to all of them; frames/s, broadcast-to-all latency, proxy RSS.
     Ws(ws::WsArgs),
-    /// Runs a broker (a child process of the benchmarks).
-    #[command(hide = true)]
-    Broker {
-        #[command(flatten)]
-        config: depot_broker::BrokerConfig,
-    },
-    /// Runs a proxy (a child process of the benchmarks).
-    #[command(hide = true)]
-    Proxy {
-        #[command(flatten)]
-        config: Box<depot_http_proxy::config::ProxyConfig>,
-    },
     /// Runs the bare HTTP ceiling server (a child process of `http`).
     #[command(hide = true)]
     BareHttp {
@@ -84,15 +72,14 @@ enum Command {
     },
 }
 
-/// The same allocator as `depot-broker` and `depot-proxy`, so the servers
-/// measured here (children running this executable) behave as shipped.
+/// The same allocator as `depot-broker` and `depot-proxy`, so the ceiling
+/// servers (children running this executable) and the servers they are
+/// compared with allocate alike.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Broker { config } => depot_broker::run::run_broker(config),
-        Command::Proxy { config } => depot_http_proxy::startup::run_proxy(*config),
         Command::BareHttp { listen } => finish(bare_http::serve(&listen)),
         Command::BareTcp { listen } => finish(bare_tcp::serve(&listen)),
         Command::BareWs { listen } => finish(bare_ws::serve(&listen)),

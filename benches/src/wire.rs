@@ -26,7 +26,7 @@ use depot_schemas::wire::NewMessage;
 use crate::{
     bare_tcp::EchoProducer,
     ceiling, child,
-    child::ChildServer,
+    child::{ChildServer, Program},
     closed_loop::{self, PhaseResult, Producer, Timing},
     latency,
     ratios::{self, Ratios},
@@ -480,6 +480,7 @@ impl Producer for StationProducer {
 /// concurrency.
 fn loopback_ceiling(args: &WireArgs) -> Result<PhaseResult, String> {
     let server = ChildServer::start(
+        Program::Bench,
         &["bare-tcp".into(), "--listen".into(), "127.0.0.1:0".into()],
         &[],
         &["bare-tcp"],

@@ -28,7 +28,7 @@ use depot_broker::client::BrokerClient;
 use depot_schemas::wire::NewMessage;
 
 use crate::{
-    child::{ChildServer, rss_bytes},
+    child::{ChildServer, Program, rss_bytes},
     http::{Mode, start_proxy, token},
     latency,
     wire::machine,
@@ -110,6 +110,7 @@ pub fn run(args: WsArgs) -> Result<(), String> {
     println!("machine: {}", machine());
 
     let bare = ChildServer::start(
+        Program::Bench,
         &["bare-ws".into(), "--listen".into(), "127.0.0.1:0".into()],
         &[],
         &["bare-ws"],
