@@ -14,6 +14,7 @@ use depot_broker::config::parse_duration;
 use crate::{
     child::{ChildServer, Program, cpu_seconds},
     flush_stats::FlushStats,
+    http_client::MinimalConnection,
     latency,
     ratios::{self, Ratios},
     wire::machine,
@@ -64,6 +65,21 @@ pub struct HttpArgs {
     /// (what producers that retry safely pay).
     #[arg(long)]
     msg_ids: bool,
+    /// The load generator's HTTP client, for the proxy and the ceiling
+    /// alike.
+    #[arg(long, value_enum, default_value_t = LoadClient::Minimal)]
+    client: LoadClient,
+}
+
+/// The load generator's HTTP client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadClient {
+    /// One keep-alive connection per closed loop, the request rendered
+    /// once ([`MinimalConnection`]): the least CPU per request.
+    Minimal,
+    /// actix-web's client, `awc`, one connection pool per load generator
+    /// thread (what this benchmark used until 2026-12-04).
+    Awc,
 }
 
 impl HttpArgs {
@@ -176,6 +192,26 @@ fn rounds_against_ceiling(
     })
 }
 
+/// Sends `target`'s request with awc: whether the answer was 2xx.
+async fn awc_post(client: &Client, target: &Target, msg_id: Option<String>) -> bool {
+    let mut request = client
+        .post(&target.url)
+        .insert_header(("Content-Type", target.content_type));
+    if let Some(token) = &target.token {
+        request = request.insert_header(("Authorization", format!("Bearer {token}")));
+    }
+    if let Some(id) = msg_id {
+        request = request.insert_header(("msg-id", id));
+    }
+    match request.send_body(target.body.clone()).await {
+        Ok(mut response) => {
+            let _ = response.body().await;
+            response.status().is_success()
+        }
+        Err(_) => false,
+    }
+}
+
 /// A request every connection sends in a loop.
 #[derive(Clone)]
 pub struct Target {
@@ -248,6 +284,12 @@ pub fn load(
     for thread in 0..args.client_threads {
         let connections = per_thread.min(args.connections - thread * per_thread);
         let target = target.clone();
+        let mut minimal = (0..connections)
+            .map(|_| match args.client {
+                LoadClient::Minimal => MinimalConnection::new(&target).map(Some),
+                LoadClient::Awc => Ok(None),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         threads.push(std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
                 // Clones share one connection pool.
@@ -263,6 +305,7 @@ pub fn load(
                     let phase = interval.map_or(Duration::ZERO, |interval| {
                         interval.mul_f64((thread * per_thread + index) as f64 / total as f64)
                     });
+                    let mut minimal = minimal[index].take();
                     tasks.push(actix_rt::spawn(async move {
                         let mut histogram = latency::new_histogram();
                         let mut requests = 0u64;
@@ -280,24 +323,14 @@ pub fn load(
                             if sent_at >= stop_at {
                                 break;
                             }
-                            let mut request = client
-                                .post(&target.url)
-                                .insert_header(("Content-Type", target.content_type));
-                            if let Some(token) = &target.token {
-                                request = request
-                                    .insert_header(("Authorization", format!("Bearer {token}")));
-                            }
-                            if let Some(prefix) = id_prefix {
-                                let id = format!("{prefix}-{thread}-{index}-{sent}");
-                                request = request.insert_header(("msg-id", id));
-                            }
+                            let msg_id =
+                                id_prefix.map(|prefix| format!("{prefix}-{thread}-{index}-{sent}"));
                             sent += 1;
-                            let ok = match request.send_body(target.body.clone()).await {
-                                Ok(mut response) => {
-                                    let _ = response.body().await;
-                                    response.status().is_success()
+                            let ok = match &mut minimal {
+                                Some(connection) => {
+                                    connection.post(msg_id.as_deref()).await.unwrap_or(false)
                                 }
-                                Err(_) => false,
+                                None => awc_post(&client, &target, msg_id).await,
                             };
                             if !ok {
                                 // In the warmup too: a server that hangs

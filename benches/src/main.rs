@@ -21,6 +21,7 @@ mod closed_loop;
 mod deliver;
 mod flush_stats;
 mod http;
+mod http_client;
 mod http_schema;
 mod latency;
 mod ratios;
