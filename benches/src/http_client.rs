@@ -30,8 +30,9 @@ pub struct MinimalConnection {
     head: Vec<u8>,
     body: bytes::Bytes,
     stream: Option<TcpStream>,
-    /// What was read past the last answer (nothing, in a closed loop).
-    read: Vec<u8>,
+    /// Bytes received and not yet part of a whole answer.
+    received: Vec<u8>,
+    /// The request being sent (its buffer reused).
     request: Vec<u8>,
 }
 
@@ -59,7 +60,7 @@ impl MinimalConnection {
             head: head.into_bytes(),
             body: target.body.clone(),
             stream: None,
-            read: Vec::with_capacity(4096),
+            received: Vec::with_capacity(4096),
             request: Vec::new(),
         })
     }
@@ -73,20 +74,22 @@ impl MinimalConnection {
             .unwrap_or_else(|_| Err("timed out".into()));
         if outcome.is_err() {
             self.stream = None;
-            self.read.clear();
+            self.received.clear();
         }
         outcome
     }
 
     async fn round_trip(&mut self, msg_id: Option<&str>) -> Result<bool, String> {
-        if self.stream.is_none() {
-            let stream = TcpStream::connect(&self.address)
-                .await
-                .map_err(|e| format!("cannot connect to {}: {e}", self.address))?;
-            stream.set_nodelay(true).map_err(|e| e.to_string())?;
-            self.stream = Some(stream);
-        }
-        let stream = self.stream.as_mut().expect("connected above");
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                let stream = TcpStream::connect(&self.address)
+                    .await
+                    .map_err(|e| format!("cannot connect to {}: {e}", self.address))?;
+                stream.set_nodelay(true).map_err(|e| e.to_string())?;
+                self.stream.insert(stream)
+            }
+        };
         self.request.clear();
         self.request.extend_from_slice(&self.head);
         if let Some(id) = msg_id {
@@ -100,7 +103,7 @@ impl MinimalConnection {
             .write_all(&self.request)
             .await
             .map_err(|e| e.to_string())?;
-        read_answer(stream, &mut self.read).await
+        read_answer(stream, &mut self.received).await
     }
 }
 
