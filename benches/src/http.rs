@@ -264,6 +264,14 @@ pub fn load(
     watched: &[Watched],
 ) -> Result<Run, String> {
     let interval = rate.map(|rate| Duration::from_secs_f64(args.connections as f64 / rate));
+    // The minimal client's connections, one per closed loop (none with awc).
+    let mut minimal = match args.client {
+        LoadClient::Minimal => (0..args.connections)
+            .map(|_| MinimalConnection::new(target))
+            .collect::<Result<Vec<_>, String>>()?,
+        LoadClient::Awc => Vec::new(),
+    }
+    .into_iter();
     let started = Instant::now();
     let measure_from = started + args.warmup;
     let stop_at = measure_from + args.duration;
@@ -284,12 +292,11 @@ pub fn load(
     for thread in 0..args.client_threads {
         let connections = per_thread.min(args.connections - thread * per_thread);
         let target = target.clone();
-        let mut minimal = (0..connections)
-            .map(|_| match args.client {
-                LoadClient::Minimal => MinimalConnection::new(&target).map(Some),
-                LoadClient::Awc => Ok(None),
-            })
-            .collect::<Result<Vec<_>, String>>()?;
+        let mut thread_minimal = minimal
+            .by_ref()
+            .take(connections)
+            .collect::<Vec<_>>()
+            .into_iter();
         threads.push(std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
                 // Clones share one connection pool.
@@ -305,7 +312,7 @@ pub fn load(
                     let phase = interval.map_or(Duration::ZERO, |interval| {
                         interval.mul_f64((thread * per_thread + index) as f64 / total as f64)
                     });
-                    let mut minimal = minimal[index].take();
+                    let mut minimal = thread_minimal.next();
                     tasks.push(actix_rt::spawn(async move {
                         let mut histogram = latency::new_histogram();
                         let mut requests = 0u64;

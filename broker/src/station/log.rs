@@ -71,6 +71,12 @@ pub fn record_key(offset: u64) -> [u8; 9] {
     key
 }
 
+/// A record as its sled entry: keyed by its first offset, packed.
+fn record_entry(record: StoredRecord) -> ([u8; 9], Vec<u8>) {
+    let first = record.messages.first().expect("records are never empty");
+    (record_key(first.offset), pack(record))
+}
+
 fn offset_of_record_key(key: &[u8]) -> u64 {
     u64::from_be_bytes(key[1..9].try_into().expect("record keys are 9 bytes"))
 }
@@ -126,8 +132,8 @@ impl StationLog {
         counters: &StationCounters,
     ) -> BrokerResult<()> {
         for record in records {
-            let first = record.messages.first().expect("records are never empty");
-            self.tree.insert(record_key(first.offset), pack(record))?;
+            let (key, value) = record_entry(record);
+            self.tree.insert(key, value)?;
         }
         self.put_dedup(dedup)?;
         self.tree.insert(COUNTERS_KEY, counters.encode_to_vec())?;
@@ -326,12 +332,8 @@ pub struct WriteBatch(sled::Batch);
 
 impl WriteBatch {
     pub fn put_record(&mut self, record: StoredRecord) {
-        let first = record
-            .messages
-            .first()
-            .expect("records are never empty")
-            .offset;
-        self.0.insert(&record_key(first), pack(record));
+        let (key, value) = record_entry(record);
+        self.0.insert(&key, value);
     }
 
     pub fn remove_record(&mut self, first_offset: u64) {
