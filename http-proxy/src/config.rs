@@ -49,8 +49,8 @@ pub struct ProxyConfig {
 
     /// Embedded broker: worker threads of its own for station actors and
     /// wire connections; 0 (the default) runs them on the HTTP workers,
-    /// which measured less CPU per request and no worse a tail (README,
-    /// Performance).
+    /// which measured less CPU per request and no worse a tail
+    /// (`benches/RESULTS.md`, HTTP proxy, fifth session of 2026-12-02).
     #[arg(long, env = "DEPOT_PROXY_BROKER_WORKERS", default_value_t = 0)]
     pub broker_workers: usize,
 

@@ -4,7 +4,7 @@
 /// within a second: with glibc's allocator the broker's RSS stayed at two to
 /// three times its live heap (sled's buffers churn through many sizes on
 /// many threads), 257 MiB after 10 M stored messages against 81 MiB on
-/// jemalloc, before the memory work that README's Performance section tells.
+/// jemalloc, before the memory work that `benches/RESULTS.md` tells.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
