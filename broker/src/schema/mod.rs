@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod failure;
 pub mod json;
 pub mod protobuf;
+mod protobuf_enums;
 mod protobuf_scan;
 pub mod validator;
 

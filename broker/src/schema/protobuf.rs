@@ -16,14 +16,17 @@
 use std::collections::HashMap;
 
 use prost_reflect::{
-    DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
+    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage, Value,
 };
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
-use crate::schema::{ValidationFailure, protobuf_scan};
+use crate::schema::{ValidationFailure, protobuf_enums::EnumFields, protobuf_scan};
 
 pub struct ProtobufSchema {
     message: MessageDescriptor,
+    /// Where converted JSON can hold enum values, the one thing left to
+    /// check after a conversion.
+    enum_fields: EnumFields,
 }
 
 /// The schema's own files, served to the compiler by name.
@@ -71,7 +74,10 @@ impl ProtobufSchema {
                 defined.join(", ")
             )
         })?;
-        Ok(Self { message })
+        Ok(Self {
+            enum_fields: EnumFields::of(&message),
+            message,
+        })
     }
 
     pub fn message_type(&self) -> &str {
@@ -105,7 +111,11 @@ impl ProtobufSchema {
         if let Ok(message) = DynamicMessage::deserialize(self.message.clone(), &mut json)
             && json.end().is_ok()
         {
-            check_strictly(&message)?;
+            // The deserializer refuses unknown fields: only enum values can
+            // be wrong, and the full walk runs only to name where.
+            if !self.enum_fields.all_defined(&message) {
+                check_strictly(&message)?;
+            }
             return Ok(encode(&message, payload.len()));
         }
         let mut json = serde_json::Deserializer::from_slice(payload);
@@ -173,7 +183,7 @@ fn value_is_strict(field: &FieldDescriptor, value: &Value) -> bool {
 }
 
 /// The enum a field (or a map field's values) holds, if any.
-fn enum_of(field: &FieldDescriptor) -> Option<prost_reflect::EnumDescriptor> {
+pub(super) fn enum_of(field: &FieldDescriptor) -> Option<prost_reflect::EnumDescriptor> {
     let kind = match field.kind() {
         // A map's values are described by the entry's `value` field.
         Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
@@ -214,11 +224,24 @@ fn walk(message: &DynamicMessage, path: &str, failure: &mut ValidationFailure) {
             }
             Value::Map(entries) => {
                 for (key, item) in entries {
-                    check_value(&field, item, &format!("{here}[{key:?}]"), failure);
+                    check_value(&field, item, &format!("{here}[{}]", key_text(key)), failure);
                 }
             }
             value => check_value(&field, value, &here, failure),
         }
+    }
+}
+
+/// A map key as it reads in a path: `["k"]` for strings, `[7]` or `[true]`
+/// for the rest.
+fn key_text(key: &MapKey) -> String {
+    match key {
+        MapKey::String(text) => format!("{text:?}"),
+        MapKey::Bool(value) => value.to_string(),
+        MapKey::I32(value) => value.to_string(),
+        MapKey::I64(value) => value.to_string(),
+        MapKey::U32(value) => value.to_string(),
+        MapKey::U64(value) => value.to_string(),
     }
 }
 
