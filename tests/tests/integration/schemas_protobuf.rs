@@ -189,6 +189,8 @@ async fn binary_and_json_payloads_are_checked_and_json_is_stored_as_protobuf() {
                     r#"{"id":"o","lines":[{"sku":"a","qty":"many"}]}"#,
                 ),
                 message("application/json", r#"{"id":"o","colour":"red"}"#),
+                // The JSON mapping takes enum numbers, defined or not.
+                message("application/json", r#"{"id":"o","status":7}"#),
                 message("text/plain", "an order"),
             ],
         )
@@ -203,12 +205,19 @@ async fn binary_and_json_payloads_are_checked_and_json_is_stored_as_protobuf() {
     assert!(
         refusal(&outcomes[2])
             .message
+            .contains("'status': 7 is not a value of enum shop.v1.Status"),
+        "{}",
+        refusal(&outcomes[2]).message
+    );
+    assert!(
+        refusal(&outcomes[3])
+            .message
             .contains("takes application/x-protobuf or application/json")
     );
 
     assert_eq!(fetch_all(&client, "orders", 0).await.len(), 2);
     let letters = client.list_dead_letters("orders", 0, 0).await.unwrap();
-    assert_eq!(letters.dead_letters.len(), 8);
+    assert_eq!(letters.dead_letters.len(), 9);
     let garbage = client
         .dead_letter("orders", letters.dead_letters[0].id)
         .await
