@@ -99,7 +99,7 @@ impl ProtobufSchema {
                 self.message_type()
             ))
         })?;
-        check_strictly(&message)
+        self.check_strictly(&message)
     }
 
     /// Converts a JSON payload (proto3 JSON mapping) to the binary form that
@@ -114,7 +114,7 @@ impl ProtobufSchema {
             // The deserializer refuses unknown fields: only enum values can
             // be wrong, and the full walk runs only to name where.
             if !self.enum_fields.all_defined(&message) {
-                check_strictly(&message)?;
+                self.check_strictly(&message)?;
             }
             return Ok(encode(&message, payload.len()));
         }
@@ -133,8 +133,24 @@ impl ProtobufSchema {
                 self.message_type()
             ))
         })?;
-        check_strictly(&message)?;
+        self.check_strictly(&message)?;
         Ok(encode(&message, payload.len()))
+    }
+
+    /// Refuses unknown fields and undefined enum values at any depth,
+    /// naming every one.
+    fn check_strictly(&self, message: &DynamicMessage) -> Result<(), ValidationFailure> {
+        // Valid messages, the common case, are checked without building paths.
+        if no_unknown_fields(message) && self.enum_fields.all_defined(message) {
+            return Ok(());
+        }
+        let mut failure = ValidationFailure::new();
+        walk(message, "", &mut failure);
+        if failure.is_empty() {
+            Ok(())
+        } else {
+            Err(failure)
+        }
     }
 }
 
@@ -146,38 +162,19 @@ fn encode(message: &DynamicMessage, json_bytes: usize) -> Vec<u8> {
     buffer
 }
 
-fn check_strictly(message: &DynamicMessage) -> Result<(), ValidationFailure> {
-    // Valid messages, the common case, are checked without building paths.
-    if is_strict(message) {
-        return Ok(());
-    }
-    let mut failure = ValidationFailure::new();
-    walk(message, "", &mut failure);
-    if failure.is_empty() {
-        Ok(())
-    } else {
-        Err(failure)
-    }
-}
-
-/// Whether a message has no unknown field and no undefined enum value, at
-/// any depth.
-fn is_strict(message: &DynamicMessage) -> bool {
+/// Whether a message has no unknown field, at any depth.
+fn no_unknown_fields(message: &DynamicMessage) -> bool {
     message.unknown_fields().next().is_none()
-        && message.fields().all(|(field, value)| match value {
-            Value::List(items) => items.iter().all(|item| value_is_strict(&field, item)),
-            Value::Map(entries) => entries.values().all(|item| value_is_strict(&field, item)),
-            value => value_is_strict(&field, value),
+        && message.fields().all(|(_, value)| match value {
+            Value::List(items) => items.iter().all(value_has_no_unknown_fields),
+            Value::Map(entries) => entries.values().all(value_has_no_unknown_fields),
+            value => value_has_no_unknown_fields(value),
         })
 }
 
-fn value_is_strict(field: &FieldDescriptor, value: &Value) -> bool {
+fn value_has_no_unknown_fields(value: &Value) -> bool {
     match value {
-        Value::Message(inner) => is_strict(inner),
-        Value::EnumNumber(number) => match enum_of(field) {
-            Some(enumeration) => enumeration.get_value(*number).is_some(),
-            None => true,
-        },
+        Value::Message(inner) => no_unknown_fields(inner),
         _ => true,
     }
 }
