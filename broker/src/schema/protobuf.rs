@@ -20,10 +20,12 @@ use prost_reflect::{
 };
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
-use crate::schema::{ValidationFailure, protobuf_enums::EnumFields, protobuf_scan};
+use crate::schema::{ValidationFailure, protobuf_enums::EnumFields, protobuf_scan::ScanPlan};
 
 pub struct ProtobufSchema {
     message: MessageDescriptor,
+    /// The message type flattened for the fast check of binary payloads.
+    scan_plan: ScanPlan,
     /// Where converted JSON can hold enum values, the one thing left to
     /// check after a conversion.
     enum_fields: EnumFields,
@@ -75,6 +77,7 @@ impl ProtobufSchema {
             )
         })?;
         Ok(Self {
+            scan_plan: ScanPlan::of(&message),
             enum_fields: EnumFields::of(&message),
             message,
         })
@@ -90,7 +93,7 @@ impl ProtobufSchema {
 
     /// Checks a binary (`application/x-protobuf`) payload.
     pub fn validate_binary(&self, payload: &[u8]) -> Result<(), ValidationFailure> {
-        if protobuf_scan::certainly_valid(&self.message, payload) {
+        if self.scan_plan.certainly_valid(payload) {
             return Ok(());
         }
         let message = DynamicMessage::decode(self.message.clone(), payload).map_err(|e| {

@@ -1,59 +1,214 @@
 //! A fast path for binary protobuf validation: walks the wire format against
-//! the message descriptor without building a message (no allocation), and
+//! the message type without building a message (no allocation), and
 //! answers only "certainly valid" or "not sure". Anything unusual (an
 //! unknown field, a wrong wire type, an undefined enum value, a group,
 //! malformed bytes) is "not sure", and the caller then decodes properly with
 //! `prost-reflect`, which accepts or names the error. So this walk may be
 //! conservative but must never call valid what the decoder would refuse.
 //!
+//! The walk reads a [`ScanPlan`], the schema's message types flattened once
+//! per compiled version into plain tables, not `prost-reflect`'s
+//! descriptors: each descriptor lookup clones a reference-counted pool, and
+//! with two HTTP workers validating at once those counter updates bounced
+//! between the cores (the walk took 12% of the embedded proxy's CPU in
+//! validated batches, most of it there).
+//!
 //! Measured on a 10-field event: ~5x faster than decoding into a
 //! `DynamicMessage`, which is what keeps validated protobuf batches close to
 //! unvalidated ones.
+
+use std::collections::HashMap;
 
 use prost::{
     bytes::Buf,
     encoding::{WireType, decode_key, decode_varint},
 };
-use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{Kind, MessageDescriptor};
 
 /// Nesting beyond this is left to the decoder (which has its own limit).
 const MAX_DEPTH: u32 = 64;
 
-/// True only if `bytes` certainly decode as `message` with no unknown field
-/// and no undefined enum value.
-pub fn certainly_valid(message: &MessageDescriptor, bytes: &[u8]) -> bool {
-    scan(message, bytes, 0)
+/// The message types a value of the root type can contain, as the walk
+/// needs them; the root is message 0.
+pub struct ScanPlan {
+    messages: Vec<MessagePlan>,
+    /// The values each enum defines, sorted.
+    enums: Vec<Vec<i32>>,
 }
 
-fn scan(message: &MessageDescriptor, mut buf: &[u8], depth: u32) -> bool {
-    if depth > MAX_DEPTH {
-        return false;
+/// A message type's fields, sorted by number.
+struct MessagePlan {
+    fields: Vec<(u32, FieldPlan)>,
+}
+
+#[derive(Clone, Copy)]
+struct FieldPlan {
+    kind: FieldKind,
+    list: bool,
+    group: bool,
+}
+
+/// What a field holds, as far as its wire format goes.
+#[derive(Clone, Copy, PartialEq)]
+enum FieldKind {
+    /// int32, int64, uint32, uint64, sint32, sint64, bool.
+    Varint,
+    /// An index into [`ScanPlan::enums`].
+    Enum(usize),
+    /// fixed64, sfixed64, double.
+    Fixed64,
+    /// fixed32, sfixed32, float.
+    Fixed32,
+    String,
+    Bytes,
+    /// An index into [`ScanPlan::messages`] (map entries included).
+    Message(usize),
+}
+
+impl ScanPlan {
+    pub fn of(root: &MessageDescriptor) -> Self {
+        let mut plan = Self {
+            messages: Vec::new(),
+            enums: Vec::new(),
+        };
+        let mut message_index = HashMap::from([(root.full_name().to_owned(), 0)]);
+        let mut enum_index = HashMap::new();
+        let mut pending = vec![root.clone()];
+        // Message i is the i-th type taken from `pending`, the order in which
+        // indices are handed out.
+        let mut next = 0;
+        while next < pending.len() {
+            let message = pending[next].clone();
+            next += 1;
+            let mut fields: Vec<(u32, FieldPlan)> = message
+                .fields()
+                .map(|field| {
+                    let kind = match field.kind() {
+                        Kind::Int32
+                        | Kind::Int64
+                        | Kind::Uint32
+                        | Kind::Uint64
+                        | Kind::Sint32
+                        | Kind::Sint64
+                        | Kind::Bool => FieldKind::Varint,
+                        Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => FieldKind::Fixed64,
+                        Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => FieldKind::Fixed32,
+                        Kind::String => FieldKind::String,
+                        Kind::Bytes => FieldKind::Bytes,
+                        Kind::Enum(enumeration) => {
+                            let count = enum_index.len();
+                            let index = *enum_index
+                                .entry(enumeration.full_name().to_owned())
+                                .or_insert(count);
+                            if index == plan.enums.len() {
+                                let mut values: Vec<i32> =
+                                    enumeration.values().map(|v| v.number()).collect();
+                                values.sort_unstable();
+                                plan.enums.push(values);
+                            }
+                            FieldKind::Enum(index)
+                        }
+                        Kind::Message(inner) => {
+                            let count = message_index.len();
+                            let index = *message_index
+                                .entry(inner.full_name().to_owned())
+                                .or_insert(count);
+                            if index == pending.len() {
+                                pending.push(inner);
+                            }
+                            FieldKind::Message(index)
+                        }
+                    };
+                    let field_plan = FieldPlan {
+                        kind,
+                        list: field.is_list(),
+                        group: field.is_group(),
+                    };
+                    (field.number(), field_plan)
+                })
+                .collect();
+            fields.sort_unstable_by_key(|&(number, _)| number);
+            plan.messages.push(MessagePlan { fields });
+        }
+        plan
     }
-    while buf.has_remaining() {
-        let Ok((number, wire_type)) = decode_key(&mut buf) else {
-            return false;
-        };
-        let Some(field) = message.get_field(number) else {
-            return false;
-        };
-        let ok = match wire_type {
-            WireType::Varint => match decode_varint(&mut buf) {
-                Ok(value) => varint_fits(&field, value),
-                Err(_) => false,
-            },
-            WireType::SixtyFourBit => fixed(&field, &mut buf, 8),
-            WireType::ThirtyTwoBit => fixed(&field, &mut buf, 4),
-            WireType::LengthDelimited => match length_delimited(&mut buf) {
-                Some(body) => delimited_fits(&field, body, depth),
-                None => false,
-            },
-            WireType::StartGroup | WireType::EndGroup => false,
-        };
-        if !ok {
+
+    /// True only if `bytes` certainly decode as the root message type with
+    /// no unknown field and no undefined enum value.
+    pub fn certainly_valid(&self, bytes: &[u8]) -> bool {
+        self.scan(0, bytes, 0)
+    }
+
+    fn scan(&self, message: usize, mut buf: &[u8], depth: u32) -> bool {
+        if depth > MAX_DEPTH {
             return false;
         }
+        let fields = &self.messages[message].fields;
+        while buf.has_remaining() {
+            let Ok((number, wire_type)) = decode_key(&mut buf) else {
+                return false;
+            };
+            let Ok(at) = fields.binary_search_by_key(&number, |&(n, _)| n) else {
+                return false;
+            };
+            let field = fields[at].1;
+            let ok = match wire_type {
+                WireType::Varint => match decode_varint(&mut buf) {
+                    Ok(value) => self.varint_fits(field.kind, value),
+                    Err(_) => false,
+                },
+                WireType::SixtyFourBit => fixed(field.kind == FieldKind::Fixed64, &mut buf, 8),
+                WireType::ThirtyTwoBit => fixed(field.kind == FieldKind::Fixed32, &mut buf, 4),
+                WireType::LengthDelimited => match length_delimited(&mut buf) {
+                    Some(body) => self.delimited_fits(field, body, depth),
+                    None => false,
+                },
+                WireType::StartGroup | WireType::EndGroup => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
     }
-    true
+
+    fn varint_fits(&self, kind: FieldKind, value: u64) -> bool {
+        match kind {
+            FieldKind::Varint => true,
+            // Truncated as the decoder does.
+            FieldKind::Enum(index) => self.enums[index].binary_search(&(value as i32)).is_ok(),
+            _ => false,
+        }
+    }
+
+    fn delimited_fits(&self, field: FieldPlan, body: &[u8], depth: u32) -> bool {
+        match field.kind {
+            FieldKind::String => std::str::from_utf8(body).is_ok(),
+            FieldKind::Bytes => true,
+            // Map entries are messages with fields `key` and `value`.
+            FieldKind::Message(inner) => !field.group && self.scan(inner, body, depth + 1),
+            // A packed repeated scalar.
+            kind if field.list => self.packed_fits(kind, body),
+            _ => false,
+        }
+    }
+
+    fn packed_fits(&self, kind: FieldKind, mut body: &[u8]) -> bool {
+        let size = match kind {
+            FieldKind::Fixed64 => 8,
+            FieldKind::Fixed32 => 4,
+            _ => {
+                while body.has_remaining() {
+                    match decode_varint(&mut body) {
+                        Ok(value) if self.varint_fits(kind, value) => {}
+                        _ => return false,
+                    }
+                }
+                return true;
+            }
+        };
+        body.len().is_multiple_of(size)
+    }
 }
 
 /// Takes a length prefix and that many bytes.
@@ -67,61 +222,13 @@ fn length_delimited<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(body)
 }
 
-fn varint_fits(field: &FieldDescriptor, value: u64) -> bool {
-    match field.kind() {
-        Kind::Int32
-        | Kind::Int64
-        | Kind::Uint32
-        | Kind::Uint64
-        | Kind::Sint32
-        | Kind::Sint64
-        | Kind::Bool => true,
-        // Truncated as the decoder does.
-        Kind::Enum(enumeration) => enumeration.get_value(value as i32).is_some(),
-        _ => false,
-    }
-}
-
-fn fixed(field: &FieldDescriptor, buf: &mut &[u8], size: usize) -> bool {
-    let expected = match field.kind() {
-        Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => 8,
-        Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => 4,
-        _ => return false,
-    };
-    if expected != size || buf.len() < size {
+/// Takes `size` bytes of a fixed-width field, if the field is of that width.
+fn fixed(width_matches: bool, buf: &mut &[u8], size: usize) -> bool {
+    if !width_matches || buf.len() < size {
         return false;
     }
     buf.advance(size);
     true
-}
-
-fn delimited_fits(field: &FieldDescriptor, body: &[u8], depth: u32) -> bool {
-    match field.kind() {
-        Kind::String => std::str::from_utf8(body).is_ok(),
-        Kind::Bytes => true,
-        // Map entries are messages with fields `key` and `value`.
-        Kind::Message(inner) => !field.is_group() && scan(&inner, body, depth + 1),
-        // A packed repeated scalar.
-        _ if field.is_list() => packed_fits(field, body),
-        _ => false,
-    }
-}
-
-fn packed_fits(field: &FieldDescriptor, mut body: &[u8]) -> bool {
-    let size = match field.kind() {
-        Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => 8,
-        Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => 4,
-        _ => {
-            while body.has_remaining() {
-                match decode_varint(&mut body) {
-                    Ok(value) if varint_fits(field, value) => {}
-                    _ => return false,
-                }
-            }
-            return true;
-        }
-    };
-    body.len().is_multiple_of(size)
 }
 
 #[cfg(test)]
@@ -174,8 +281,9 @@ mod tests {
     fn accepts_what_the_decoder_accepts() {
         let descriptor = outer();
         let bytes = sample(&descriptor).encode_to_vec();
-        assert!(certainly_valid(&descriptor, &bytes));
-        assert!(certainly_valid(&descriptor, &[]));
+        let plan = ScanPlan::of(&descriptor);
+        assert!(plan.certainly_valid(&bytes));
+        assert!(plan.certainly_valid(&[]));
     }
 
     #[test]
@@ -194,9 +302,10 @@ mod tests {
             unknown,
             bad_enum.encode_to_vec(),
         ];
+        let plan = ScanPlan::of(&descriptor);
         for case in cases {
             assert!(!decoder_accepts(&descriptor, &case), "{case:?}");
-            assert!(!certainly_valid(&descriptor, &case), "{case:?}");
+            assert!(!plan.certainly_valid(&case), "{case:?}");
         }
     }
 }
