@@ -211,7 +211,7 @@ fn value_has_no_unknown_fields(value: &Value) -> bool {
 }
 
 /// The enum a field (or a map field's values) holds, if any.
-pub(super) fn enum_of(field: &FieldDescriptor) -> Option<prost_reflect::EnumDescriptor> {
+fn enum_of(field: &FieldDescriptor) -> Option<prost_reflect::EnumDescriptor> {
     let kind = match field.kind() {
         // A map's values are described by the entry's `value` field.
         Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),

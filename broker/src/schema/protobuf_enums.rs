@@ -17,9 +17,24 @@ use prost_reflect::{
 };
 
 /// For each message type (by full name) reachable from a root type whose
-/// values can hold an enum value at some depth: the fields that can. A type
-/// that is not here holds no enum value at any depth.
-pub struct EnumFields(HashMap<String, Vec<FieldDescriptor>>);
+/// values can hold an enum value at some depth: the fields that can, as
+/// plain tables (no descriptor is touched while checking, so nothing
+/// shared between threads is either; see `protobuf::ProtobufSchema`). A
+/// type that is not here holds no enum value at any depth.
+pub struct EnumFields(HashMap<String, Vec<EnumField>>);
+
+struct EnumField {
+    number: u32,
+    /// What the field's values are (a map field's: its entries' values).
+    holds: Holds,
+}
+
+enum Holds {
+    /// Enum values; the ones the enum defines, sorted.
+    Enum(Vec<i32>),
+    /// Messages of a type that can hold enum values.
+    Message,
+}
 
 impl EnumFields {
     pub fn of(root: &MessageDescriptor) -> Self {
@@ -32,7 +47,7 @@ impl EnumFields {
             let before = holders.len();
             for (name, message) in &reachable {
                 if !holders.contains(name.as_str())
-                    && message.fields().any(|f| leads_to_enum(&f, &holders))
+                    && message.fields().any(|f| holds(&f, &holders).is_some())
                 {
                     holders.insert(name);
                 }
@@ -46,7 +61,13 @@ impl EnumFields {
             .map(|&name| {
                 let leading = reachable[name]
                     .fields()
-                    .filter(|f| leads_to_enum(f, &holders))
+                    .filter_map(|field| {
+                        let holds = holds(&field, &holders)?;
+                        Some(EnumField {
+                            number: field.number(),
+                            holds,
+                        })
+                    })
                     .collect();
                 (name.to_owned(), leading)
             })
@@ -62,10 +83,13 @@ impl EnumFields {
             return true;
         };
         fields.iter().all(|field| {
-            if !message.has_field(field) {
+            if !message.has_field_by_number(field.number) {
                 return true;
             }
-            match &*message.get_field(field) {
+            let Some(value) = message.get_field_by_number(field.number) else {
+                return true;
+            };
+            match &*value {
                 Value::List(items) => items.iter().all(|item| self.value_defined(field, item)),
                 Value::Map(entries) => entries.values().all(|item| self.value_defined(field, item)),
                 value => self.value_defined(field, value),
@@ -73,11 +97,12 @@ impl EnumFields {
         })
     }
 
-    fn value_defined(&self, field: &FieldDescriptor, value: &Value) -> bool {
-        match value {
-            Value::Message(inner) => self.all_defined(inner),
-            Value::EnumNumber(number) => super::protobuf::enum_of(field)
-                .is_none_or(|enumeration| enumeration.get_value(*number).is_some()),
+    fn value_defined(&self, field: &EnumField, value: &Value) -> bool {
+        match (value, &field.holds) {
+            (Value::Message(inner), _) => self.all_defined(inner),
+            (Value::EnumNumber(number), Holds::Enum(defined)) => {
+                defined.binary_search(number).is_ok()
+            }
             _ => true,
         }
     }
@@ -102,11 +127,21 @@ fn reachable_types(root: &MessageDescriptor) -> HashMap<String, MessageDescripto
     reachable
 }
 
-fn leads_to_enum(field: &FieldDescriptor, holders: &HashSet<&str>) -> bool {
-    match field.kind() {
-        Kind::Enum(_) => true,
-        Kind::Message(inner) => holders.contains(inner.full_name()),
-        _ => false,
+/// What `field` holds that can lead to an enum value, if anything: a map
+/// field is judged by its entries' values.
+fn holds(field: &FieldDescriptor, holders: &HashSet<&str>) -> Option<Holds> {
+    let kind = match field.kind() {
+        Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
+        kind => kind,
+    };
+    match kind {
+        Kind::Enum(enumeration) => {
+            let mut defined: Vec<i32> = enumeration.values().map(|v| v.number()).collect();
+            defined.sort_unstable();
+            Some(Holds::Enum(defined))
+        }
+        Kind::Message(inner) if holders.contains(inner.full_name()) => Some(Holds::Message),
+        _ => None,
     }
 }
 
@@ -139,26 +174,15 @@ mod tests {
     #[test]
     fn only_fields_that_lead_to_an_enum_are_checked() {
         let fields = super::EnumFields::of(schema().descriptor());
-        let names = |message: &str| -> Vec<String> {
-            let mut names: Vec<_> = fields.0[message]
-                .iter()
-                .map(|f| f.name().to_owned())
-                .collect();
-            names.sort();
-            names
+        let numbers = |message: &str| -> Vec<u32> {
+            let mut numbers: Vec<_> = fields.0[message].iter().map(|f| f.number).collect();
+            numbers.sort();
+            numbers
         };
-        assert_eq!(
-            names("t.Node"),
-            [
-                "by_name",
-                "by_number",
-                "child",
-                "colour",
-                "paint_by_name",
-                "paints"
-            ]
-        );
-        assert_eq!(names("t.Paint"), ["colour"]);
+        // child, colour, paints, by_name, paint_by_name and by_number; not
+        // leaf (a Leaf holds no enum) nor note.
+        assert_eq!(numbers("t.Node"), [1, 2, 3, 4, 5, 8]);
+        assert_eq!(numbers("t.Paint"), [1]);
         assert!(!fields.0.contains_key("t.Leaf"));
     }
 
