@@ -23,13 +23,14 @@ use prost::{
     bytes::Buf,
     encoding::{WireType, decode_key, decode_varint},
 };
-use prost_reflect::{Kind, MessageDescriptor};
+use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 
 /// Nesting beyond this is left to the decoder (which has its own limit).
 const MAX_DEPTH: u32 = 64;
 
 /// The message types a value of the root type can contain, as the walk
 /// needs them; the root is message 0.
+#[derive(Default)]
 pub struct ScanPlan {
     messages: Vec<MessagePlan>,
     /// The values each enum defines, sorted.
@@ -67,70 +68,21 @@ enum FieldKind {
 
 impl ScanPlan {
     pub fn of(root: &MessageDescriptor) -> Self {
-        let mut plan = Self {
-            messages: Vec::new(),
-            enums: Vec::new(),
-        };
-        let mut message_index = HashMap::from([(root.full_name().to_owned(), 0)]);
-        let mut enum_index = HashMap::new();
-        let mut pending = vec![root.clone()];
-        // Message i is the i-th type taken from `pending`, the order in which
-        // indices are handed out.
+        let mut builder = PlanBuilder::default();
+        builder.message_index(root);
+        // Indices are handed out in the order types join `pending`, and
+        // message i is planned i-th, so its plan lands at index i.
         let mut next = 0;
-        while next < pending.len() {
-            let message = pending[next].clone();
+        while let Some(message) = builder.pending.get(next).cloned() {
             next += 1;
             let mut fields: Vec<(u32, FieldPlan)> = message
                 .fields()
-                .map(|field| {
-                    let kind = match field.kind() {
-                        Kind::Int32
-                        | Kind::Int64
-                        | Kind::Uint32
-                        | Kind::Uint64
-                        | Kind::Sint32
-                        | Kind::Sint64
-                        | Kind::Bool => FieldKind::Varint,
-                        Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => FieldKind::Fixed64,
-                        Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => FieldKind::Fixed32,
-                        Kind::String => FieldKind::String,
-                        Kind::Bytes => FieldKind::Bytes,
-                        Kind::Enum(enumeration) => {
-                            let count = enum_index.len();
-                            let index = *enum_index
-                                .entry(enumeration.full_name().to_owned())
-                                .or_insert(count);
-                            if index == plan.enums.len() {
-                                let mut values: Vec<i32> =
-                                    enumeration.values().map(|v| v.number()).collect();
-                                values.sort_unstable();
-                                plan.enums.push(values);
-                            }
-                            FieldKind::Enum(index)
-                        }
-                        Kind::Message(inner) => {
-                            let count = message_index.len();
-                            let index = *message_index
-                                .entry(inner.full_name().to_owned())
-                                .or_insert(count);
-                            if index == pending.len() {
-                                pending.push(inner);
-                            }
-                            FieldKind::Message(index)
-                        }
-                    };
-                    let field_plan = FieldPlan {
-                        kind,
-                        list: field.is_list(),
-                        group: field.is_group(),
-                    };
-                    (field.number(), field_plan)
-                })
+                .map(|field| (field.number(), builder.field(&field)))
                 .collect();
             fields.sort_unstable_by_key(|&(number, _)| number);
-            plan.messages.push(MessagePlan { fields });
+            builder.plan.messages.push(MessagePlan { fields });
         }
-        plan
+        builder.plan
     }
 
     /// True only if `bytes` certainly decode as the root message type with
@@ -208,6 +160,66 @@ impl ScanPlan {
             }
         };
         body.len().is_multiple_of(size)
+    }
+}
+
+/// Builds a [`ScanPlan`]: each message type and enum gets an index the
+/// first time a field refers to it.
+#[derive(Default)]
+struct PlanBuilder {
+    plan: ScanPlan,
+    message_indices: HashMap<String, usize>,
+    enum_indices: HashMap<String, usize>,
+    /// Every message type given an index, in that order; planned in turn.
+    pending: Vec<MessageDescriptor>,
+}
+
+impl PlanBuilder {
+    fn message_index(&mut self, message: &MessageDescriptor) -> usize {
+        if let Some(&index) = self.message_indices.get(message.full_name()) {
+            return index;
+        }
+        let index = self.pending.len();
+        self.message_indices
+            .insert(message.full_name().to_owned(), index);
+        self.pending.push(message.clone());
+        index
+    }
+
+    fn enum_index(&mut self, enumeration: &EnumDescriptor) -> usize {
+        if let Some(&index) = self.enum_indices.get(enumeration.full_name()) {
+            return index;
+        }
+        let mut defined: Vec<i32> = enumeration.values().map(|v| v.number()).collect();
+        defined.sort_unstable();
+        let index = self.plan.enums.len();
+        self.plan.enums.push(defined);
+        self.enum_indices
+            .insert(enumeration.full_name().to_owned(), index);
+        index
+    }
+
+    fn field(&mut self, field: &FieldDescriptor) -> FieldPlan {
+        let kind = match field.kind() {
+            Kind::Int32
+            | Kind::Int64
+            | Kind::Uint32
+            | Kind::Uint64
+            | Kind::Sint32
+            | Kind::Sint64
+            | Kind::Bool => FieldKind::Varint,
+            Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => FieldKind::Fixed64,
+            Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => FieldKind::Fixed32,
+            Kind::String => FieldKind::String,
+            Kind::Bytes => FieldKind::Bytes,
+            Kind::Enum(enumeration) => FieldKind::Enum(self.enum_index(&enumeration)),
+            Kind::Message(inner) => FieldKind::Message(self.message_index(&inner)),
+        };
+        FieldPlan {
+            kind,
+            list: field.is_list(),
+            group: field.is_group(),
+        }
     }
 }
 
