@@ -22,7 +22,11 @@ use prost_reflect::{
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 use thread_local::ThreadLocal;
 
-use crate::schema::{ValidationFailure, protobuf_enums::EnumFields, protobuf_scan::ScanPlan};
+use crate::schema::{
+    ValidationFailure,
+    protobuf_enums::{EnumFields, value_kind},
+    protobuf_scan::ScanPlan,
+};
 
 pub struct ProtobufSchema {
     message: MessageDescriptor,
@@ -212,12 +216,7 @@ fn value_has_no_unknown_fields(value: &Value) -> bool {
 
 /// The enum a field (or a map field's values) holds, if any.
 fn enum_of(field: &FieldDescriptor) -> Option<prost_reflect::EnumDescriptor> {
-    let kind = match field.kind() {
-        // A map's values are described by the entry's `value` field.
-        Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
-        kind => kind,
-    };
-    match kind {
+    match value_kind(field) {
         Kind::Enum(enumeration) => Some(enumeration),
         _ => None,
     }

@@ -16,6 +16,8 @@ use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
 };
 
+use super::protobuf_scan::defined_values;
+
 /// For each message type (by full name) reachable from a root type whose
 /// values can hold an enum value at some depth: the fields that can, as
 /// plain tables (no descriptor is touched while checking, so nothing
@@ -47,7 +49,7 @@ impl EnumFields {
             let before = holders.len();
             for (name, message) in &reachable {
                 if !holders.contains(name.as_str())
-                    && message.fields().any(|f| holds(&f, &holders).is_some())
+                    && message.fields().any(|f| leads_to_enum(&f, &holders))
                 {
                     holders.insert(name);
                 }
@@ -127,19 +129,28 @@ fn reachable_types(root: &MessageDescriptor) -> HashMap<String, MessageDescripto
     reachable
 }
 
-/// What `field` holds that can lead to an enum value, if anything: a map
-/// field is judged by its entries' values.
-fn holds(field: &FieldDescriptor, holders: &HashSet<&str>) -> Option<Holds> {
-    let kind = match field.kind() {
+/// The kind of a field's values: a map field's are described by its
+/// entries' `value` field.
+pub(super) fn value_kind(field: &FieldDescriptor) -> Kind {
+    match field.kind() {
         Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
         kind => kind,
-    };
-    match kind {
-        Kind::Enum(enumeration) => {
-            let mut defined: Vec<i32> = enumeration.values().map(|v| v.number()).collect();
-            defined.sort_unstable();
-            Some(Holds::Enum(defined))
-        }
+    }
+}
+
+/// Whether `field`'s values are enums or messages of a type in `holders`.
+fn leads_to_enum(field: &FieldDescriptor, holders: &HashSet<&str>) -> bool {
+    match value_kind(field) {
+        Kind::Enum(_) => true,
+        Kind::Message(inner) => holders.contains(inner.full_name()),
+        _ => false,
+    }
+}
+
+/// What `field` holds that can lead to an enum value, if anything.
+fn holds(field: &FieldDescriptor, holders: &HashSet<&str>) -> Option<Holds> {
+    match value_kind(field) {
+        Kind::Enum(enumeration) => Some(Holds::Enum(defined_values(&enumeration))),
         Kind::Message(inner) if holders.contains(inner.full_name()) => Some(Holds::Message),
         _ => None,
     }

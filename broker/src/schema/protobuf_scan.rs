@@ -190,10 +190,8 @@ impl PlanBuilder {
         if let Some(&index) = self.enum_indices.get(enumeration.full_name()) {
             return index;
         }
-        let mut defined: Vec<i32> = enumeration.values().map(|v| v.number()).collect();
-        defined.sort_unstable();
         let index = self.plan.enums.len();
-        self.plan.enums.push(defined);
+        self.plan.enums.push(defined_values(enumeration));
         self.enum_indices
             .insert(enumeration.full_name().to_owned(), index);
         index
@@ -221,6 +219,13 @@ impl PlanBuilder {
             group: field.is_group(),
         }
     }
+}
+
+/// The numbers an enum defines, sorted for binary search.
+pub(super) fn defined_values(enumeration: &EnumDescriptor) -> Vec<i32> {
+    let mut defined: Vec<i32> = enumeration.values().map(|v| v.number()).collect();
+    defined.sort_unstable();
+    defined
 }
 
 /// Takes a length prefix and that many bytes.
