@@ -57,16 +57,37 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration (e.g. 7d, 2m): {e}"))
 }
 
-/// Everything the broker needs to start.
+/// Everything the broker needs to start: where it listens, its threads,
+/// and its [`BrokerOptions`].
 #[derive(Debug, Clone, Args)]
 pub struct BrokerConfig {
-    /// Directory holding all of the broker's data (sled).
-    #[arg(long = "data", env = "DEPOT_DATA", default_value = "./depot-data")]
-    pub data_dir: PathBuf,
-
     /// Address the wire protocol listens on.
     #[arg(long, env = "DEPOT_LISTEN", default_value = "127.0.0.1:6666")]
     pub listen: String,
+
+    /// Worker threads, which serve wire connections and run station actors
+    /// (0: one per core).
+    #[arg(long, env = "DEPOT_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+
+    /// Serve Prometheus metrics over HTTP at `http://<this>/metrics`
+    /// (off when unset; proxies serve the broker's metrics too).
+    #[arg(long, env = "DEPOT_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
+    #[command(flatten)]
+    pub options: BrokerOptions,
+}
+
+/// The broker's options wherever it runs: `depot-broker` takes them, and
+/// so does `depot-proxy` for the broker it embeds (which has its own flags
+/// for the wire address and the worker threads, as the proxy's HTTP side
+/// has a `--listen` and `--workers` of its own).
+#[derive(Debug, Clone, Args)]
+pub struct BrokerOptions {
+    /// Directory holding all of the broker's data (sled).
+    #[arg(long = "data", env = "DEPOT_DATA", default_value = "./depot-data")]
+    pub data_dir: PathBuf,
 
     /// always (durable acks, group commit), interval:<ms>, or never.
     #[arg(long, env = "DEPOT_FSYNC", default_value = "always")]
@@ -83,12 +104,12 @@ pub struct BrokerConfig {
     #[arg(long = "max-frame", env = "DEPOT_MAX_FRAME", default_value = "16MiB", value_parser = parse_bytes)]
     pub max_frame_bytes: u64,
 
-    /// Open connections accepted at once; more are refused at accept.
+    /// Wire connections open at once; more are refused at accept.
     #[arg(long, env = "DEPOT_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// Requests one connection may have in flight; beyond it the broker stops
-    /// reading that connection until answers drain (TCP backpressure).
+    /// Requests one wire connection may have in flight; beyond it the broker
+    /// stops reading that connection until answers drain (TCP backpressure).
     #[arg(
         long = "max-in-flight",
         env = "DEPOT_MAX_IN_FLIGHT",
@@ -96,7 +117,7 @@ pub struct BrokerConfig {
     )]
     pub max_in_flight_per_connection: usize,
 
-    /// Subscriptions one connection may hold.
+    /// Subscriptions one wire connection may hold.
     #[arg(
         long = "max-subscriptions",
         env = "DEPOT_MAX_SUBSCRIPTIONS",
@@ -111,11 +132,6 @@ pub struct BrokerConfig {
     /// How often each station applies retention and expires dedup entries.
     #[arg(long, env = "DEPOT_RETENTION_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub retention_interval: Duration,
-
-    /// Worker threads, which serve wire connections and run station actors
-    /// (0: one per core).
-    #[arg(long, env = "DEPOT_WORKERS", default_value_t = 0)]
-    pub workers: usize,
 
     /// Let webhook subscriptions call private, loopback and link-local
     /// addresses (denied by default so Depot cannot be turned against
@@ -153,11 +169,6 @@ pub struct BrokerConfig {
     #[arg(long, env = "DEPOT_ALERT_URL")]
     pub alert_url: Option<String>,
 
-    /// Serve Prometheus metrics over HTTP at `http://<this>/metrics`
-    /// (off when unset; proxies serve the broker's metrics too).
-    #[arg(long, env = "DEPOT_METRICS_LISTEN")]
-    pub metrics_listen: Option<String>,
-
     /// Password of `root` on first start (generated and printed when unset).
     /// Ignored once the data directory has a root user.
     #[arg(long, env = "DEPOT_ROOT_PASSWORD", hide_env_values = true)]
@@ -173,27 +184,10 @@ impl BrokerConfig {
     /// A configuration with every default, for a data directory and address.
     pub fn new(data_dir: impl Into<PathBuf>, listen: impl Into<String>) -> Self {
         Self {
-            data_dir: data_dir.into(),
             listen: listen.into(),
-            fsync: FsyncPolicy::Always,
-            cache_bytes: 8 * 1024 * 1024,
-            max_frame_bytes: depot_schemas::DEFAULT_MAX_FRAME_BYTES as u64,
-            max_connections: 10_000,
-            max_in_flight_per_connection: 1024,
-            max_subscriptions_per_connection: 64,
-            auto_create: true,
-            retention_interval: Duration::from_secs(5),
             workers: 0,
-            allow_private_urls: false,
-            allow_hosts: Vec::new(),
-            deny_hosts: Vec::new(),
-            circuit_failures: 20,
-            circuit_probe_after: Duration::from_secs(30),
             metrics_listen: None,
-            alert_url: None,
-            delivery_retention: Duration::from_secs(7 * 86_400),
-            root_password: None,
-            root_connection_token: None,
+            options: BrokerOptions::new(data_dir),
         }
     }
 
@@ -203,6 +197,32 @@ impl BrokerConfig {
             self.workers
         } else {
             std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
+}
+
+impl BrokerOptions {
+    /// Every default, for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            fsync: FsyncPolicy::Always,
+            cache_bytes: 8 * 1024 * 1024,
+            max_frame_bytes: depot_schemas::DEFAULT_MAX_FRAME_BYTES as u64,
+            max_connections: 10_000,
+            max_in_flight_per_connection: 1024,
+            max_subscriptions_per_connection: 64,
+            auto_create: true,
+            retention_interval: Duration::from_secs(5),
+            allow_private_urls: false,
+            allow_hosts: Vec::new(),
+            deny_hosts: Vec::new(),
+            circuit_failures: 20,
+            circuit_probe_after: Duration::from_secs(30),
+            alert_url: None,
+            delivery_retention: Duration::from_secs(7 * 86_400),
+            root_password: None,
+            root_connection_token: None,
         }
     }
 }

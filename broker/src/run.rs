@@ -55,7 +55,7 @@ pub fn init_logging() {
 async fn serve(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let listener = std::net::TcpListener::bind(&config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let data_dir = config.data_dir.clone();
+    let data_dir = config.options.data_dir.clone();
     let opened = Broker::open(config)?;
     if let Some(password) = &opened.generated_root_password {
         // Printed once, on first start, and never logged.
@@ -87,5 +87,28 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        BrokerCommand::command().debug_assert();
+        let config = BrokerCommand::try_parse_from([
+            "depot-broker",
+            "--listen",
+            "127.0.0.1:7777",
+            "--max-frame",
+            "1MiB",
+        ])
+        .expect("valid flags")
+        .config;
+        assert_eq!(config.listen, "127.0.0.1:7777");
+        assert_eq!(config.options.max_frame_bytes, 1 << 20);
     }
 }

@@ -1,11 +1,11 @@
 //! The proxy's configuration: clap flags with `DEPOT_*` environment
 //! fallbacks, parsed once and passed down.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser};
+use clap::{Args, Parser};
 
-use depot_broker::config::{BrokerConfig, FsyncPolicy, parse_bytes, parse_duration};
+use depot_broker::config::{BrokerConfig, BrokerOptions, parse_bytes, parse_duration};
 
 /// `depot-proxy`: Depot's HTTP front door.
 #[derive(Debug, Parser)]
@@ -39,10 +39,6 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_PROXY_BROKER_CONNECTIONS", default_value_t = 4)]
     pub broker_connections: usize,
 
-    /// Embedded broker: data directory.
-    #[arg(long = "data", env = "DEPOT_DATA", default_value = "./depot-data")]
-    pub data_dir: PathBuf,
-
     /// Embedded broker: its wire address, for the `depot` CLI and more proxies.
     #[arg(long, env = "DEPOT_BROKER_LISTEN", default_value = "127.0.0.1:6666")]
     pub broker_listen: String,
@@ -53,36 +49,6 @@ pub struct ProxyConfig {
     /// (`benches/RESULTS.md`, HTTP proxy, fifth session of 2026-12-02).
     #[arg(long, env = "DEPOT_PROXY_BROKER_WORKERS", default_value_t = 0)]
     pub broker_workers: usize,
-
-    /// Embedded broker: always, interval:<ms> or never.
-    #[arg(long, env = "DEPOT_FSYNC", default_value = "always")]
-    pub fsync: FsyncPolicy,
-
-    /// Embedded broker: create unknown stations on produce.
-    #[arg(long, env = "DEPOT_AUTO_CREATE", default_value_t = true, action = ArgAction::Set)]
-    pub auto_create: bool,
-
-    /// Embedded broker: let webhook subscriptions call private, loopback and
-    /// link-local addresses (for tests and local use).
-    #[arg(long, env = "DEPOT_ALLOW_PRIVATE_URLS", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    pub allow_private_urls: bool,
-
-    /// Embedded broker: host names webhooks and the relay may call whatever
-    /// they resolve to, comma-separated.
-    #[arg(long, env = "DEPOT_ALLOW_HOSTS", value_delimiter = ',')]
-    pub allow_hosts: Vec<String>,
-
-    /// Embedded broker: host names webhooks and the relay may never call.
-    #[arg(long, env = "DEPOT_DENY_HOSTS", value_delimiter = ',')]
-    pub deny_hosts: Vec<String>,
-
-    /// Embedded broker: root's password on first start.
-    #[arg(long, env = "DEPOT_ROOT_PASSWORD", hide_env_values = true)]
-    pub root_password: Option<String>,
-
-    /// Embedded broker: root's connection token on first start (optional).
-    #[arg(long, env = "DEPOT_ROOT_CONNECTION_TOKEN", hide_env_values = true)]
-    pub root_connection_token: Option<String>,
 
     /// Access token lifetime when the client does not ask for one.
     #[arg(long, env = "DEPOT_TOKEN_EXPIRY", default_value = "15m", value_parser = parse_duration)]
@@ -132,11 +98,6 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_RELAY_USER", default_value = "root")]
     pub relay_user: String,
 
-    /// Embedded broker: where alerts about relayed requests that will not
-    /// arrive are POSTed.
-    #[arg(long, env = "DEPOT_ALERT_URL")]
-    pub alert_url: Option<String>,
-
     /// WebSocket connections this proxy holds at most; more are refused
     /// with 503.
     #[arg(long, env = "DEPOT_WS_MAX_CONNECTIONS", default_value_t = 20_000)]
@@ -180,21 +141,72 @@ pub struct ProxyConfig {
     /// `--broker-workers` of its own.
     #[arg(long, env = "DEPOT_PROXY_WORKERS", default_value_t = 0)]
     pub workers: usize,
+
+    /// HTTP connections (WebSockets included) this proxy holds at most;
+    /// beyond it the proxy stops accepting until one closes (the rest wait
+    /// in the listen backlog). Spread evenly over the workers.
+    #[arg(long, env = "DEPOT_HTTP_MAX_CONNECTIONS", default_value_t = 25_000)]
+    pub http_max_connections: usize,
+
+    /// How long a client may take to send a request's head; a slower one
+    /// gets 408 and is closed, so trickled headers cannot hold a connection.
+    #[arg(long, env = "DEPOT_HTTP_REQUEST_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub http_request_timeout: Duration,
+
+    /// How long an idle keep-alive connection stays open; 0 closes each
+    /// connection after its response.
+    #[arg(long, env = "DEPOT_HTTP_KEEP_ALIVE", default_value = "5s", value_parser = parse_duration)]
+    pub http_keep_alive: Duration,
+
+    /// The embedded broker's options (ignored with --broker).
+    #[command(flatten, next_help_heading = "Embedded broker (without --broker)")]
+    pub embedded: BrokerOptions,
 }
 
 impl ProxyConfig {
     /// The embedded broker's configuration.
     pub fn embedded_broker(&self) -> BrokerConfig {
-        let mut config = BrokerConfig::new(&self.data_dir, &self.broker_listen);
-        config.fsync = self.fsync;
-        config.workers = self.broker_workers;
-        config.auto_create = self.auto_create;
-        config.allow_private_urls = self.allow_private_urls;
-        config.alert_url = self.alert_url.clone();
-        config.allow_hosts = self.allow_hosts.clone();
-        config.deny_hosts = self.deny_hosts.clone();
-        config.root_password = self.root_password.clone();
-        config.root_connection_token = self.root_connection_token.clone();
-        config
+        BrokerConfig {
+            listen: self.broker_listen.clone(),
+            workers: self.broker_workers,
+            metrics_listen: None,
+            options: self.embedded.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// The proxy takes the broker's options for the broker it embeds;
+    /// clap refuses two flags of one name only when the command is built,
+    /// so this checks the whole command line once.
+    #[test]
+    fn the_command_line_is_well_formed_and_reaches_the_embedded_broker() {
+        ProxyCommand::command().debug_assert();
+        let config = ProxyCommand::try_parse_from([
+            "depot-proxy",
+            "--listen",
+            "127.0.0.1:4445",
+            "--broker-listen",
+            "127.0.0.1:6667",
+            "--max-frame",
+            "1MiB",
+            "--max-connections",
+            "7",
+            "--http-max-connections",
+            "9",
+        ])
+        .expect("valid flags")
+        .config;
+        assert_eq!(config.listen, "127.0.0.1:4445");
+        assert_eq!(config.http_max_connections, 9);
+        let broker = config.embedded_broker();
+        assert_eq!(broker.listen, "127.0.0.1:6667");
+        assert_eq!(broker.options.max_frame_bytes, 1 << 20);
+        assert_eq!(broker.options.max_connections, 7);
     }
 }

@@ -1,13 +1,14 @@
 //! Building and running the proxy: the broker link (embedded or remote), the
 //! actix-web app on a pre-bound listener, CORS, and the process entry point.
 
-use std::{net::TcpListener, process::ExitCode, sync::Arc};
+use std::{net::TcpListener, process::ExitCode, sync::Arc, time::Duration};
 
 use actix::Arbiter;
 use actix_cors::Cors;
 use actix_web::{
     App, HttpServer,
     dev::{Server, Service},
+    http::KeepAlive,
     http::header,
     web,
 };
@@ -51,6 +52,7 @@ pub fn http_server(
     on_worker: impl Fn() + Send + Clone + 'static,
 ) -> std::io::Result<Server> {
     let workers = http_workers(&config);
+    let limits = ConnectionLimits::of(&config);
     let name = format!("depot-proxy@{}", listener.local_addr()?);
     let hub = crate::ws::hub::Hub::new(name, link.clone());
     actix_web::rt::spawn(hub.clone().run());
@@ -98,8 +100,31 @@ pub fn http_server(
             .configure(routes::configure)
     })
     .workers(workers)
+    .max_connections(limits.max_connections.div_ceil(workers))
+    .client_request_timeout(limits.request_timeout)
+    .keep_alive(limits.keep_alive)
     .listen(listener)?;
     Ok(server.run())
+}
+
+/// The limits on the proxy's HTTP connections, as actix-web takes them.
+struct ConnectionLimits {
+    max_connections: usize,
+    request_timeout: Duration,
+    keep_alive: KeepAlive,
+}
+
+impl ConnectionLimits {
+    fn of(config: &ProxyConfig) -> Self {
+        Self {
+            max_connections: config.http_max_connections.max(1),
+            request_timeout: config.http_request_timeout,
+            keep_alive: match config.http_keep_alive {
+                Duration::ZERO => KeepAlive::Disabled,
+                idle => KeepAlive::Timeout(idle),
+            },
+        }
+    }
 }
 
 /// The HTTP worker threads `config` asks for (0: one per core).

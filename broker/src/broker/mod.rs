@@ -122,13 +122,14 @@ impl Broker {
         workers: Vec<ArbiterHandle>,
         own_workers: Vec<Arbiter>,
     ) -> BrokerResult<Opened> {
-        let store = Store::open(&config)?;
+        let options = &config.options;
+        let store = Store::open(options)?;
         let passwords = PasswordHasher::start();
         let generated_root_password = auth::ensure_root(
             &store,
             &passwords,
-            config.root_password.as_deref(),
-            config.root_connection_token.as_deref(),
+            options.root_password.as_deref(),
+            options.root_connection_token.as_deref(),
         )?;
         // The proxies' token key exists, durably, before any token is issued:
         // losing it in a crash would void every token in circulation.
@@ -136,30 +137,30 @@ impl Broker {
         store.db().flush()?;
         let metrics = prometheus::Registry::new_custom(Some("depot_broker".into()), None)
             .expect("a valid metric prefix");
-        let group_commit = GroupCommit::start(store.db().clone(), config.fsync, &metrics);
+        let group_commit = GroupCommit::start(store.db().clone(), options.fsync, &metrics);
         let schemas = Arc::new(SchemaCatalog::load(store.clone())?);
         let (registry, directory) = StationRegistry::recover(
             store.clone(),
             schemas.clone(),
             group_commit.clone(),
-            config.retention_interval,
+            options.retention_interval,
             workers.clone(),
         )?;
         let registry = registry.start();
         let delivery_settings = DeliverySettings {
             policy: UrlPolicy {
-                allow_private: config.allow_private_urls,
-                allow_hosts: config.allow_hosts.clone(),
-                deny_hosts: config.deny_hosts.clone(),
+                allow_private: options.allow_private_urls,
+                allow_hosts: options.allow_hosts.clone(),
+                deny_hosts: options.deny_hosts.clone(),
             },
             circuit: CircuitSettings {
-                failures: config.circuit_failures,
-                probe_after: config.circuit_probe_after,
+                failures: options.circuit_failures,
+                probe_after: options.circuit_probe_after,
             },
-            alert_url: config.alert_url.clone(),
-            record_retention: config.delivery_retention,
+            alert_url: options.alert_url.clone(),
+            record_retention: options.delivery_retention,
         };
-        if let Some(url) = &config.alert_url {
+        if let Some(url) = &options.alert_url {
             delivery_settings
                 .policy
                 .check_url(url)
@@ -232,7 +233,7 @@ impl Broker {
     #[cfg(test)]
     pub(crate) fn test_config(dir: &std::path::Path) -> BrokerConfig {
         let mut config = BrokerConfig::new(dir, "127.0.0.1:0");
-        config.root_password = Some(TEST_ROOT_PASSWORD.into());
+        config.options.root_password = Some(TEST_ROOT_PASSWORD.into());
         config
     }
 

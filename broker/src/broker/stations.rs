@@ -119,7 +119,7 @@ impl Broker {
         who.require_produce(&name)?;
         let station = match self.inner.directory.get(&name) {
             Some(station) => station,
-            None if self.inner.config.auto_create
+            None if self.inner.config.options.auto_create
                 && who.may_create_stations()
                 && !name.as_str().starts_with(RESERVED_PREFIX) =>
             {

@@ -20,7 +20,7 @@ use prost::Message;
 
 use depot_schemas::storage::{SchemaRecord, StationDefinition, SubscriptionRecord, UserRecord};
 
-use crate::{config::BrokerConfig, error::BrokerResult, station::StationName};
+use crate::{config::BrokerOptions, error::BrokerResult, station::StationName};
 
 const STATIONS_TREE: &str = "stations";
 const USERS_TREE: &str = "users";
@@ -49,10 +49,10 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(config: &BrokerConfig) -> BrokerResult<Self> {
+    pub fn open(options: &BrokerOptions) -> BrokerResult<Self> {
         let db = sled::Config::new()
-            .path(&config.data_dir)
-            .cache_capacity(config.cache_bytes)
+            .path(&options.data_dir)
+            .cache_capacity(options.cache_bytes)
             // Depot decides when to fsync (`persist::group_commit`); sled's
             // own timer would only add flushes nobody waits for.
             .flush_every_ms(None)

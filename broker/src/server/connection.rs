@@ -78,11 +78,11 @@ pub async fn serve(
     closing: CancellationToken,
 ) {
     let peer = stream.peer_addr().ok();
-    let max_frame = broker.config().max_frame_bytes as usize;
+    let max_frame = broker.config().options.max_frame_bytes as usize;
     let (read_half, write_half) = stream.into_split();
     let mut frames = FramedRead::new(read_half, Codec::new(max_frame));
     let (responses, queue) = mpsc::channel(WRITE_QUEUE);
-    let max_in_flight = broker.config().max_in_flight_per_connection;
+    let max_in_flight = broker.config().options.max_in_flight_per_connection;
     let in_flight = Arc::new(Semaphore::new(max_in_flight));
     // A request holds its permit until its answer is queued, so permits
     // taken mean answers still to come.
@@ -285,7 +285,13 @@ impl Session {
     async fn subscribe(&mut self, id: u64, principal: &Arc<Principal>, subscribe: wire::Subscribe) {
         // Subscriptions whose station was deleted have ended by themselves.
         self.subscriptions.retain(|_, s| !s.task.is_finished());
-        if self.subscriptions.len() >= self.broker.config().max_subscriptions_per_connection {
+        if self.subscriptions.len()
+            >= self
+                .broker
+                .config()
+                .options
+                .max_subscriptions_per_connection
+        {
             let message = format!(
                 "this connection already holds {} subscriptions, the limit",
                 self.subscriptions.len()

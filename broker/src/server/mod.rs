@@ -72,7 +72,7 @@ impl WireServer {
 
 async fn accept_loop(listener: TcpListener, broker: Broker, closing: CancellationToken) {
     let workers = broker.workers();
-    let slots = Arc::new(Semaphore::new(broker.config().max_connections));
+    let slots = Arc::new(Semaphore::new(broker.config().options.max_connections));
     let mut next_worker = 0;
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -87,7 +87,7 @@ async fn accept_loop(listener: TcpListener, broker: Broker, closing: Cancellatio
         let _ = stream.set_nodelay(true);
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached; refusing");
-            actix_rt::spawn(refuse(stream, broker.config().max_connections));
+            actix_rt::spawn(refuse(stream, broker.config().options.max_connections));
             continue;
         };
         let Ok(stream) = stream.into_std() else {

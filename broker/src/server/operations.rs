@@ -150,6 +150,7 @@ fn fetch_messages(
     let reader = broker.acting_as(who, &fetch.on_behalf_of)?;
     let frame_room = broker
         .config()
+        .options
         .max_frame_bytes
         .saturating_sub(FRAME_OVERHEAD_MARGIN)
         .max(1);

@@ -503,7 +503,7 @@ mod tests {
     async fn retention_beyond_one_pass_continues_without_waiting_for_the_timer() {
         let dir = tempfile::tempdir().unwrap();
         let broker = Broker::open_for_test(dir.path(), |config| {
-            config.retention_interval = Duration::from_secs(1);
+            config.options.retention_interval = Duration::from_secs(1);
         });
         let root = broker.principal("root").unwrap();
         broker

@@ -8,6 +8,7 @@ mod console;
 mod crash;
 mod durability;
 mod http_api;
+mod http_connections;
 mod produce;
 mod protocol;
 mod proxy_harness;
