@@ -108,6 +108,12 @@ pub struct BrokerOptions {
     #[arg(long, env = "DEPOT_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// How long a new wire connection has to open its session (Hello,
+    /// then Authenticate); one that has not is answered and closed, so
+    /// idle sockets cannot take every connection slot. 0: no limit.
+    #[arg(long, env = "DEPOT_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+
     /// Requests one wire connection may have in flight; beyond it the broker
     /// stops reading that connection until answers drain (TCP backpressure).
     #[arg(
@@ -210,6 +216,7 @@ impl BrokerOptions {
             cache_bytes: 8 * 1024 * 1024,
             max_frame_bytes: depot_schemas::DEFAULT_MAX_FRAME_BYTES as u64,
             max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
             max_in_flight_per_connection: 1024,
             max_subscriptions_per_connection: 64,
             auto_create: true,

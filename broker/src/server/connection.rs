@@ -9,7 +9,10 @@
 //! Bad input is answered where framing survives: an undecodable frame gets an
 //! error with id 0, an unknown operation or a request before authentication
 //! an error with its id, and the connection stays usable. An oversize frame
-//! loses the framing: it is answered, then the connection closes.
+//! loses the framing: it is answered, then the connection closes. So does a
+//! connection that has not opened its session (Hello, Authenticate) within
+//! `--handshake-timeout`: without it, sockets that never speak could hold
+//! every connection slot.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -103,13 +106,25 @@ pub async fn serve(
 
     let closed = closing.cancelled();
     tokio::pin!(closed);
+    let handshake_timeout = session.broker.config().options.handshake_timeout;
+    let handshake_deadline = tokio::time::sleep(handshake_timeout);
+    tokio::pin!(handshake_deadline);
     loop {
-        // Frames first: the closing signal is looked at only when no frame
-        // is ready, so it costs nothing per request.
+        // Frames first: the closing signal and the deadline are looked at
+        // only when no frame is ready, so they cost nothing per request;
+        // the deadline not at all once the session is open.
         let frame = tokio::select! {
             biased;
             frame = frames.next() => frame,
             () = &mut closed => break,
+            () = &mut handshake_deadline, if !handshake_timeout.is_zero() && !session.is_open() => {
+                let message = format!(
+                    "the session was not opened (Hello, then Authenticate) within {}; closing",
+                    humantime::format_duration(handshake_timeout)
+                );
+                session.answer_error(0, ErrorCode::Unauthenticated, message).await;
+                break;
+            }
         };
         let Some(frame) = frame else {
             break;
@@ -148,6 +163,11 @@ pub async fn serve(
 }
 
 impl Session {
+    /// Whether Hello and Authenticate have succeeded.
+    fn is_open(&self) -> bool {
+        matches!(self.stage, Stage::Ready(_))
+    }
+
     async fn handle(&mut self, request: Request) {
         let id = request.id;
         let Some(op) = request.op else {

@@ -67,6 +67,32 @@ async fn requests_before_hello_and_authenticate_are_refused() {
 }
 
 #[tokio::test]
+async fn a_connection_that_does_not_open_its_session_in_time_is_closed() {
+    let data = std::sync::Arc::new(tempfile::TempDir::new().unwrap());
+    let broker = TestBroker::start_with(data, &["--handshake-timeout", "400ms"]);
+    let mut silent = RawConnection::connect(broker.addr).await;
+    let mut half_open = RawConnection::connect(broker.addr).await;
+    let hello = Op::Hello(wire::Hello {
+        version: ProtocolVersion::V1 as i32,
+        client: "t".into(),
+    });
+    assert!(matches!(half_open.call(1, hello).await, Reply::HelloOk(_)));
+    let mut open = RawConnection::connect(broker.addr).await;
+    open.open_session().await;
+
+    for stalled in [&mut silent, &mut half_open] {
+        let answer = stalled.receive().await.expect("a reason before closing");
+        let (code, message) = error_of(&answer.result.expect("a result"));
+        assert_eq!(code, ErrorCode::Unauthenticated);
+        assert!(message.contains("within 400ms"), "{message}");
+        assert!(stalled.receive().await.is_none(), "then closed");
+    }
+    // An open session has no such deadline.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(matches!(open.call(3, list()).await, Reply::StationList(_)));
+}
+
+#[tokio::test]
 async fn an_undecodable_frame_is_answered_and_the_connection_stays_usable() {
     let broker = TestBroker::start();
     let mut raw = broker.raw_session().await;
