@@ -305,17 +305,13 @@ impl Session {
     async fn subscribe(&mut self, id: u64, principal: &Arc<Principal>, subscribe: wire::Subscribe) {
         // Subscriptions whose station was deleted have ended by themselves.
         self.subscriptions.retain(|_, s| !s.task.is_finished());
-        if self.subscriptions.len()
-            >= self
-                .broker
-                .config()
-                .options
-                .max_subscriptions_per_connection
-        {
-            let message = format!(
-                "this connection already holds {} subscriptions, the limit",
-                self.subscriptions.len()
-            );
+        let limit = self
+            .broker
+            .config()
+            .options
+            .max_subscriptions_per_connection;
+        if self.subscriptions.len() >= limit {
+            let message = format!("this connection already holds {limit} subscriptions, the limit");
             return self
                 .answer_error(id, ErrorCode::LimitExceeded, message)
                 .await;
