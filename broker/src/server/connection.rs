@@ -112,7 +112,10 @@ pub async fn serve(
     loop {
         // Frames first: the closing signal and the deadline are looked at
         // only when no frame is ready, so they cost nothing per request;
-        // the deadline not at all once the session is open.
+        // the deadline not at all once the session is open. A request is
+        // handled before the loop comes back here, so a client whose
+        // Authenticate arrived in time is never cut off while the password
+        // thread works through a crowd of others.
         let frame = tokio::select! {
             biased;
             frame = frames.next() => frame,
