@@ -153,6 +153,11 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_HTTP_REQUEST_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub http_request_timeout: Duration,
 
+    /// How long a request body may stall (no bytes arriving) before the
+    /// proxy answers 408 and closes the connection.
+    #[arg(long, env = "DEPOT_HTTP_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub http_body_timeout: Duration,
+
     /// How long an idle keep-alive connection stays open; 0 closes each
     /// connection after its response.
     #[arg(long, env = "DEPOT_HTTP_KEEP_ALIVE", default_value = "5s", value_parser = parse_duration)]

@@ -18,6 +18,9 @@ pub enum ProxyError {
     NotFound(String),
     #[error("the body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
+    /// The body stopped arriving; the connection closes with the answer.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0}")]
     MessageTooLarge(String),
     #[error("{0}")]
@@ -90,6 +93,7 @@ impl ResponseError for ProxyError {
             Self::PayloadTooLarge { .. } | Self::MessageTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -99,7 +103,12 @@ impl ResponseError for ProxyError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(json!({
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::RequestTimeout(_) = self {
+            // The rest of the body may still come: the framing is lost.
+            response.force_close();
+        }
+        response.json(json!({
             "success": false,
             "error": self.to_string(),
         }))

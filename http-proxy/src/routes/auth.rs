@@ -8,7 +8,6 @@ use serde::Deserialize;
 use depot_broker::client::Secret;
 
 use crate::{
-    body::read_limited,
     error::ProxyError,
     routes::{AppState, bearer_token},
 };
@@ -62,7 +61,7 @@ pub async fn authenticate(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ProxyError> {
-    let body = read_limited(payload, MAX_AUTH_BODY).await?;
+    let body = state.read_body(payload, MAX_AUTH_BODY).await?;
     let credentials: Credentials = parse_json(&body)?;
     let secret = match (credentials.connection_token, credentials.password) {
         (Some(token), None) => Secret::ConnectionToken(token),
@@ -100,7 +99,7 @@ pub async fn refresh(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ProxyError> {
-    let body = read_limited(payload, MAX_AUTH_BODY).await?;
+    let body = state.read_body(payload, MAX_AUTH_BODY).await?;
     let from_body = if body.iter().all(u8::is_ascii_whitespace) {
         RefreshBody::default()
     } else {

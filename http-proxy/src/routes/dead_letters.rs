@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use depot_schemas::wire::{self, request::Op, resend_outcome::Outcome, response::Result as Reply};
 
 use crate::{
-    body::read_limited,
     error::ProxyError,
     routes::{AppState, admin_call as call, auth::parse_json, unexpected},
 };
@@ -113,7 +112,7 @@ pub async fn resend(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ProxyError> {
-    let body = read_limited(payload, MAX_RESEND_BODY).await?;
+    let body = state.read_body(payload, MAX_RESEND_BODY).await?;
     let resend: Resend = parse_json(&body)?;
     if resend.all != resend.ids.is_empty() {
         return Err(ProxyError::bad_request(

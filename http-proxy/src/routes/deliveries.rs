@@ -25,7 +25,6 @@ use serde_json::{Value, json};
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
 use crate::{
-    body::read_limited,
     error::ProxyError,
     routes::{AppState, admin_call as call, auth::parse_json, unexpected},
 };
@@ -233,7 +232,7 @@ pub async fn resend(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ProxyError> {
-    let body = read_limited(payload, MAX_BODY).await?;
+    let body = state.read_body(payload, MAX_BODY).await?;
     let resend: Resend = parse_json(&body)?;
     let op = Op::ResendDeliveries(wire::ResendDeliveries {
         subscription: id.into_inner(),

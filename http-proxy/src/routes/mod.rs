@@ -25,6 +25,7 @@ pub mod subscriptions;
 use actix_web::{HttpRequest, http::header, web};
 
 use crate::{
+    body::read_limited,
     broker_link::SharedLink,
     config::ProxyConfig,
     error::ProxyError,
@@ -44,6 +45,18 @@ pub struct AppState {
     pub hub: std::sync::Arc<crate::ws::hub::Hub>,
     /// Shared station feeds for WebSocket subscriptions.
     pub fanout: crate::ws::fanout::Fanout,
+}
+
+impl AppState {
+    /// A request's body, at most `limit` bytes (413 beyond), within the
+    /// configured stall timeout (408).
+    pub async fn read_body(
+        &self,
+        payload: web::Payload,
+        limit: u64,
+    ) -> Result<bytes::Bytes, ProxyError> {
+        read_limited(payload, limit, self.config.http_body_timeout).await
+    }
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {

@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use depot_schemas::wire::{self, notify::Target, request::Op, response::Result as Reply};
 
 use crate::{
-    body::read_limited,
     error::ProxyError,
     routes::{AppState, admin_call, auth::parse_json, unexpected},
 };
@@ -30,7 +29,7 @@ async fn notify(
     payload: web::Payload,
     target: Target,
 ) -> Result<HttpResponse, ProxyError> {
-    let body = read_limited(payload, MAX_BODY).await?;
+    let body = state.read_body(payload, MAX_BODY).await?;
     let Body { data } = parse_json(&body)?;
     let op = Op::Notify(wire::Notify {
         target: Some(target),

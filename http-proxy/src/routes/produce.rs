@@ -21,7 +21,6 @@ use serde_json::{json, value::RawValue};
 use depot_schemas::wire::{ErrorCode, Header, NewMessage, produce_outcome::Outcome};
 
 use crate::{
-    body::read_limited,
     coalesce::ProduceCoalescer,
     error::ProxyError,
     routes::{AppState, auth::parse_json, authenticated_user},
@@ -120,7 +119,9 @@ pub async fn single(
             ));
         }
     };
-    let body = read_limited(payload, state.config.max_single_body).await?;
+    let body = state
+        .read_body(payload, state.config.max_single_body)
+        .await?;
     check_payload(&content_type, &body).map_err(ProxyError::BadRequest)?;
     let message = NewMessage {
         msg_id: msg_id(&request),
@@ -250,7 +251,9 @@ pub async fn batch(
             "application/json (a JSON array)",
         ));
     }
-    let body = read_limited(payload, state.config.max_batch_body).await?;
+    let body = state
+        .read_body(payload, state.config.max_batch_body)
+        .await?;
     let elements: Vec<&RawValue> = parse_json(&body)?;
     if elements.is_empty() {
         return Err(ProxyError::bad_request("the batch is empty"));

@@ -24,7 +24,6 @@ use depot_broker::client::Secret;
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
 use crate::{
-    body::read_limited,
     error::ProxyError,
     routes::{AppState, auth::parse_json, unexpected},
     tokens::TokenType,
@@ -133,7 +132,9 @@ pub async fn relay(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ProxyError> {
-    let raw = read_limited(payload, state.config.max_single_body).await?;
+    let raw = state
+        .read_body(payload, state.config.max_single_body)
+        .await?;
     let body: RelayBody = parse_json(&raw)?;
     let (content_type, bytes) = match body.body {
         None | Some(Value::Null) => (String::new(), Vec::new()),

@@ -23,7 +23,6 @@ use serde_json::{Value, json};
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
 use crate::{
-    body::read_limited,
     error::ProxyError,
     routes::{AppState, admin_call as call, auth::parse_json, unexpected},
 };
@@ -190,7 +189,7 @@ pub async fn create(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ProxyError> {
-    let body = read_limited(payload, MAX_SCHEMA_BODY).await?;
+    let body = state.read_body(payload, MAX_SCHEMA_BODY).await?;
     let new: NewSchema = parse_json(&body)?;
     let kind = schema_type(&new.kind)?;
     let definition = Definition {
@@ -224,7 +223,7 @@ pub async fn add_version(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ProxyError> {
-    let body = read_limited(payload, MAX_SCHEMA_BODY).await?;
+    let body = state.read_body(payload, MAX_SCHEMA_BODY).await?;
     let definition: Definition = parse_json(&body)?;
     let name = name.into_inner();
     // The type decides how a lone definition is read; ask for it first.
@@ -252,7 +251,7 @@ pub async fn rollback(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ProxyError> {
-    let body = read_limited(payload, MAX_SCHEMA_BODY).await?;
+    let body = state.read_body(payload, MAX_SCHEMA_BODY).await?;
     let rollback: Rollback = parse_json(&body)?;
     let op = Op::RollbackSchema(wire::RollbackSchema {
         name: name.into_inner(),
@@ -279,7 +278,7 @@ pub async fn attach(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ProxyError> {
-    let body = read_limited(payload, MAX_SCHEMA_BODY).await?;
+    let body = state.read_body(payload, MAX_SCHEMA_BODY).await?;
     let attach: Attach = parse_json(&body)?;
     let op = Op::AttachSchema(wire::AttachSchema {
         station: station.into_inner(),

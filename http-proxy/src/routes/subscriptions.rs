@@ -22,7 +22,6 @@ use depot_schemas::wire::{
 };
 
 use crate::{
-    body::read_limited,
     error::ProxyError,
     routes::{AppState, admin_call as call, auth::parse_json, unexpected},
 };
@@ -188,7 +187,7 @@ pub async fn create(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ProxyError> {
-    let body = read_limited(payload, MAX_BODY).await?;
+    let body = state.read_body(payload, MAX_BODY).await?;
     let new = parse_json::<Wrapped>(&body)?.subscription;
     let retry_schedule =
         schedule(new.retry_schedule, new.delivery_attempt_delay)?.unwrap_or_default();
@@ -224,7 +223,7 @@ pub async fn update(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ProxyError> {
-    let body = read_limited(payload, MAX_BODY).await?;
+    let body = state.read_body(payload, MAX_BODY).await?;
     let change = parse_json::<WrappedChange>(&body)?.subscription;
     let op = Op::UpdateSubscription(wire::UpdateSubscription {
         subscription: id.into_inner(),

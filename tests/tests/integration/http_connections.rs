@@ -1,7 +1,8 @@
 //! The proxy's limits on HTTP connections themselves, tried with raw TCP
 //! clients: how many it holds (`--http-max-connections`), how long a
-//! request's head may take (`--http-request-timeout`) and how long an idle
-//! connection stays (`--http-keep-alive`).
+//! request's head may take (`--http-request-timeout`), how long its body may
+//! stall (`--http-body-timeout`) and how long an idle connection stays
+//! (`--http-keep-alive`).
 
 use std::time::Duration;
 
@@ -11,7 +12,10 @@ use tokio::{
     time::timeout,
 };
 
-use crate::proxy_harness::{TestProxy, get};
+use crate::{
+    harness::ROOT_PASSWORD,
+    proxy_harness::{TestProxy, get, login},
+};
 
 const STATUS_REQUEST: &[u8] = b"GET /monitoring/status HTTP/1.1\r\nHost: depot\r\n\r\n";
 
@@ -96,4 +100,38 @@ async fn idle_connections_close_after_the_keep_alive() {
         answer.to_ascii_lowercase().contains("connection: close"),
         "{answer}"
     );
+}
+
+#[actix_rt::test]
+async fn a_body_that_stalls_gets_408_and_nothing_is_stored() {
+    let proxy = TestProxy::embedded(&["--http-body-timeout", "300ms"]);
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let mut stalled = TcpStream::connect(proxy.addr).await.unwrap();
+    let head = format!(
+        "POST /stations/stalled/produce/single HTTP/1.1\r\nHost: depot\r\n\
+         Authorization: Bearer {jwt}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"half\": "
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    // Well before the default's 30 s.
+    let answer = timeout(Duration::from_secs(3), read_some(&mut stalled))
+        .await
+        .expect("the proxy answers a stalled body");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains(r#""error":"the body stalled: nothing arrived for 300ms""#),
+        "{answer}"
+    );
+    assert!(answer.contains(r#""success":false"#), "{answer}");
+    let rest = timeout(Duration::from_secs(5), read_some(&mut stalled))
+        .await
+        .expect("and closes the connection");
+    assert_eq!(rest, "", "closed after the 408");
+
+    // Nothing stored: the station was not even created.
+    let root = proxy.broker_client().await;
+    match root.fetch("stalled", 0, 10).await {
+        Ok(batch) => assert!(batch.messages.is_empty(), "{:?}", batch.messages),
+        Err(error) => assert!(error.to_string().contains("not found"), "{error}"),
+    }
 }
