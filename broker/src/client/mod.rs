@@ -8,6 +8,7 @@
 //! grant credit back as they consume.
 
 mod connections;
+mod produce;
 mod schemas;
 mod subscription;
 mod webhooks;
@@ -16,7 +17,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Weak,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
 
@@ -29,7 +30,7 @@ use tokio::{
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use depot_schemas::{
-    FrameCodec,
+    DEFAULT_MAX_FRAME_BYTES, FrameCodec,
     wire::{
         self, ErrorCode, ProtocolVersion, Request, Response, request::Op, response::Result as Reply,
     },
@@ -69,6 +70,9 @@ struct Shared {
     /// reader has given up (it would wait forever).
     waiters: Mutex<Option<HashMap<u64, Waiter>>>,
     next_id: AtomicU64,
+    /// The largest frame the broker reads, from its `HelloOk`: produces are
+    /// split to fit (`produce.rs`).
+    max_frame: AtomicUsize,
 }
 
 impl Shared {
@@ -115,7 +119,11 @@ impl BrokerClient {
             client: concat!("depot-client/", env!("CARGO_PKG_VERSION")).to_owned(),
         };
         match client.call(Op::Hello(hello)).await? {
-            Reply::HelloOk(_) => {}
+            Reply::HelloOk(ok) => {
+                if let Ok(max_frame @ 1..) = usize::try_from(ok.max_frame_bytes) {
+                    client.shared.max_frame.store(max_frame, Ordering::Relaxed);
+                }
+            }
             other => return Err(unexpected(other)),
         }
         let (password, connection_token) = match secret {
@@ -142,11 +150,18 @@ impl BrokerClient {
             requests,
             waiters: Mutex::new(Some(HashMap::new())),
             next_id: AtomicU64::new(1),
+            max_frame: AtomicUsize::new(DEFAULT_MAX_FRAME_BYTES),
         });
         // Requests come from callers' tasks, which run before the writer
         // they wake: they are already queued when it runs.
+        // The writer's codec takes any frame the length prefix can carry:
+        // requests are kept within the broker's limit before they are sent
+        // (it is learned from HelloOk, after this writer exists).
         tokio::spawn(crate::frames::write_queued(
-            FramedWrite::new(write_half, FrameCodec::<Response, Request>::default()),
+            FramedWrite::new(
+                write_half,
+                FrameCodec::<Response, Request>::new(u32::MAX as usize),
+            ),
             queue,
             || false,
         ));
@@ -320,47 +335,6 @@ impl BrokerClient {
             Reply::TokenConsumed(consumed) => Ok(consumed.first_use),
             other => Err(unexpected(other)),
         }
-    }
-
-    /// Produces messages; one outcome per message, in order.
-    pub async fn produce(
-        &self,
-        station: &str,
-        messages: Vec<wire::NewMessage>,
-    ) -> ClientResult<Vec<wire::ProduceOutcome>> {
-        self.start_produce(station, messages).await?.await
-    }
-
-    /// Sends a produce and returns the wait for its outcomes; produces
-    /// started in sequence are stored in that order.
-    pub async fn start_produce(
-        &self,
-        station: &str,
-        messages: Vec<wire::NewMessage>,
-    ) -> ClientResult<impl Future<Output = ClientResult<Vec<wire::ProduceOutcome>>> + use<>> {
-        self.start_produce_as(station, messages, "").await
-    }
-
-    /// [`BrokerClient::start_produce`] on behalf of another user (needs an
-    /// administrator's connection; `""` means the connection's own user).
-    pub async fn start_produce_as(
-        &self,
-        station: &str,
-        messages: Vec<wire::NewMessage>,
-        on_behalf_of: &str,
-    ) -> ClientResult<impl Future<Output = ClientResult<Vec<wire::ProduceOutcome>>> + use<>> {
-        let op = Op::Produce(wire::Produce {
-            station: station.to_owned(),
-            messages,
-            on_behalf_of: on_behalf_of.to_owned(),
-        });
-        let answer = self.start(op).await?;
-        Ok(async move {
-            match answer.await? {
-                Reply::ProduceResult(result) => Ok(result.outcomes),
-                other => Err(unexpected(other)),
-            }
-        })
     }
 
     pub async fn fetch(

@@ -243,6 +243,7 @@ impl Session {
         let ok = wire::HelloOk {
             version: ProtocolVersion::V1 as i32,
             server: SERVER_NAME.to_owned(),
+            max_frame_bytes: self.broker.config().options.max_frame_bytes,
         };
         self.answer(id, Reply::HelloOk(ok)).await;
     }

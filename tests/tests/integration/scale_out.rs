@@ -108,3 +108,64 @@ async fn proxies_share_tokens_survive_a_broker_restart_and_keep_one_order() {
         assert_eq!(from, 25, "all of {name}'s messages");
     }
 }
+
+/// A batch the proxy accepts may encode to more than the remote broker's
+/// frame limit: it goes as several frames, in order, instead of a frame the
+/// broker must refuse (which closed the proxy's connection, and with it
+/// every call in flight: 503).
+#[actix_rt::test]
+async fn a_batch_larger_than_the_brokers_frame_limit_lands_in_order() {
+    let data = Arc::new(tempfile::TempDir::new().unwrap());
+    let broker = TestBroker::start_with(data, &["--max-frame", "1MiB"]);
+    let proxy = TestProxy::remote(broker.addr, &[]);
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let auth = format!("Bearer {jwt}");
+    let url = proxy.url("/stations/large-batches/produce/batch");
+
+    // ~3 MiB of 1 KiB messages, numbered.
+    const COUNT: usize = 3_000;
+    let pad = "x".repeat(1_000);
+    let batch: Vec<String> = (0..COUNT)
+        .map(|n| format!(r#"{{"n":{n},"pad":"{pad}"}}"#))
+        .collect();
+    let answer = post(
+        &url,
+        &[("Authorization", &auth), JSON],
+        format!("[{}]", batch.join(",")),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["sent"], COUNT);
+    let root = broker.client().await;
+    let stored = fetch_all(&root, "large-batches", 0).await;
+    let numbers: Vec<u64> = stored
+        .iter()
+        .map(|m| {
+            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(numbers, (0..COUNT as u64).collect::<Vec<_>>());
+
+    // A message no frame carries is refused in its place; the rest land.
+    let huge = format!("\"{}\"", "y".repeat(1_100_000));
+    let answer = post(
+        &url,
+        &[("Authorization", &auth), JSON],
+        format!(r#"[{{"n":"before"}},{huge},{{"n":"after"}}]"#),
+    )
+    .await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(
+        (answer.body["sent"].clone(), answer.body["fail"].clone()),
+        (2.into(), 1.into())
+    );
+    let error = answer.body["errors"][0].as_str().unwrap();
+    assert!(
+        error.contains("message 1") && error.contains("--max-frame"),
+        "{error}"
+    );
+    let stored = fetch_all(&root, "large-batches", COUNT as u64).await;
+    assert_eq!(stored.len(), 2);
+}
