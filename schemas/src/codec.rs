@@ -47,6 +47,12 @@ impl<In, Out> FrameCodec<In, Out> {
             _types: PhantomData,
         }
     }
+
+    /// Changes the limit, for a peer that announced its own (a client
+    /// learns the broker's from `HelloOk`).
+    pub fn set_max_frame_bytes(&mut self, max_frame_bytes: usize) {
+        self.max_frame_bytes = max_frame_bytes;
+    }
 }
 
 impl<In, Out> Default for FrameCodec<In, Out> {

@@ -424,6 +424,15 @@ async fn route_answers(
     shared: Weak<Shared>,
 ) {
     while let Some(Ok(Ok(response))) = frames.next().await {
+        if let Some(Reply::HelloOk(ok)) = &response.result {
+            // Answers come up to the broker's frame limit, which may be
+            // above the default this reader started with.
+            if let Ok(max_frame @ 1..) = usize::try_from(ok.max_frame_bytes) {
+                frames
+                    .decoder_mut()
+                    .set_max_frame_bytes(max_frame.max(DEFAULT_MAX_FRAME_BYTES));
+            }
+        }
         let Some(shared) = shared.upgrade() else {
             return;
         };

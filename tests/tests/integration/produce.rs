@@ -226,3 +226,46 @@ async fn fetch_stops_at_the_byte_limit_but_returns_at_least_one_message() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A broker with frames above the default 16 MiB: the client learns the
+/// limit from `HelloOk`, sends a message larger than the default and reads
+/// it back (its reader started at the default). Over the limit, a produce
+/// is split, and a message no frame carries is refused alone.
+#[tokio::test]
+async fn clients_follow_the_brokers_frame_limit_both_ways() {
+    let data = Arc::new(tempfile::TempDir::new().unwrap());
+    let broker = TestBroker::start_with(data, &["--max-frame", "24MiB"]);
+    let client = broker.client().await;
+    let settings = StationSettings {
+        max_message_bytes: Some(20 << 20),
+        ..Default::default()
+    };
+    client.create_station("large", settings).await.unwrap();
+    let large = json_message(&format!("\"{}\"", "z".repeat(17 << 20)));
+    let outcomes = client.produce("large", vec![large.clone()]).await.unwrap();
+    assert_eq!(stored_offset(&outcomes[0]), 0);
+    let fetched = client.fetch("large", 0, 1).await.expect("a 17 MiB answer");
+    assert_eq!(fetched.messages[0].payload, large.payload);
+
+    // Two such messages do not fit one 24 MiB frame: two requests, in order.
+    let outcomes = client
+        .produce("large", vec![large.clone(), large.clone()])
+        .await
+        .unwrap();
+    let offsets: Vec<u64> = outcomes.iter().map(stored_offset).collect();
+    assert_eq!(offsets, [1, 2]);
+    let too_large = json_message(&format!("\"{}\"", "z".repeat(25 << 20)));
+    let outcomes = client
+        .produce("large", vec![too_large, json_message("2")])
+        .await
+        .unwrap();
+    match &outcomes[0].outcome {
+        Some(Outcome::Error(error)) => {
+            assert_eq!(error.code, ErrorCode::MessageTooLarge as i32);
+            assert!(error.message.contains("--max-frame"), "{}", error.message);
+        }
+        other => panic!("refused in its place: {other:?}"),
+    }
+    assert_eq!(stored_offset(&outcomes[1]), 3);
+    assert!(!client.is_closed(), "the connection survived");
+}
