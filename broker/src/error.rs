@@ -72,6 +72,10 @@ pub enum BrokerError {
 
     #[error("the broker is shutting down")]
     ShuttingDown,
+
+    /// A bounded queue is full; the caller may try again shortly.
+    #[error("{reason}")]
+    Busy { reason: String },
 }
 
 impl BrokerError {

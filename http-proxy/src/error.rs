@@ -29,6 +29,9 @@ pub enum ProxyError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// A limit of the broker's was reached (too many logins waiting, ...).
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("the broker is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -78,6 +81,7 @@ impl From<LinkError> for ProxyError {
                 StatusCode::BAD_REQUEST => Self::BadRequest(message),
                 StatusCode::CONFLICT => Self::Conflict(message),
                 StatusCode::PAYLOAD_TOO_LARGE => Self::MessageTooLarge(message),
+                StatusCode::TOO_MANY_REQUESTS => Self::TooManyRequests(message),
                 _ => Self::Internal(message),
             },
         }
@@ -97,6 +101,7 @@ impl ResponseError for ProxyError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -104,9 +109,15 @@ impl ResponseError for ProxyError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::RequestTimeout(_) = self {
+        match self {
             // The rest of the body may still come: the framing is lost.
-            response.force_close();
+            Self::RequestTimeout(_) => {
+                response.force_close();
+            }
+            Self::TooManyRequests(_) => {
+                response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+            }
+            _ => {}
         }
         response.json(json!({
             "success": false,

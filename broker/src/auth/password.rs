@@ -58,17 +58,23 @@ enum Job {
 /// Hashes and checks secrets on the password thread; cheap to clone.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
+    /// Jobs that may wait at once (the queue's bound).
+    max_pending: usize,
 }
 
 impl PasswordHasher {
-    pub fn start() -> Self {
-        let (jobs, queue) = mpsc::channel();
+    /// Starts the thread; at most `max_pending` jobs wait for it (more are
+    /// refused as busy: a flood of logins cannot queue without bound, nor
+    /// make a genuine login wait behind it for minutes).
+    pub fn start(max_pending: usize) -> Self {
+        let max_pending = max_pending.max(1);
+        let (jobs, queue) = mpsc::sync_channel(max_pending);
         std::thread::Builder::new()
             .name("depot-passwords".into())
             .spawn(move || Worker::default().run(queue))
             .expect("spawn the password thread");
-        Self { jobs }
+        Self { jobs, max_pending }
     }
 
     /// A PHC string for a new secret.
@@ -99,7 +105,15 @@ impl PasswordHasher {
     }
 
     fn submit(&self, job: Job) -> BrokerResult<()> {
-        self.jobs.send(job).map_err(|_| BrokerError::ShuttingDown)
+        self.jobs.try_send(job).map_err(|error| match error {
+            mpsc::TrySendError::Full(_) => BrokerError::Busy {
+                reason: format!(
+                    "too many logins in progress ({} waiting); try again shortly",
+                    self.max_pending
+                ),
+            },
+            mpsc::TrySendError::Disconnected(_) => BrokerError::ShuttingDown,
+        })
     }
 }
 
@@ -238,7 +252,7 @@ mod tests {
 
     #[test]
     fn a_hash_verifies_its_secret_only() {
-        let hasher = PasswordHasher::start();
+        let hasher = PasswordHasher::start(16);
         let phc = hasher.hash_blocking("correct horse".into()).unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{phc}");
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -268,6 +282,36 @@ mod tests {
     }
 
     #[test]
+    fn a_full_queue_refuses_at_once_as_busy() {
+        let hasher = PasswordHasher::start(2);
+        let phc = hasher.hash_blocking("secret".into()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // Twenty checks asked at once: the thread takes one, two wait, and
+        // the others are refused without waiting (each check takes ms).
+        let checks = (0..20).map(|_| hasher.verify("secret".into(), Some(phc.clone())));
+        let outcomes = runtime.block_on(futures::future::join_all(checks));
+        let busy = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(BrokerError::Busy { .. })))
+            .count();
+        let verified = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
+        assert_eq!(busy + verified, 20, "{outcomes:?}");
+        assert!((2..=3).contains(&verified), "{verified} verified");
+        let Err(busy) = &outcomes[19] else {
+            panic!("the last is refused");
+        };
+        assert!(busy.to_string().contains("try again"), "{busy}");
+        // Once the queue drains, checks are taken again.
+        assert!(
+            runtime
+                .block_on(hasher.verify("secret".into(), Some(phc)))
+                .unwrap()
+        );
+    }
+
+    #[test]
     fn hashes_made_with_other_parameters_still_verify() {
         use argon2::PasswordHasher as _;
         let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
@@ -275,7 +319,7 @@ mod tests {
             .hash_password(b"old", &salt)
             .unwrap()
             .to_string();
-        let hasher = PasswordHasher::start();
+        let hasher = PasswordHasher::start(16);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

@@ -124,7 +124,7 @@ impl Broker {
     ) -> BrokerResult<Opened> {
         let options = &config.options;
         let store = Store::open(options)?;
-        let passwords = PasswordHasher::start();
+        let passwords = PasswordHasher::start(options.max_pending_logins);
         let generated_root_password = auth::ensure_root(
             &store,
             &passwords,

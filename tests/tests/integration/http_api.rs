@@ -609,3 +609,24 @@ async fn create_shop_user(root: &depot_broker::client::BrokerClient) {
     .await
     .unwrap();
 }
+
+/// Logins beyond what the password thread has room for are refused at once
+/// with 429, not queued behind a flood; the proxy logs in again once it
+/// drains.
+#[actix_rt::test]
+async fn a_login_flood_is_refused_with_429_not_queued() {
+    let proxy = TestProxy::embedded(&["--max-pending-logins", "2"]);
+    let url = proxy.url("/auth/authenticate");
+    let body = json!({"username": "root", "password": ROOT_PASSWORD}).to_string();
+    let logins = (0..40).map(|_| post(&url, &[JSON], body.clone()));
+    let answers = futures::future::join_all(logins).await;
+    let refused: Vec<_> = answers.iter().filter(|a| a.status == 429).collect();
+    let accepted = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(refused.len() + accepted, 40, "only 200 or 429");
+    assert!(accepted >= 1 && refused.len() >= 20, "{accepted} accepted");
+    assert_eq!(
+        refused[0].body,
+        json!({"success": false, "error": "too many logins in progress (2 waiting); try again shortly"})
+    );
+    login(&proxy, "root", ROOT_PASSWORD).await;
+}
