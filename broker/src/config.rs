@@ -138,6 +138,12 @@ pub struct BrokerOptions {
     )]
     pub max_subscriptions_per_connection: usize,
 
+    /// Stations the broker holds at most; creating one more (by hand or on
+    /// produce) is refused until some are deleted. Each costs an actor and
+    /// its trees, so a producer inventing names cannot exhaust memory.
+    #[arg(long, env = "DEPOT_MAX_STATIONS", default_value_t = 10_000)]
+    pub max_stations: usize,
+
     /// Create unknown stations on produce (for users allowed to create them).
     #[arg(long, env = "DEPOT_AUTO_CREATE", default_value_t = true, action = ArgAction::Set)]
     pub auto_create: bool,
@@ -227,6 +233,7 @@ impl BrokerOptions {
             max_pending_logins: 256,
             max_in_flight_per_connection: 1024,
             max_subscriptions_per_connection: 64,
+            max_stations: 10_000,
             auto_create: true,
             retention_interval: Duration::from_secs(5),
             allow_private_urls: false,

@@ -73,9 +73,10 @@ pub enum BrokerError {
     #[error("the broker is shutting down")]
     ShuttingDown,
 
-    /// A bounded queue is full; the caller may try again shortly.
+    /// A configured limit was reached (logins waiting, stations held); the
+    /// reason names it and what to do.
     #[error("{reason}")]
-    Busy { reason: String },
+    LimitReached { reason: String },
 }
 
 impl BrokerError {

@@ -29,7 +29,8 @@ pub enum ProxyError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
-    /// A limit of the broker's was reached (too many logins waiting, ...).
+    /// A limit of the broker's was reached (logins waiting, stations held);
+    /// the message names it.
     #[error("{0}")]
     TooManyRequests(String),
     #[error("the broker is unavailable: {0}")]
@@ -109,15 +110,9 @@ impl ResponseError for ProxyError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        match self {
+        if let Self::RequestTimeout(_) = self {
             // The rest of the body may still come: the framing is lost.
-            Self::RequestTimeout(_) => {
-                response.force_close();
-            }
-            Self::TooManyRequests(_) => {
-                response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
-            }
-            _ => {}
+            response.force_close();
         }
         response.json(json!({
             "success": false,

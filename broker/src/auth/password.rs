@@ -106,7 +106,7 @@ impl PasswordHasher {
 
     fn submit(&self, job: Job) -> BrokerResult<()> {
         self.jobs.try_send(job).map_err(|error| match error {
-            mpsc::TrySendError::Full(_) => BrokerError::Busy {
+            mpsc::TrySendError::Full(_) => BrokerError::LimitReached {
                 reason: format!(
                     "too many logins in progress ({} waiting); try again shortly",
                     self.max_pending
@@ -294,7 +294,7 @@ mod tests {
         let outcomes = runtime.block_on(futures::future::join_all(checks));
         let busy = outcomes
             .iter()
-            .filter(|o| matches!(o, Err(BrokerError::Busy { .. })))
+            .filter(|o| matches!(o, Err(BrokerError::LimitReached { .. })))
             .count();
         let verified = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
         assert_eq!(busy + verified, 20, "{outcomes:?}");

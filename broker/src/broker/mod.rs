@@ -144,6 +144,7 @@ impl Broker {
             schemas.clone(),
             group_commit.clone(),
             options.retention_interval,
+            options.max_stations,
             workers.clone(),
         )?;
         let registry = registry.start();

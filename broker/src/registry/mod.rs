@@ -30,6 +30,7 @@ use depot_schemas::storage::StationDefinition;
 
 use crate::{
     clock::now_ms,
+    delivery::relay::RESERVED_PREFIX,
     error::{BrokerError, BrokerResult},
     persist::{GroupCommit, Store},
     schema::{Attachment, SchemaCatalog},
@@ -89,6 +90,8 @@ pub struct StationRegistry {
     schemas: Arc<SchemaCatalog>,
     group_commit: GroupCommit,
     retention_interval: Duration,
+    /// Stations held at most (Depot's own `depot.*` stations aside).
+    max_stations: usize,
     directory: StationDirectory,
     /// Threads the station actors run on, used round-robin.
     arbiters: Vec<ArbiterHandle>,
@@ -96,12 +99,20 @@ pub struct StationRegistry {
 }
 
 impl StationRegistry {
+    /// Whether creating `name` would pass `max_stations` (Depot's own
+    /// `depot.*` stations are always created: the relay needs its own).
+    fn is_full(&self, name: &StationName) -> bool {
+        !name.as_str().starts_with(RESERVED_PREFIX)
+            && self.directory.stations.read().len() >= self.max_stations
+    }
+
     /// Starts an actor for every station on disk.
     pub fn recover(
         store: Store,
         schemas: Arc<SchemaCatalog>,
         group_commit: GroupCommit,
         retention_interval: Duration,
+        max_stations: usize,
         arbiters: Vec<ArbiterHandle>,
     ) -> BrokerResult<(Self, StationDirectory)> {
         store.drop_orphan_station_trees()?;
@@ -110,6 +121,7 @@ impl StationRegistry {
             schemas,
             group_commit,
             retention_interval,
+            max_stations,
             directory: StationDirectory::default(),
             arbiters,
             next_arbiter: 0,
@@ -194,6 +206,12 @@ impl Handler<CreateStation> for StationRegistry {
             Some(existing) if create.if_absent => Ok(existing),
             Some(_) => Err(BrokerError::StationExists {
                 name: create.name.to_string(),
+            }),
+            None if self.is_full(&create.name) => Err(BrokerError::LimitReached {
+                reason: format!(
+                    "the broker holds {} stations, its limit (--max-stations); delete some or raise it",
+                    self.max_stations
+                ),
             }),
             None => {
                 let created_at_ms = now_ms();

@@ -41,7 +41,7 @@ pub fn error_code(e: &BrokerError) -> ErrorCode {
         BrokerError::SubscriptionNotFound { .. } => ErrorCode::SubscriptionNotFound,
         BrokerError::DeliveryNotFound { .. } => ErrorCode::DeliveryNotFound,
         BrokerError::Rejected(reason) => reject_code(reason),
-        BrokerError::Busy { .. } => ErrorCode::LimitExceeded,
+        BrokerError::LimitReached { .. } => ErrorCode::LimitExceeded,
         BrokerError::Storage(_)
         | BrokerError::FlushFailed { .. }
         | BrokerError::Corrupt(_)

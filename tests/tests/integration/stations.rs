@@ -93,6 +93,52 @@ async fn invalid_and_duplicate_names_are_refused_clearly() {
 }
 
 #[tokio::test]
+async fn stations_beyond_the_limit_are_refused_until_one_is_deleted() {
+    let data = std::sync::Arc::new(tempfile::TempDir::new().unwrap());
+    let broker = TestBroker::start_with(data, &["--max-stations", "2"]);
+    let client = broker.client().await;
+    client
+        .create_station("one", Default::default())
+        .await
+        .unwrap();
+    client
+        .produce("two", vec![json_message("2")])
+        .await
+        .unwrap();
+
+    let refused = |result: Result<_, ClientError>| match result {
+        Err(ClientError::Broker { code, message }) => {
+            assert_eq!(code, ErrorCode::LimitExceeded);
+            assert!(message.contains("--max-stations"), "{message}");
+        }
+        other => panic!("refused: {:?}", other.map(drop)),
+    };
+    refused(
+        client
+            .create_station("three", Default::default())
+            .await
+            .map(drop),
+    );
+    refused(
+        client
+            .produce("three", vec![json_message("3")])
+            .await
+            .map(drop),
+    );
+    // Existing stations take messages as before.
+    client
+        .produce("one", vec![json_message("1")])
+        .await
+        .unwrap();
+
+    client.delete_station("one").await.unwrap();
+    client
+        .create_station("three", Default::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_deleted_station_can_be_recreated_empty() {
     let broker = TestBroker::start();
     let client = broker.client().await;
