@@ -8,8 +8,7 @@ use actix_cors::Cors;
 use actix_web::{
     App, HttpServer,
     dev::{Server, Service},
-    http::KeepAlive,
-    http::header,
+    http::{KeepAlive, header},
     web,
 };
 use clap::Parser;
@@ -52,7 +51,10 @@ pub fn http_server(
     on_worker: impl Fn() + Send + Clone + 'static,
 ) -> std::io::Result<Server> {
     let workers = http_workers(&config);
-    let limits = ConnectionLimits::of(&config);
+    // Read before `config` moves into the app state.
+    let max_connections_per_worker = config.http_max_connections.max(1).div_ceil(workers);
+    let request_timeout = config.http_request_timeout;
+    let keep_alive = keep_alive(config.http_keep_alive);
     let name = format!("depot-proxy@{}", listener.local_addr()?);
     let hub = crate::ws::hub::Hub::new(name, link.clone());
     actix_web::rt::spawn(hub.clone().run());
@@ -100,30 +102,18 @@ pub fn http_server(
             .configure(routes::configure)
     })
     .workers(workers)
-    .max_connections(limits.max_connections.div_ceil(workers))
-    .client_request_timeout(limits.request_timeout)
-    .keep_alive(limits.keep_alive)
+    .max_connections(max_connections_per_worker)
+    .client_request_timeout(request_timeout)
+    .keep_alive(keep_alive)
     .listen(listener)?;
     Ok(server.run())
 }
 
-/// The limits on the proxy's HTTP connections, as actix-web takes them.
-struct ConnectionLimits {
-    max_connections: usize,
-    request_timeout: Duration,
-    keep_alive: KeepAlive,
-}
-
-impl ConnectionLimits {
-    fn of(config: &ProxyConfig) -> Self {
-        Self {
-            max_connections: config.http_max_connections.max(1),
-            request_timeout: config.http_request_timeout,
-            keep_alive: match config.http_keep_alive {
-                Duration::ZERO => KeepAlive::Disabled,
-                idle => KeepAlive::Timeout(idle),
-            },
-        }
+/// `--http-keep-alive` as actix-web takes it (0: none).
+fn keep_alive(idle: Duration) -> KeepAlive {
+    match idle {
+        Duration::ZERO => KeepAlive::Disabled,
+        idle => KeepAlive::Timeout(idle),
     }
 }
 

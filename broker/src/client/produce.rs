@@ -108,14 +108,14 @@ fn split_for_frames(
         on_behalf_of: on_behalf_of.to_owned(),
     };
     let room = max_frame.saturating_sub(REQUEST_OVERHEAD + empty.encoded_len());
-    let sizes: Vec<usize> = messages.iter().map(field_size).collect();
-    if sizes.iter().sum::<usize>() <= room {
+    if messages.iter().map(field_size).sum::<usize>() <= room {
         return vec![Part::Send(messages)];
     }
     let mut parts = Vec::new();
     let mut current = Vec::new();
     let mut used = 0;
-    for (message, size) in messages.into_iter().zip(sizes) {
+    for message in messages {
+        let size = field_size(&message);
         if size > room {
             if !current.is_empty() {
                 parts.push(Part::Send(std::mem::take(&mut current)));
