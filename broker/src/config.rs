@@ -220,7 +220,18 @@ impl BrokerConfig {
     }
 }
 
+/// Room a wire frame keeps for a message's other fields (id, headers,
+/// producer, ...) beside its payload.
+const MESSAGE_FRAME_MARGIN: u64 = 64 * 1024;
+
 impl BrokerOptions {
+    /// The largest payload one wire frame can carry back to a reader: a
+    /// station may not take larger messages, or no fetch or subscription
+    /// could deliver them.
+    pub fn largest_deliverable_message(&self) -> u64 {
+        self.max_frame_bytes.saturating_sub(MESSAGE_FRAME_MARGIN)
+    }
+
     /// Every default, for a data directory.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {

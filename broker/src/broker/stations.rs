@@ -28,6 +28,7 @@ impl Broker {
         who.require_create_stations()?;
         let name = StationName::parse(name)?;
         refuse_reserved(&name, "created")?;
+        self.check_deliverable(settings.max_message_bytes)?;
         let station = self
             .registry(CreateStation {
                 name,
@@ -47,6 +48,9 @@ impl Broker {
     ) -> BrokerResult<StationStats> {
         who.require_admin()?;
         let name = StationName::parse(name)?;
+        if let Some(max_message_bytes) = change.max_message_bytes {
+            self.check_deliverable(max_message_bytes)?;
+        }
         self.registry(UpdateStation {
             name: name.clone(),
             change,
@@ -56,6 +60,20 @@ impl Broker {
         let stats = describe(&station).await?;
         self.set_notifications(&station, stats.settings.notify_connections);
         Ok(stats)
+    }
+
+    /// Refuses a station's max message size that no wire frame could
+    /// deliver (fetch, subscriptions, remote proxies all read through one).
+    fn check_deliverable(&self, max_message_bytes: u64) -> BrokerResult<()> {
+        let options = &self.inner.config.options;
+        let largest = options.largest_deliverable_message();
+        if max_message_bytes > largest {
+            return Err(BrokerError::bad_request(format!(
+                "a max message size of {max_message_bytes} bytes cannot be delivered: one wire frame (--max-frame {} bytes) carries at most {largest}; raise --max-frame first",
+                options.max_frame_bytes
+            )));
+        }
+        Ok(())
     }
 
     pub async fn delete_station(&self, who: &Principal, name: &str) -> BrokerResult<()> {

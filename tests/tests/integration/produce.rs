@@ -241,6 +241,29 @@ async fn clients_follow_the_brokers_frame_limit_both_ways() {
         ..Default::default()
     };
     client.create_station("large", settings).await.unwrap();
+    // A station may not take messages no frame could deliver back.
+    let undeliverable = StationSettings {
+        max_message_bytes: Some(30 << 20),
+        ..Default::default()
+    };
+    for refused in [
+        client
+            .create_station("larger", undeliverable)
+            .await
+            .map(drop),
+        client
+            .update_station("large", undeliverable)
+            .await
+            .map(drop),
+    ] {
+        match refused {
+            Err(ClientError::Broker { code, message }) => {
+                assert_eq!(code, ErrorCode::BadRequest);
+                assert!(message.contains("raise --max-frame"), "{message}");
+            }
+            other => panic!("refused: {other:?}"),
+        }
+    }
     let large = json_message(&format!("\"{}\"", "z".repeat(17 << 20)));
     let outcomes = client.produce("large", vec![large.clone()]).await.unwrap();
     assert_eq!(stored_offset(&outcomes[0]), 0);
