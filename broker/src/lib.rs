@@ -32,6 +32,7 @@ pub mod delivery;
 pub mod error;
 mod frames;
 pub mod persist;
+pub mod refusals;
 pub mod registry;
 pub mod run;
 pub mod schema;

@@ -38,6 +38,7 @@ use crate::{
     delivery::{Deliveries, UrlPolicy, circuit::CircuitSettings, registry::DeliverySettings},
     error::{BrokerError, BrokerResult},
     persist::{GroupCommit, Store},
+    refusals::Refusals,
     registry::{StationDirectory, StationRegistry},
     schema::SchemaCatalog,
 };
@@ -71,6 +72,8 @@ struct Inner {
     >,
     /// The broker's Prometheus metrics (deliveries so far).
     metrics: prometheus::Registry,
+    /// Work refused by a configured limit, counted in `metrics`.
+    refusals: Refusals,
     /// The broker's worker threads: station actors are spread over them,
     /// and the wire server serves its connections on them, so a produce
     /// whose connection shares its station's thread reaches the actor
@@ -175,6 +178,7 @@ impl Broker {
             &directory,
         )?;
         actix::spawn(purge_used_tokens(store.clone()));
+        let refusals = Refusals::register(&metrics);
         let broker = Broker {
             inner: Arc::new(Inner {
                 config,
@@ -187,6 +191,7 @@ impl Broker {
                 connections: Default::default(),
                 notifiers: Default::default(),
                 metrics,
+                refusals,
                 workers,
                 own_workers,
                 passwords,
@@ -203,6 +208,11 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.inner.config
+    }
+
+    /// Counts work refused by a configured limit.
+    pub fn refusals(&self) -> &Refusals {
+        &self.inner.refusals
     }
 
     /// The broker's worker threads, for the wire server's connections.

@@ -10,6 +10,7 @@ use crate::{
     broker::validation::Validated,
     delivery::relay::RESERVED_PREFIX,
     error::{BrokerError, BrokerResult},
+    refusals::Limit,
     registry::{CreateStation, DeleteStation, UpdateStation},
     station::{
         NewMessage, ProduceOutcome, ReadBatch, ReadLimits, SettingsChange, StationHandle,
@@ -29,13 +30,14 @@ impl Broker {
         let name = StationName::parse(name)?;
         refuse_reserved(&name, "created")?;
         self.check_deliverable(settings.max_message_bytes)?;
-        let station = self
+        let created = self
             .registry(CreateStation {
                 name,
                 settings,
                 if_absent: false,
             })
-            .await??;
+            .await?;
+        let station = self.refusals().counting(Limit::MaxStations, created)?;
         self.set_notifications(&station, settings.notify_connections);
         describe(&station).await
     }
@@ -141,12 +143,14 @@ impl Broker {
                 && who.may_create_stations()
                 && !name.as_str().starts_with(RESERVED_PREFIX) =>
             {
-                self.registry(CreateStation {
-                    name,
-                    settings: StationSettings::default(),
-                    if_absent: true,
-                })
-                .await??
+                let created = self
+                    .registry(CreateStation {
+                        name,
+                        settings: StationSettings::default(),
+                        if_absent: true,
+                    })
+                    .await?;
+                self.refusals().counting(Limit::MaxStations, created)?
             }
             None => return Err(not_found(&name)),
         };

@@ -13,6 +13,7 @@ use crate::{
     broker::Broker,
     clock::now_ms,
     error::{BrokerError, BrokerResult},
+    refusals::Limit,
 };
 
 /// A user as administrators see it.
@@ -48,7 +49,9 @@ impl From<&UserRecord> for UserSummary {
 impl Broker {
     /// Checks credentials on the password thread (argon2 is slow on purpose).
     pub async fn authenticate(&self, username: &str, secret: Secret) -> BrokerResult<Principal> {
-        auth::authenticate(&self.inner.store, &self.inner.passwords, username, secret).await
+        let checked =
+            auth::authenticate(&self.inner.store, &self.inner.passwords, username, secret).await;
+        self.refusals().counting(Limit::MaxPendingLogins, checked)
     }
 
     /// The principal to act as: `who` itself, or, when an administrator (the

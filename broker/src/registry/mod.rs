@@ -99,11 +99,20 @@ pub struct StationRegistry {
 }
 
 impl StationRegistry {
-    /// Whether creating `name` would pass `max_stations` (Depot's own
-    /// `depot.*` stations are always created: the relay needs its own).
+    /// Whether creating `name` would pass `max_stations`. Depot's own
+    /// `depot.*` stations neither count nor are refused (the relay needs
+    /// its own). Counted on each creation, which is rare.
     fn is_full(&self, name: &StationName) -> bool {
-        !name.as_str().starts_with(RESERVED_PREFIX)
-            && self.directory.stations.read().len() >= self.max_stations
+        let reserved = |name: &StationName| name.as_str().starts_with(RESERVED_PREFIX);
+        !reserved(name)
+            && self
+                .directory
+                .stations
+                .read()
+                .keys()
+                .filter(|name| !reserved(name))
+                .count()
+                >= self.max_stations
     }
 
     /// Starts an actor for every station on disk.

@@ -37,6 +37,7 @@ use depot_schemas::{
 use crate::{
     auth::{Principal, Secret},
     broker::Broker,
+    refusals::Limit,
     server::{
         convert, operations,
         subscription::{self, Credit},
@@ -125,6 +126,7 @@ pub async fn serve(
                     "the session was not opened (Hello, then Authenticate) within {}; closing",
                     humantime::format_duration(handshake_timeout)
                 );
+                session.broker.refusals().count(Limit::HandshakeTimeout);
                 session.answer_error(0, ErrorCode::Unauthenticated, message).await;
                 break;
             }

@@ -31,7 +31,7 @@ use depot_schemas::{
     wire::{ErrorCode, Request, Response, response::Result as Reply},
 };
 
-use crate::broker::Broker;
+use crate::{broker::Broker, refusals::Limit};
 
 /// A running wire server; dropping it does not stop it, [`WireServer::stop`]
 /// does.
@@ -87,6 +87,7 @@ async fn accept_loop(listener: TcpListener, broker: Broker, closing: Cancellatio
         let _ = stream.set_nodelay(true);
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached; refusing");
+            broker.refusals().count(Limit::MaxConnections);
             actix_rt::spawn(refuse(stream, broker.config().options.max_connections));
             continue;
         };

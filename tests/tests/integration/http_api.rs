@@ -628,5 +628,34 @@ async fn a_login_flood_is_refused_with_429_not_queued() {
         refused[0].body,
         json!({"success": false, "error": "too many logins in progress (2 waiting); try again shortly"})
     );
+    let (_, metrics) = get_text(&proxy.url("/metrics")).await;
+    let counted = metric_value(
+        &metrics,
+        r#"depot_broker_limit_refusals_total{limit="max_pending_logins"}"#,
+    );
+    assert_eq!(counted, refused.len() as u64, "each refusal counted");
     login(&proxy, "root", ROOT_PASSWORD).await;
+}
+
+/// Over HTTP, a station beyond `--max-stations` is a 429 naming the flag,
+/// counted in the metrics.
+#[actix_rt::test]
+async fn stations_beyond_the_limit_get_429_over_http() {
+    let proxy = TestProxy::embedded(&["--max-stations", "1"]);
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let (name, value) = bearer(&jwt);
+    let headers = [(name, value.as_str()), JSON];
+    let first = post(&proxy.url("/stations/first/produce/single"), &headers, "1").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let second = post(&proxy.url("/stations/second/produce/single"), &headers, "2").await;
+    assert_eq!(second.status, 429, "{}", second.body);
+    assert_eq!(second.body["success"], false);
+    let error = second.body["error"].as_str().unwrap();
+    assert!(error.contains("--max-stations"), "{error}");
+    let (_, metrics) = get_text(&proxy.url("/metrics")).await;
+    let counted = metric_value(
+        &metrics,
+        r#"depot_broker_limit_refusals_total{limit="max_stations"}"#,
+    );
+    assert_eq!(counted, 1);
 }
