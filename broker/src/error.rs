@@ -54,6 +54,11 @@ pub enum BrokerError {
     #[error("authentication failed: wrong username or password")]
     BadCredentials,
 
+    #[error(
+        "the token was issued before the user's password or connection token changed; authenticate again"
+    )]
+    TokenRevoked,
+
     #[error("permission denied: {reason}")]
     PermissionDenied { reason: String },
 

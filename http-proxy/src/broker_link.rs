@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 
 use depot_broker::client::Secret;
 use depot_schemas::wire::{
-    ErrorCode, NewMessage, Notification, ProduceOutcome, StoredMessage, request::Op,
+    ConsumeToken, ErrorCode, NewMessage, Notification, ProduceOutcome, StoredMessage, request::Op,
     response::Result as Reply,
 };
 
@@ -50,14 +50,9 @@ pub trait BrokerLink: Send + Sync {
     /// The key that signs this deployment's tokens (shared by every proxy).
     fn signing_key(&self) -> BoxFuture<'_, LinkResult<Vec<u8>>>;
 
-    /// Marks a refresh token of `username` used; false if it was used
-    /// before; refused when the user no longer exists.
-    fn consume_token(
-        &self,
-        username: String,
-        jti: String,
-        expires_at_ms: u64,
-    ) -> BoxFuture<'_, LinkResult<bool>>;
+    /// Marks a refresh token used; false if it was used before; refused
+    /// when its user no longer exists or changed credentials since.
+    fn consume_token(&self, token: ConsumeToken) -> BoxFuture<'_, LinkResult<bool>>;
 
     /// Whether the broker answers now.
     fn ready(&self) -> BoxFuture<'_, bool>;

@@ -28,6 +28,8 @@ use parking_lot::RwLock;
 use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
 
+use depot_schemas::wire::ConsumeToken;
+
 use crate::{broker_link::SharedLink, error::ProxyError};
 
 /// Names the signing key in token headers.
@@ -189,10 +191,14 @@ impl Tokens {
     /// Verifies a refresh token and spends it: a second use is refused.
     pub async fn redeem_refresh(&self, token: &str) -> Result<Claims, ProxyError> {
         let claims = self.verify(token, TokenType::Refresh).await?;
-        let expires_at_ms = claims.exp.saturating_mul(1000);
         let first_use = self
             .link
-            .consume_token(claims.sub.clone(), claims.jti.clone(), expires_at_ms)
+            .consume_token(ConsumeToken {
+                jti: claims.jti.clone(),
+                expires_at_ms: claims.exp.saturating_mul(1000),
+                username: claims.sub.clone(),
+                issued_at_ms: claims.iat.saturating_mul(1000),
+            })
             .await?;
         if !first_use {
             return Err(ProxyError::Unauthorized(

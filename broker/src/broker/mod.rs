@@ -25,7 +25,7 @@ mod validation;
 pub use dead_letters::{ResendOutcome, ResendSelection};
 pub use schemas::SchemaSummary;
 pub use subscriptions::{DeliveryView, NewSubscription, SubscriptionChange, SubscriptionState};
-pub use users::UserSummary;
+pub use users::{SpentToken, UserSummary};
 
 use std::{collections::HashMap, sync::Arc};
 

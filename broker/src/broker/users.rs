@@ -16,6 +16,15 @@ use crate::{
     refusals::Limit,
 };
 
+/// A refresh token being spent: whose it is, its id, and its times.
+#[derive(Debug, Clone)]
+pub struct SpentToken {
+    pub username: String,
+    pub jti: String,
+    pub issued_at_ms: u64,
+    pub expires_at_ms: u64,
+}
+
 /// A user as administrators see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSummary {
@@ -99,22 +108,25 @@ impl Broker {
     /// Marks a single-use token of `username` as used; false if it was used
     /// before, an error if the user no longer exists (administrators only). Durable before it answers, so a refresh token
     /// cannot be used twice across a crash either.
-    pub async fn consume_token(
-        &self,
-        who: &Principal,
-        username: &str,
-        jti: &str,
-        expires_at_ms: u64,
-    ) -> BrokerResult<bool> {
+    pub async fn consume_token(&self, who: &Principal, token: &SpentToken) -> BrokerResult<bool> {
         who.require_admin()?;
-        if jti.is_empty() {
+        if token.jti.is_empty() {
             return Err(BrokerError::bad_request("a token id is required"));
         }
         // A deleted user's tokens die with it.
-        if self.inner.store.user(username)?.is_none() {
+        let Some(user) = self.inner.store.user(&token.username)? else {
             return Err(BrokerError::BadCredentials);
+        };
+        // And a changed password or connection token ends the sessions
+        // opened with the old one. Token times are whole seconds: a token
+        // of the same second as the change passes.
+        if token.issued_at_ms / 1000 < user.credentials_changed_at_ms / 1000 {
+            return Err(BrokerError::TokenRevoked);
         }
-        let first_use = self.inner.store.consume_token(jti, expires_at_ms)?;
+        let first_use = self
+            .inner
+            .store
+            .consume_token(&token.jti, token.expires_at_ms)?;
         self.inner.group_commit.commit_metadata().await?;
         Ok(first_use)
     }
@@ -140,6 +152,7 @@ impl Broker {
             admin: new.admin,
             notify: new.notify,
             created_at_ms: now_ms(),
+            credentials_changed_at_ms: 0,
         };
         require_a_secret(&user)?;
         self.save_user(&user).await?;
@@ -160,6 +173,9 @@ impl Broker {
             .ok_or_else(|| no_such_user(name))?;
         if name == ROOT_USER && change.admin == Some(false) {
             return Err(BrokerError::bad_request("root stays an administrator"));
+        }
+        if change.password.is_some() || change.connection_token.is_some() {
+            user.credentials_changed_at_ms = now_ms();
         }
         if let Some(password) = change.password {
             user.password_hash = self.hash_optional(Some(password)).await?;

@@ -319,19 +319,10 @@ impl BrokerClient {
         }
     }
 
-    /// Marks a single-use token of `username` as used; false if it had been.
-    pub async fn consume_token(
-        &self,
-        username: &str,
-        jti: &str,
-        expires_at_ms: u64,
-    ) -> ClientResult<bool> {
-        let op = Op::ConsumeToken(wire::ConsumeToken {
-            jti: jti.to_owned(),
-            expires_at_ms,
-            username: username.to_owned(),
-        });
-        match self.call(op).await? {
+    /// Marks a single-use token as used; false if it had been. Refused when
+    /// its user is gone or changed credentials after `issued_at_ms`.
+    pub async fn consume_token(&self, token: wire::ConsumeToken) -> ClientResult<bool> {
+        match self.call(Op::ConsumeToken(token)).await? {
             Reply::TokenConsumed(consumed) => Ok(consumed.first_use),
             other => Err(unexpected(other)),
         }

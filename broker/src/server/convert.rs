@@ -7,7 +7,7 @@ use depot_schemas::wire::{self, ErrorCode};
 
 use crate::{
     auth::users::{NewUser, UserChange},
-    broker::UserSummary,
+    broker::{SpentToken, UserSummary},
     error::{BrokerError, BrokerResult},
     station::{
         Message, NewMessage, ProduceOutcome, RejectReason, SettingsChange, StationSettings,
@@ -28,7 +28,7 @@ pub fn error_code(e: &BrokerError) -> ErrorCode {
         BrokerError::StationNotFound { .. } => ErrorCode::StationNotFound,
         BrokerError::StationExists { .. } => ErrorCode::StationExists,
         BrokerError::BadRequest { .. } => ErrorCode::BadRequest,
-        BrokerError::BadCredentials => ErrorCode::Unauthenticated,
+        BrokerError::BadCredentials | BrokerError::TokenRevoked => ErrorCode::Unauthenticated,
         BrokerError::PermissionDenied { .. } => ErrorCode::PermissionDenied,
         BrokerError::InvalidSchemaName { .. } => ErrorCode::BadRequest,
         BrokerError::SchemaNotFound { .. } | BrokerError::SchemaVersionNotFound { .. } => {
@@ -47,6 +47,15 @@ pub fn error_code(e: &BrokerError) -> ErrorCode {
         | BrokerError::Corrupt(_)
         | BrokerError::CorruptValue { .. }
         | BrokerError::ShuttingDown => ErrorCode::Internal,
+    }
+}
+
+pub fn spent_token(token: wire::ConsumeToken) -> SpentToken {
+    SpentToken {
+        username: token.username,
+        jti: token.jti,
+        issued_at_ms: token.issued_at_ms,
+        expires_at_ms: token.expires_at_ms,
     }
 }
 

@@ -87,7 +87,7 @@ pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
             })
         }),
         Op::ConsumeToken(token) => broker
-            .consume_token(who, &token.username, &token.jti, token.expires_at_ms)
+            .consume_token(who, &convert::spent_token(token))
             .await
             .map(|first_use| Reply::TokenConsumed(wire::TokenConsumed { first_use })),
         Op::ListUsers(_) => broker.list_users(who).map(|users| {

@@ -15,7 +15,7 @@ use depot_broker::{
     station::{ReadLimits, StationHandle},
 };
 use depot_schemas::wire::{
-    ErrorCode, NewMessage, ProduceOutcome, request::Op, response::Result as Reply,
+    ConsumeToken, ErrorCode, NewMessage, ProduceOutcome, request::Op, response::Result as Reply,
 };
 
 use super::{BrokerLink, FollowSender, LinkError, LinkResult, NotificationSender};
@@ -126,17 +126,12 @@ impl BrokerLink for EmbeddedBroker {
         .boxed()
     }
 
-    fn consume_token(
-        &self,
-        username: String,
-        jti: String,
-        expires_at_ms: u64,
-    ) -> BoxFuture<'_, LinkResult<bool>> {
+    fn consume_token(&self, token: ConsumeToken) -> BoxFuture<'_, LinkResult<bool>> {
         async move {
             let broker = self.broker().await?;
             let root = broker.principal(ROOT_USER).map_err(refused)?;
             broker
-                .consume_token(&root, &username, &jti, expires_at_ms)
+                .consume_token(&root, &convert::spent_token(token))
                 .await
                 .map_err(refused)
         }

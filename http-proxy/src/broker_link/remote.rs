@@ -20,7 +20,9 @@ use futures::{FutureExt, future::BoxFuture};
 use tokio::sync::Mutex;
 
 use depot_broker::client::{BrokerClient, ClientError, Secret};
-use depot_schemas::wire::{NewMessage, ProduceOutcome, request::Op, response::Result as Reply};
+use depot_schemas::wire::{
+    ConsumeToken, NewMessage, ProduceOutcome, request::Op, response::Result as Reply,
+};
 
 use super::{BrokerLink, FollowSender, LinkError, LinkResult, NotificationSender};
 
@@ -225,16 +227,9 @@ impl BrokerLink for RemoteBroker {
             .boxed()
     }
 
-    fn consume_token(
-        &self,
-        username: String,
-        jti: String,
-        expires_at_ms: u64,
-    ) -> BoxFuture<'_, LinkResult<bool>> {
-        self.with_client(move |client| async move {
-            client.consume_token(&username, &jti, expires_at_ms).await
-        })
-        .boxed()
+    fn consume_token(&self, token: ConsumeToken) -> BoxFuture<'_, LinkResult<bool>> {
+        self.with_client(move |client| async move { client.consume_token(token).await })
+            .boxed()
     }
 
     fn call_as(&self, username: String, op: Op) -> BoxFuture<'_, LinkResult<Reply>> {

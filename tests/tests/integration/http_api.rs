@@ -2,7 +2,7 @@
 //! examples, token attacks, permissions, limits, and bad input.
 
 use base64::Engine as _;
-use depot_schemas::wire::{CreateUser, Permissions, StationSettings};
+use depot_schemas::wire::{CreateUser, Permissions, StationSettings, UpdateUser};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
@@ -571,6 +571,62 @@ async fn a_deleted_users_tokens_stop_working() {
     let (name, value) = bearer(&refresh);
     let refreshed = post(&proxy.url("/auth/refreshToken"), &[(name, &value)], "").await;
     assert_eq!(refreshed.status, 401, "{}", refreshed.body);
+}
+
+/// A changed password ends the sessions opened with the old one: their
+/// refresh tokens are refused (a stolen one cannot be rotated forever);
+/// a login with the new password refreshes as usual. Remote proxies ask
+/// the same broker, so this holds for them too.
+#[actix_rt::test]
+async fn a_password_change_revokes_earlier_refresh_tokens() {
+    let proxy = TestProxy::embedded(&[]);
+    let root = proxy.broker_client().await;
+    root.create_user(CreateUser {
+        password: "old-password".into(),
+        ..producer_anywhere("mover")
+    })
+    .await
+    .unwrap();
+    let (_, old_refresh) = login(&proxy, "mover", "old-password").await;
+    let refresh = |token: String| {
+        let url = proxy.url("/auth/refreshToken");
+        async move {
+            let (name, value) = bearer(&token);
+            post(&url, &[(name, value.as_str())], "").await
+        }
+    };
+    // Token times are whole seconds: change the password in a later one.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    // A change of permissions only leaves sessions alone.
+    root.update_user(UpdateUser {
+        name: "mover".into(),
+        permissions: Some(Permissions {
+            produce: vec!["moves.*".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let still = refresh(old_refresh).await;
+    assert_eq!(still.status, 200, "{}", still.body);
+    let old_refresh = still.body["jwt_refresh_token"].as_str().unwrap().to_owned();
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    root.update_user(UpdateUser {
+        name: "mover".into(),
+        password: Some("new-password".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let refused = refresh(old_refresh).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let error = refused.body["error"].as_str().unwrap();
+    assert!(error.contains("authenticate again"), "{error}");
+
+    let (_, new_refresh) = login(&proxy, "mover", "new-password").await;
+    assert_eq!(refresh(new_refresh).await.status, 200);
 }
 
 #[actix_rt::test]
