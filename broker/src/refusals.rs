@@ -4,8 +4,6 @@
 
 use prometheus::{IntCounterVec, Opts, Registry};
 
-use crate::error::{BrokerError, BrokerResult};
-
 /// A limit that refuses work, named as its flag (without the dashes).
 #[derive(Debug, Clone, Copy)]
 pub enum Limit {
@@ -55,13 +53,5 @@ impl Refusals {
 
     pub fn count(&self, limit: Limit) {
         self.0.with_label_values(&[limit.label()]).inc();
-    }
-
-    /// `result`, counted as a refusal by `limit` if it is one.
-    pub fn counting<T>(&self, limit: Limit, result: BrokerResult<T>) -> BrokerResult<T> {
-        if let Err(BrokerError::LimitReached { .. }) = &result {
-            self.count(limit);
-        }
-        result
     }
 }

@@ -25,7 +25,10 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use password_hash::{Output, PasswordHash, SaltString};
 use tokio::sync::oneshot;
 
-use crate::error::{BrokerError, BrokerResult};
+use crate::{
+    error::{BrokerError, BrokerResult},
+    refusals::{Limit, Refusals},
+};
 
 /// Memory per check, in KiB.
 const MEMORY_KIB: u32 = 7 * 1024;
@@ -61,20 +64,26 @@ pub struct PasswordHasher {
     jobs: mpsc::SyncSender<Job>,
     /// Jobs that may wait at once (the queue's bound).
     max_pending: usize,
+    /// Counts the jobs refused for it.
+    refusals: Refusals,
 }
 
 impl PasswordHasher {
     /// Starts the thread; at most `max_pending` jobs wait for it (more are
     /// refused as busy: a flood of logins cannot queue without bound, nor
     /// make a genuine login wait behind it for minutes).
-    pub fn start(max_pending: usize) -> Self {
+    pub fn start(max_pending: usize, refusals: Refusals) -> Self {
         let max_pending = max_pending.max(1);
         let (jobs, queue) = mpsc::sync_channel(max_pending);
         std::thread::Builder::new()
             .name("depot-passwords".into())
             .spawn(move || Worker::default().run(queue))
             .expect("spawn the password thread");
-        Self { jobs, max_pending }
+        Self {
+            jobs,
+            max_pending,
+            refusals,
+        }
     }
 
     /// A PHC string for a new secret.
@@ -106,12 +115,15 @@ impl PasswordHasher {
 
     fn submit(&self, job: Job) -> BrokerResult<()> {
         self.jobs.try_send(job).map_err(|error| match error {
-            mpsc::TrySendError::Full(_) => BrokerError::LimitReached {
-                reason: format!(
-                    "too many logins in progress ({} waiting); try again shortly",
-                    self.max_pending
-                ),
-            },
+            mpsc::TrySendError::Full(_) => {
+                self.refusals.count(Limit::MaxPendingLogins);
+                BrokerError::LimitReached {
+                    reason: format!(
+                        "too many logins in progress ({} waiting); try again shortly",
+                        self.max_pending
+                    ),
+                }
+            }
             mpsc::TrySendError::Disconnected(_) => BrokerError::ShuttingDown,
         })
     }
@@ -250,9 +262,13 @@ impl Worker {
 mod tests {
     use super::*;
 
+    fn test_refusals() -> Refusals {
+        Refusals::register(&prometheus::Registry::new())
+    }
+
     #[test]
     fn a_hash_verifies_its_secret_only() {
-        let hasher = PasswordHasher::start(16);
+        let hasher = PasswordHasher::start(16, test_refusals());
         let phc = hasher.hash_blocking("correct horse".into()).unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{phc}");
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -283,7 +299,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_refuses_at_once_as_busy() {
-        let hasher = PasswordHasher::start(2);
+        let hasher = PasswordHasher::start(2, test_refusals());
         let phc = hasher.hash_blocking("secret".into()).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -319,7 +335,7 @@ mod tests {
             .hash_password(b"old", &salt)
             .unwrap()
             .to_string();
-        let hasher = PasswordHasher::start(16);
+        let hasher = PasswordHasher::start(16, test_refusals());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

@@ -127,7 +127,10 @@ impl Broker {
     ) -> BrokerResult<Opened> {
         let options = &config.options;
         let store = Store::open(options)?;
-        let passwords = PasswordHasher::start(options.max_pending_logins);
+        let metrics = prometheus::Registry::new_custom(Some("depot_broker".into()), None)
+            .expect("a valid metric prefix");
+        let refusals = Refusals::register(&metrics);
+        let passwords = PasswordHasher::start(options.max_pending_logins, refusals.clone());
         let generated_root_password = auth::ensure_root(
             &store,
             &passwords,
@@ -138,8 +141,6 @@ impl Broker {
         // losing it in a crash would void every token in circulation.
         store.signing_key()?;
         store.db().flush()?;
-        let metrics = prometheus::Registry::new_custom(Some("depot_broker".into()), None)
-            .expect("a valid metric prefix");
         let group_commit = GroupCommit::start(store.db().clone(), options.fsync, &metrics);
         let schemas = Arc::new(SchemaCatalog::load(store.clone())?);
         let (registry, directory) = StationRegistry::recover(
@@ -148,6 +149,7 @@ impl Broker {
             group_commit.clone(),
             options.retention_interval,
             options.max_stations,
+            refusals.clone(),
             workers.clone(),
         )?;
         let registry = registry.start();
@@ -178,7 +180,6 @@ impl Broker {
             &directory,
         )?;
         actix::spawn(purge_used_tokens(store.clone()));
-        let refusals = Refusals::register(&metrics);
         let broker = Broker {
             inner: Arc::new(Inner {
                 config,

@@ -10,7 +10,6 @@ use crate::{
     broker::validation::Validated,
     delivery::relay::RESERVED_PREFIX,
     error::{BrokerError, BrokerResult},
-    refusals::Limit,
     registry::{CreateStation, DeleteStation, UpdateStation},
     station::{
         NewMessage, ProduceOutcome, ReadBatch, ReadLimits, SettingsChange, StationHandle,
@@ -30,14 +29,13 @@ impl Broker {
         let name = StationName::parse(name)?;
         refuse_reserved(&name, "created")?;
         self.check_deliverable(settings.max_message_bytes)?;
-        let created = self
+        let station = self
             .registry(CreateStation {
                 name,
                 settings,
                 if_absent: false,
             })
-            .await?;
-        let station = self.refusals().counting(Limit::MaxStations, created)?;
+            .await??;
         self.set_notifications(&station, settings.notify_connections);
         describe(&station).await
     }
@@ -143,14 +141,12 @@ impl Broker {
                 && who.may_create_stations()
                 && !name.as_str().starts_with(RESERVED_PREFIX) =>
             {
-                let created = self
-                    .registry(CreateStation {
-                        name,
-                        settings: StationSettings::default(),
-                        if_absent: true,
-                    })
-                    .await?;
-                self.refusals().counting(Limit::MaxStations, created)?
+                self.registry(CreateStation {
+                    name,
+                    settings: StationSettings::default(),
+                    if_absent: true,
+                })
+                .await??
             }
             None => return Err(not_found(&name)),
         };

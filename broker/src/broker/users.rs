@@ -13,7 +13,6 @@ use crate::{
     broker::Broker,
     clock::now_ms,
     error::{BrokerError, BrokerResult},
-    refusals::Limit,
 };
 
 /// A refresh token being spent: whose it is, its id, and its times.
@@ -58,9 +57,7 @@ impl From<&UserRecord> for UserSummary {
 impl Broker {
     /// Checks credentials on the password thread (argon2 is slow on purpose).
     pub async fn authenticate(&self, username: &str, secret: Secret) -> BrokerResult<Principal> {
-        let checked =
-            auth::authenticate(&self.inner.store, &self.inner.passwords, username, secret).await;
-        self.refusals().counting(Limit::MaxPendingLogins, checked)
+        auth::authenticate(&self.inner.store, &self.inner.passwords, username, secret).await
     }
 
     /// The principal to act as: `who` itself, or, when an administrator (the

@@ -33,6 +33,7 @@ use crate::{
     delivery::relay::RESERVED_PREFIX,
     error::{BrokerError, BrokerResult},
     persist::{GroupCommit, Store},
+    refusals::{Limit, Refusals},
     schema::{Attachment, SchemaCatalog},
     station::{
         DeadLetters, SettingsChange, StationActor, StationHandle, StationLog, StationName,
@@ -92,6 +93,8 @@ pub struct StationRegistry {
     retention_interval: Duration,
     /// Stations held at most (Depot's own `depot.*` stations aside).
     max_stations: usize,
+    /// Counts the stations `max_stations` refused.
+    refusals: Refusals,
     directory: StationDirectory,
     /// Threads the station actors run on, used round-robin.
     arbiters: Vec<ArbiterHandle>,
@@ -122,6 +125,7 @@ impl StationRegistry {
         group_commit: GroupCommit,
         retention_interval: Duration,
         max_stations: usize,
+        refusals: Refusals,
         arbiters: Vec<ArbiterHandle>,
     ) -> BrokerResult<(Self, StationDirectory)> {
         store.drop_orphan_station_trees()?;
@@ -131,6 +135,7 @@ impl StationRegistry {
             group_commit,
             retention_interval,
             max_stations,
+            refusals,
             directory: StationDirectory::default(),
             arbiters,
             next_arbiter: 0,
@@ -216,12 +221,15 @@ impl Handler<CreateStation> for StationRegistry {
             Some(_) => Err(BrokerError::StationExists {
                 name: create.name.to_string(),
             }),
-            None if self.is_full(&create.name) => Err(BrokerError::LimitReached {
-                reason: format!(
-                    "the broker holds {} stations, its limit (--max-stations); delete some or raise it",
-                    self.max_stations
-                ),
-            }),
+            None if self.is_full(&create.name) => {
+                self.refusals.count(Limit::MaxStations);
+                Err(BrokerError::LimitReached {
+                    reason: format!(
+                        "the broker holds {} stations, its limit (--max-stations); delete some or raise it",
+                        self.max_stations
+                    ),
+                })
+            }
             None => {
                 let created_at_ms = now_ms();
                 let definition = Self::definition(&create.name, created_at_ms, create.settings);
