@@ -32,7 +32,9 @@ pub enum UsersCommand {
     /// List users (never their secrets).
     List,
     /// Change a user: secrets, or permissions (given patterns replace the
-    /// old ones; pass --produce '' to clear).
+    /// old ones; pass --produce '' to clear). A new password or connection
+    /// token ends the user's HTTP sessions: refresh tokens issued before it
+    /// are refused.
     Update {
         name: String,
         #[command(flatten)]
