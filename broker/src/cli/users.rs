@@ -33,8 +33,8 @@ pub enum UsersCommand {
     List,
     /// Change a user: secrets, or permissions (given patterns replace the
     /// old ones; pass --produce '' to clear). A new password or connection
-    /// token ends the user's HTTP sessions: refresh tokens issued before it
-    /// are refused.
+    /// token refuses the refresh tokens issued before it: the user's HTTP
+    /// sessions end as their access tokens expire.
     Update {
         name: String,
         #[command(flatten)]
