@@ -6,7 +6,10 @@
 //! messages are still stored in their order (another producer's may land
 //! between the parts), and the outcomes come back as one list. A message
 //! too large for any frame is not sent: its outcome is a
-//! `MESSAGE_TOO_LARGE` error and the others go on.
+//! `MESSAGE_TOO_LARGE` error and the others go on. If the connection fails
+//! between parts, the call fails although earlier parts may be stored: the
+//! same at-least-once as any produce whose answer is lost (`msg-id`s make
+//! a retry safe).
 //!
 //! Why: the broker closes a connection that sends a frame over its limit
 //! (the framing is lost), failing every call in flight on it. A batch the
