@@ -230,3 +230,37 @@ async fn relays_need_a_token_the_permission_and_an_allowed_destination() {
         .await;
     assert!(made.is_err());
 }
+
+/// Depot's own station (`depot.relay`) is made and used whatever
+/// `--max-stations` says, and does not count against it: a deployment at
+/// its station limit still relays.
+#[actix_rt::test]
+async fn the_relay_works_at_the_station_limit() {
+    let receiver = Receiver::default();
+    let base = receiver.start();
+    let proxy = TestProxy::embedded(&["--allow-private-urls", "--max-stations", "1"]);
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let bearer = format!("Bearer {jwt}");
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let first = post(&proxy.url("/stations/first/produce/single"), &headers, "1").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+
+    let relayed = receive(
+        &proxy,
+        &bearer,
+        json!({"method": "POST", "url": format!("{base}/status/200"), "body": "at the limit"}),
+    )
+    .await;
+    assert_eq!(relayed.status, 200, "{}", relayed.body);
+    assert_eq!(receiver.seen_at("/status/200").len(), 1);
+    let second = post(&proxy.url("/stations/second/produce/single"), &headers, "2").await;
+    assert_eq!(second.status, 429, "{}", second.body);
+    // With `first` gone, the one place is free: `depot.relay` does not hold it.
+    let root = proxy.broker_client().await;
+    root.delete_station("first").await.unwrap();
+    let second = post(&proxy.url("/stations/second/produce/single"), &headers, "2").await;
+    assert_eq!(second.status, 200, "{}", second.body);
+}
