@@ -18,7 +18,7 @@ use tempfile::TempDir;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-use depot_broker::client::BrokerClient;
+use depot_broker::client::{BrokerClient, ClientError, ClientResult};
 use depot_schemas::{
     FrameCodec,
     wire::{self, ProtocolVersion, Request, Response, request::Op, response::Result as Reply},
@@ -228,6 +228,15 @@ impl RawConnection {
             Ok(Some(Ok(Ok(response)))) => Some(response),
             _ => None,
         }
+    }
+}
+
+/// The broker's refusal of a call that was to fail: its code and message.
+pub fn broker_refusal<T>(result: ClientResult<T>) -> (wire::ErrorCode, String) {
+    match result {
+        Err(ClientError::Broker { code, message }) => (code, message),
+        Err(other) => panic!("expected the broker to refuse, got {other:?}"),
+        Ok(_) => panic!("expected the broker to refuse, got success"),
     }
 }
 

@@ -2,10 +2,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use depot_broker::client::ClientError;
 use depot_schemas::wire::{ErrorCode, StationSettings, produce_outcome::Outcome};
 
-use crate::harness::{TestBroker, fetch_all, json_message, stored_offset};
+use crate::harness::{TestBroker, broker_refusal, fetch_all, json_message, stored_offset};
 
 #[tokio::test]
 async fn concurrent_producers_get_dense_unique_offsets() {
@@ -162,13 +161,9 @@ async fn unknown_stations_are_not_created_when_auto_create_is_off() {
         &["--auto-create", "false"],
     );
     let client = broker.client().await;
-    match client.produce("nowhere", vec![json_message("{}")]).await {
-        Err(ClientError::Broker { code, message }) => {
-            assert_eq!(code, ErrorCode::StationNotFound);
-            assert_eq!(message, "station not found: nowhere");
-        }
-        other => panic!("expected station not found, got {other:?}"),
-    }
+    let (code, message) = broker_refusal(client.produce("nowhere", vec![json_message("{}")]).await);
+    assert_eq!(code, ErrorCode::StationNotFound);
+    assert_eq!(message, "station not found: nowhere");
     client
         .create_station("somewhere", StationSettings::default())
         .await
@@ -256,13 +251,9 @@ async fn clients_follow_the_brokers_frame_limit_both_ways() {
             .await
             .map(drop),
     ] {
-        match refused {
-            Err(ClientError::Broker { code, message }) => {
-                assert_eq!(code, ErrorCode::BadRequest);
-                assert!(message.contains("raise --max-frame"), "{message}");
-            }
-            other => panic!("refused: {other:?}"),
-        }
+        let (code, message) = broker_refusal(refused);
+        assert_eq!(code, ErrorCode::BadRequest);
+        assert!(message.contains("raise --max-frame"), "{message}");
     }
     let large = json_message(&format!("\"{}\"", "z".repeat(17 << 20)));
     let outcomes = client.produce("large", vec![large.clone()]).await.unwrap();

@@ -1,13 +1,13 @@
 //! Protobuf stations: schemas compiled at run time from several files,
 //! binary payloads checked strictly, JSON converted to protobuf.
 
-use depot_broker::client::{BrokerClient, ClientError};
+use depot_broker::client::BrokerClient;
 use depot_schemas::wire::{self, ErrorCode};
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 
 use crate::{
-    harness::{TestBroker, fetch_all, stored_offset},
+    harness::{TestBroker, broker_refusal, fetch_all, stored_offset},
     schemas_json::{refusal, station_with_schema},
 };
 
@@ -262,13 +262,9 @@ async fn compile_errors_name_file_line_and_column() {
         (create(files(), ""), "message type"),
     ];
     for (request, expected) in cases {
-        match client.create_schema(request).await {
-            Err(ClientError::Broker { code, message }) => {
-                assert_eq!(code, ErrorCode::InvalidSchema, "{message}");
-                assert!(message.contains(expected), "{expected} not in: {message}");
-            }
-            other => panic!("expected INVALID_SCHEMA, got {other:?}"),
-        }
+        let (code, message) = broker_refusal(client.create_schema(request).await);
+        assert_eq!(code, ErrorCode::InvalidSchema, "{message}");
+        assert!(message.contains(expected), "{expected} not in: {message}");
     }
     assert!(client.list_schemas().await.unwrap().is_empty());
 }

@@ -3,7 +3,7 @@
 use depot_broker::client::ClientError;
 use depot_schemas::wire::{ErrorCode, StationSettings};
 
-use crate::harness::{TestBroker, fetch_all, json_message, stored_offset};
+use crate::harness::{TestBroker, broker_refusal, fetch_all, json_message, stored_offset};
 
 #[tokio::test]
 async fn create_describe_update_list_delete() {
@@ -54,13 +54,9 @@ async fn create_describe_update_list_delete() {
     assert_eq!(names, ["audit", "orders.eu"]);
 
     client.delete_station("audit").await.unwrap();
-    match client.describe_station("audit").await {
-        Err(ClientError::Broker { code, message }) => {
-            assert_eq!(code, ErrorCode::StationNotFound);
-            assert!(message.contains("audit"), "{message}");
-        }
-        other => panic!("expected station not found, got {other:?}"),
-    }
+    let (code, message) = broker_refusal(client.describe_station("audit").await);
+    assert_eq!(code, ErrorCode::StationNotFound);
+    assert!(message.contains("audit"), "{message}");
 }
 
 #[tokio::test]
@@ -68,28 +64,24 @@ async fn invalid_and_duplicate_names_are_refused_clearly() {
     let broker = TestBroker::start();
     let client = broker.client().await;
     for bad in ["Orders", "-x", "a/b", "", &"x".repeat(129)] {
-        match client.create_station(bad, StationSettings::default()).await {
-            Err(ClientError::Broker { code, message }) => {
-                assert_eq!(code, ErrorCode::InvalidStationName);
-                assert!(
-                    message.contains("^[a-z0-9][a-z0-9._-]{0,127}$"),
-                    "{message}"
-                );
-            }
-            other => panic!("{bad:?} was not refused: {other:?}"),
-        }
+        let (code, message) =
+            broker_refusal(client.create_station(bad, StationSettings::default()).await);
+        assert_eq!(code, ErrorCode::InvalidStationName, "{bad:?}");
+        assert!(
+            message.contains("^[a-z0-9][a-z0-9._-]{0,127}$"),
+            "{message}"
+        );
     }
     client
         .create_station("once", StationSettings::default())
         .await
         .unwrap();
-    match client
-        .create_station("once", StationSettings::default())
-        .await
-    {
-        Err(ClientError::Broker { code, .. }) => assert_eq!(code, ErrorCode::StationExists),
-        other => panic!("expected station exists, got {other:?}"),
-    }
+    let (code, _) = broker_refusal(
+        client
+            .create_station("once", StationSettings::default())
+            .await,
+    );
+    assert_eq!(code, ErrorCode::StationExists);
 }
 
 #[tokio::test]
@@ -106,12 +98,10 @@ async fn stations_beyond_the_limit_are_refused_until_one_is_deleted() {
         .await
         .unwrap();
 
-    let refused = |result: Result<_, ClientError>| match result {
-        Err(ClientError::Broker { code, message }) => {
-            assert_eq!(code, ErrorCode::LimitExceeded);
-            assert!(message.contains("--max-stations"), "{message}");
-        }
-        other => panic!("refused: {:?}", other.map(drop)),
+    let refused = |result: Result<(), ClientError>| {
+        let (code, message) = broker_refusal(result);
+        assert_eq!(code, ErrorCode::LimitExceeded);
+        assert!(message.contains("--max-stations"), "{message}");
     };
     refused(
         client

@@ -5,7 +5,7 @@ use depot_broker::client::{BrokerClient, ClientError, Secret};
 use depot_schemas::wire::{CreateUser, ErrorCode, Permissions, StationSettings, UpdateUser};
 use serde_json::Value;
 
-use crate::harness::{TestBroker, fetch_all, json_message, stored_offset};
+use crate::harness::{TestBroker, broker_refusal, fetch_all, json_message, stored_offset};
 
 fn orders_app() -> CreateUser {
     CreateUser {
@@ -30,11 +30,7 @@ async fn connect_app(broker: &TestBroker, token: &str) -> Result<BrokerClient, C
 }
 
 fn code_of<T>(result: Result<T, ClientError>) -> ErrorCode {
-    match result {
-        Err(ClientError::Broker { code, .. }) => code,
-        Err(other) => panic!("expected a broker error, got {other:?}"),
-        Ok(_) => panic!("expected a broker error, got success"),
-    }
+    broker_refusal(result).0
 }
 
 #[tokio::test]
@@ -61,16 +57,12 @@ async fn a_user_can_do_exactly_what_its_patterns_allow() {
         "orders-app"
     );
 
-    match app.produce("payments", vec![json_message("{}")]).await {
-        Err(ClientError::Broker { code, message }) => {
-            assert_eq!(code, ErrorCode::PermissionDenied);
-            assert_eq!(
-                message,
-                "permission denied: user 'orders-app' may not produce to station 'payments'"
-            );
-        }
-        other => panic!("expected permission denied, got {other:?}"),
-    }
+    let (code, message) = broker_refusal(app.produce("payments", vec![json_message("{}")]).await);
+    assert_eq!(code, ErrorCode::PermissionDenied);
+    assert_eq!(
+        message,
+        "permission denied: user 'orders-app' may not produce to station 'payments'"
+    );
     assert_eq!(
         code_of(app.fetch("payments", 0, 10).await),
         ErrorCode::PermissionDenied
