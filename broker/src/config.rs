@@ -223,6 +223,9 @@ impl BrokerConfig {
 /// Room a wire frame keeps for a message's other fields (id, headers,
 /// producer, ...) beside its payload.
 const MESSAGE_FRAME_MARGIN: u64 = 64 * 1024;
+/// Room a frame of many messages (a fetch's answer) keeps for everything
+/// but their payloads.
+const BATCH_FRAME_MARGIN: u64 = 1024 * 1024;
 
 impl BrokerOptions {
     /// The largest payload one wire frame can carry back to a reader: a
@@ -230,6 +233,14 @@ impl BrokerOptions {
     /// could deliver them.
     pub fn largest_deliverable_message(&self) -> u64 {
         self.max_frame_bytes.saturating_sub(MESSAGE_FRAME_MARGIN)
+    }
+
+    /// The payload bytes one answer of many messages may carry (at least
+    /// one message is always sent, within the limit above).
+    pub fn payload_room_per_frame(&self) -> u64 {
+        self.max_frame_bytes
+            .saturating_sub(BATCH_FRAME_MARGIN)
+            .max(1)
     }
 
     /// Every default, for a data directory.

@@ -119,11 +119,8 @@ impl BrokerClient {
             client: concat!("depot-client/", env!("CARGO_PKG_VERSION")).to_owned(),
         };
         match client.call(Op::Hello(hello)).await? {
-            Reply::HelloOk(ok) => {
-                if let Ok(max_frame @ 1..) = usize::try_from(ok.max_frame_bytes) {
-                    client.shared.max_frame.store(max_frame, Ordering::Relaxed);
-                }
-            }
+            // The reader has taken the broker's frame limit from it.
+            Reply::HelloOk(_) => {}
             other => return Err(unexpected(other)),
         }
         let (password, connection_token) = match secret {
@@ -415,18 +412,20 @@ async fn route_answers(
     shared: Weak<Shared>,
 ) {
     while let Some(Ok(Ok(response))) = frames.next().await {
-        if let Some(Reply::HelloOk(ok)) = &response.result {
-            // Answers come up to the broker's frame limit, which may be
-            // above the default this reader started with.
-            if let Ok(max_frame @ 1..) = usize::try_from(ok.max_frame_bytes) {
-                frames
-                    .decoder_mut()
-                    .set_max_frame_bytes(max_frame.max(DEFAULT_MAX_FRAME_BYTES));
-            }
-        }
         let Some(shared) = shared.upgrade() else {
             return;
         };
+        if let Some(Reply::HelloOk(ok)) = &response.result
+            && let Ok(max_frame @ 1..) = usize::try_from(ok.max_frame_bytes)
+        {
+            // Produces are split to fit it (`produce.rs`), and answers come
+            // up to it, which may be above the default this reader started
+            // with. Taken here, before the caller of Hello hears the answer.
+            shared.max_frame.store(max_frame, Ordering::Relaxed);
+            frames
+                .decoder_mut()
+                .set_max_frame_bytes(max_frame.max(DEFAULT_MAX_FRAME_BYTES));
+        }
         let id = response.id;
         let mut waiters = shared.waiters.lock();
         let Some(waiters) = waiters.as_mut() else {

@@ -22,8 +22,6 @@ const DEFAULT_FETCH_MESSAGES: usize = 100;
 const MAX_FETCH_MESSAGES: usize = 10_000;
 /// Payload bytes a fetch returns when the request does not say.
 const DEFAULT_FETCH_BYTES: u64 = 1024 * 1024;
-/// Room left in a frame for everything but payloads.
-const FRAME_OVERHEAD_MARGIN: u64 = 1024 * 1024;
 
 pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
     let op = match schema_operations::run(broker, who, op).await {
@@ -148,12 +146,7 @@ fn fetch_messages(
     fetch: wire::Fetch,
 ) -> BrokerResult<Reply> {
     let reader = broker.acting_as(who, &fetch.on_behalf_of)?;
-    let frame_room = broker
-        .config()
-        .options
-        .max_frame_bytes
-        .saturating_sub(FRAME_OVERHEAD_MARGIN)
-        .max(1);
+    let frame_room = broker.config().options.payload_room_per_frame();
     let limits = ReadLimits {
         max_messages: match fetch.max_messages {
             0 => DEFAULT_FETCH_MESSAGES,
