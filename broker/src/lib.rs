@@ -5,21 +5,19 @@
 //!
 //! - [`server`]: the wire-protocol listener; decodes frames on connection
 //!   threads and calls the [`broker::Broker`] core.
-//! - [`broker`]: the domain core: permission checks, then stations.
+//! - [`broker`]: the domain core: permission checks, then stations, schemas,
+//!   users, subscriptions, the relay and WebSocket connections.
 //! - [`registry`]: creates, finds and deletes stations.
 //! - [`station`]: a station's single-writer actor, its log in sled, retention.
+//! - [`schema`]: station schemas (JSON Schema, Protobuf) and validation.
 //! - [`persist`]: the sled store and the group commit that makes writes
 //!   durable before they are acknowledged.
+//! - [`delivery`]: the actors pushing stations to webhooks (and relayed
+//!   requests to their destinations): retries, records, dead letters.
 //! - [`client`]: the async wire client used by the CLI, the benchmarks and
-//!   (soon) the HTTP proxy.
-//! - [`cli`]: the `depot` admin CLI.
-//!
-//! - [`schema`]: station schemas (JSON Schema, Protobuf) and validation.
-//! - [`delivery`]: pushing messages to webhooks (its standalone parts so far:
-//!   signatures and the destination policy).
-//!
-//! Readers today are fetches and wire subscriptions; webhook delivery and
-//! WebSockets arrive with their issues.
+//!   the HTTP proxy against a remote broker.
+//! - [`cli`]: the `depot` admin CLI; [`views`]: the JSON it and the proxy
+//!   print for people's scripts.
 
 pub mod auth;
 pub mod broker;
@@ -38,6 +36,7 @@ pub mod run;
 pub mod schema;
 pub mod server;
 pub mod station;
+pub mod views;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

@@ -16,6 +16,8 @@ pub enum ProxyError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("the body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
     /// The body stopped arriving; the connection closes with the answer.
@@ -56,11 +58,12 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::SchemaNotFound
         | ErrorCode::DeadLetterNotFound
         | ErrorCode::DeliveryNotFound => StatusCode::NOT_FOUND,
-        ErrorCode::SchemaExists | ErrorCode::SchemaInUse => StatusCode::CONFLICT,
+        ErrorCode::SchemaExists | ErrorCode::SchemaInUse | ErrorCode::StationExists => {
+            StatusCode::CONFLICT
+        }
         ErrorCode::MessageTooLarge | ErrorCode::FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::BadRequest
         | ErrorCode::InvalidStationName
-        | ErrorCode::StationExists
         | ErrorCode::UndecodableFrame
         | ErrorCode::UnknownOperation
         | ErrorCode::UnsupportedVersion
@@ -95,6 +98,7 @@ impl ResponseError for ProxyError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } | Self::MessageTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }

@@ -14,6 +14,7 @@ pub mod broker_link;
 pub mod coalesce;
 pub mod config;
 pub mod error;
+pub mod message_view;
 pub mod metrics;
 pub mod routes;
 pub mod startup;

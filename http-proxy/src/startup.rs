@@ -31,7 +31,7 @@ const CORS_MAX_AGE: usize = 600;
 /// (tokens travel in the Authorization header or the query, not cookies).
 fn cors(origins: &[String]) -> Cors {
     let mut cors = Cors::default()
-        .allowed_methods(["GET", "POST", "OPTIONS"])
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
         .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .allowed_header("msg-id")
         .max_age(CORS_MAX_AGE);

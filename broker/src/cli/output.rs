@@ -1,11 +1,7 @@
 //! How the CLI prints: tables and readable lines for people, one JSON value
 //! per line with `--json` for scripts.
 
-use std::{
-    fmt,
-    io::Write,
-    time::{Duration, UNIX_EPOCH},
-};
+use std::{fmt, io::Write, time::Duration};
 
 use base64::Engine as _;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
@@ -13,7 +9,8 @@ use serde_json::{Value, json};
 
 use depot_schemas::wire::{StationInfo, StoredMessage, UserInfo};
 
-use crate::cli::Context;
+pub(super) use crate::views::time;
+use crate::{cli::Context, views, views::last_offset};
 
 /// Writes one line to stdout; a reader that went away ends the process.
 pub fn line(text: fmt::Arguments<'_>) {
@@ -43,45 +40,9 @@ pub fn field_table(value: Value) -> Table {
     table
 }
 
-fn settings_json(info: &StationInfo) -> Value {
-    let s = info.settings.unwrap_or_default();
-    json!({
-        "retention_age_ms": s.retention_age_ms.unwrap_or(0),
-        "retention_messages": s.retention_messages.unwrap_or(0),
-        "retention_bytes": s.retention_bytes.unwrap_or(0),
-        "idempotency_window_ms": s.idempotency_window_ms.unwrap_or(0),
-        "max_message_bytes": s.max_message_bytes.unwrap_or(0),
-        "dead_letter_retention_ms": s.dead_letter_retention_ms.unwrap_or(0),
-        "keep_dead_letters": s.keep_dead_letters.unwrap_or(true),
-        "notify_connections": s.notify_connections.unwrap_or(false),
-    })
-}
-
-/// The newest stored message's offset; `None` when the station is empty.
-fn last_offset(info: &StationInfo) -> Option<u64> {
-    (info.message_count > 0).then(|| info.next_offset - 1)
-}
-
-fn station_json(info: &StationInfo) -> Value {
-    json!({
-        "name": info.name,
-        "settings": settings_json(info),
-        "created_at": time(info.created_at_ms),
-        "message_count": info.message_count,
-        "bytes": info.bytes,
-        "first_offset": info.first_offset,
-        "last_offset": last_offset(info),
-        "next_offset": info.next_offset,
-        "schema": info.schema.as_ref().map(|a| json!({
-            "name": a.schema,
-            "version": (a.version != 0).then_some(a.version),
-        })),
-    })
-}
-
 pub fn station(context: &Context, info: &StationInfo) {
     if context.json {
-        outln!("{}", station_json(info));
+        outln!("{}", views::station(info));
         return;
     }
     let s = info.settings.unwrap_or_default();
@@ -138,7 +99,7 @@ pub fn station_list(context: &Context, stations: &[StationInfo]) {
     if context.json {
         outln!(
             "{}",
-            Value::Array(stations.iter().map(station_json).collect())
+            Value::Array(stations.iter().map(views::station).collect())
         );
         return;
     }
@@ -308,10 +269,6 @@ fn attachment_text(info: &StationInfo) -> String {
         Some(a) if a.version == 0 => format!("{} (active version)", a.schema),
         Some(a) => format!("{} (v{})", a.schema, a.version),
     }
-}
-
-pub(super) fn time(ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 pub(super) fn size(bytes: u64) -> String {

@@ -15,7 +15,7 @@ use depot_schemas::wire::{self, request::Op, resend_outcome::Outcome, response::
 
 use crate::{
     error::ProxyError,
-    routes::{AppState, admin_call as call, auth::parse_json, unexpected},
+    routes::{AppState, auth::parse_json, call_as_user as call, unexpected},
 };
 
 const MAX_RESEND_BODY: u64 = 1024 * 1024;

@@ -26,7 +26,7 @@ use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
 use crate::{
     error::ProxyError,
-    routes::{AppState, admin_call as call, auth::parse_json, unexpected},
+    routes::{AppState, auth::parse_json, call_as_user as call, unexpected},
 };
 
 const MAX_BODY: u64 = 64 * 1024;

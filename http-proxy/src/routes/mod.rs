@@ -3,6 +3,7 @@
 //!
 //! - [`auth`]: `/auth/authenticate`, `/auth/refreshToken`.
 //! - [`produce`]: `/stations/{name}/produce/single` and `.../batch`.
+//! - [`stations`]: station administration and fetching messages.
 //! - [`schemas`]: schema administration and attachments (admins).
 //! - [`dead_letters`]: listing and resending refused messages (admins).
 //! - [`subscriptions`]: webhook subscriptions (admins).
@@ -20,9 +21,14 @@ pub mod notify;
 pub mod produce;
 pub mod relay;
 pub mod schemas;
+pub mod stations;
 pub mod subscriptions;
 
-use actix_web::{HttpRequest, http::header, web};
+use actix_web::{
+    HttpRequest, HttpResponse, Resource, ResponseError, Route,
+    http::{Method, header},
+    web,
+};
 
 use crate::{
     body::read_limited,
@@ -60,98 +66,191 @@ impl AppState {
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
-    config
-        .route("/auth/authenticate", web::post().to(auth::authenticate))
-        .route("/auth/refreshToken", web::post().to(auth::refresh))
-        .route(
+    use Method as M;
+    // The produce routes first: the router tries paths in this order.
+    let resources = [
+        at(
             "/stations/{station}/produce/single",
-            web::post().to(produce::single),
-        )
-        .route(
+            [(M::POST, web::to(produce::single))],
+        ),
+        at(
             "/stations/{station}/produce/batch",
-            web::post().to(produce::batch),
-        )
-        .route("/schemas", web::get().to(schemas::list))
-        .route("/schemas", web::post().to(schemas::create))
-        .route("/schemas/{name}", web::get().to(schemas::describe))
-        .route("/schemas/{name}", web::delete().to(schemas::delete))
-        .route(
+            [(M::POST, web::to(produce::batch))],
+        ),
+        at(
+            "/auth/authenticate",
+            [(M::POST, web::to(auth::authenticate))],
+        ),
+        at("/auth/refreshToken", [(M::POST, web::to(auth::refresh))]),
+        at(
+            "/stations",
+            [
+                (M::GET, web::to(stations::list)),
+                (M::POST, web::to(stations::create)),
+            ],
+        ),
+        at(
+            "/stations/{station}",
+            [
+                (M::GET, web::to(stations::describe)),
+                (M::PATCH, web::to(stations::update)),
+                (M::DELETE, web::to(stations::delete)),
+            ],
+        ),
+        at(
+            "/stations/{station}/messages",
+            [(M::GET, web::to(stations::fetch))],
+        ),
+        at(
+            "/schemas",
+            [
+                (M::GET, web::to(schemas::list)),
+                (M::POST, web::to(schemas::create)),
+            ],
+        ),
+        at(
+            "/schemas/{name}",
+            [
+                (M::GET, web::to(schemas::describe)),
+                (M::DELETE, web::to(schemas::delete)),
+            ],
+        ),
+        at(
             "/schemas/{name}/versions",
-            web::post().to(schemas::add_version),
-        )
-        .route(
+            [(M::POST, web::to(schemas::add_version))],
+        ),
+        at(
             "/schemas/{name}/rollback",
-            web::post().to(schemas::rollback),
-        )
-        .route("/stations/{station}/schema", web::put().to(schemas::attach))
-        .route(
+            [(M::POST, web::to(schemas::rollback))],
+        ),
+        at(
             "/stations/{station}/schema",
-            web::delete().to(schemas::detach),
-        )
-        .route(
+            [
+                (M::PUT, web::to(schemas::attach)),
+                (M::DELETE, web::to(schemas::detach)),
+            ],
+        ),
+        at(
             "/stations/{station}/dead-letters",
-            web::get().to(dead_letters::list),
-        )
-        .route(
+            [(M::GET, web::to(dead_letters::list))],
+        ),
+        at(
             "/stations/{station}/dead-letters/resend",
-            web::post().to(dead_letters::resend),
-        )
-        .route(
+            [(M::POST, web::to(dead_letters::resend))],
+        ),
+        at(
             "/stations/{station}/dead-letters/{id}",
-            web::get().to(dead_letters::show),
-        )
-        .route("/v1/subscriptions", web::get().to(subscriptions::list))
-        .route("/v1/subscriptions", web::post().to(subscriptions::create))
-        .route(
+            [(M::GET, web::to(dead_letters::show))],
+        ),
+        at(
+            "/v1/subscriptions",
+            [
+                (M::GET, web::to(subscriptions::list)),
+                (M::POST, web::to(subscriptions::create)),
+            ],
+        ),
+        at(
             "/v1/subscriptions/{id}",
-            web::get().to(subscriptions::describe),
-        )
-        .route(
-            "/v1/subscriptions/{id}",
-            web::delete().to(subscriptions::delete),
-        )
-        .route(
-            "/v1/subscriptions/{id}",
-            web::patch().to(subscriptions::update),
-        )
-        .route(
+            [
+                (M::GET, web::to(subscriptions::describe)),
+                (M::DELETE, web::to(subscriptions::delete)),
+                (M::PATCH, web::to(subscriptions::update)),
+            ],
+        ),
+        at(
             "/v1/subscriptions/{id}/pause",
-            web::post().to(subscriptions::pause),
-        )
-        .route(
+            [(M::POST, web::to(subscriptions::pause))],
+        ),
+        at(
             "/v1/subscriptions/{id}/resume",
-            web::post().to(subscriptions::resume),
-        )
-        .route(
+            [(M::POST, web::to(subscriptions::resume))],
+        ),
+        at(
             "/v1/subscriptions/{id}/deliveries",
-            web::get().to(deliveries::list_of_subscription),
-        )
-        .route(
+            [(M::GET, web::to(deliveries::list_of_subscription))],
+        ),
+        at(
             "/v1/subscriptions/{id}/resend",
-            web::post().to(deliveries::resend),
-        )
-        .route("/v1/deliveries", web::get().to(deliveries::list))
-        .route("/v1/deliveries/{id}", web::get().to(deliveries::show))
-        .route("/v1/delivery-attempts", web::get().to(deliveries::attempts))
-        .route(
+            [(M::POST, web::to(deliveries::resend))],
+        ),
+        at("/v1/deliveries", [(M::GET, web::to(deliveries::list))]),
+        at("/v1/deliveries/{id}", [(M::GET, web::to(deliveries::show))]),
+        at(
+            "/v1/delivery-attempts",
+            [(M::GET, web::to(deliveries::attempts))],
+        ),
+        at(
             "/v1/delivery-attempts/{id}",
-            web::get().to(deliveries::show_attempt),
-        )
-        .route("/ws", web::get().to(crate::ws::connect))
-        .route("/console", web::get().to(health::console))
-        .route("/users/{user}/notify", web::post().to(notify::user))
-        .route(
+            [(M::GET, web::to(deliveries::show_attempt))],
+        ),
+        at("/ws", [(M::GET, web::to(crate::ws::connect))]),
+        at("/console", [(M::GET, web::to(health::console))]),
+        at("/users/{user}/notify", [(M::POST, web::to(notify::user))]),
+        at(
             "/connections/{id}/notify",
-            web::post().to(notify::connection),
-        )
-        .route("/relay", web::post().to(relay::relay))
-        .route("/receive", web::post().to(relay::relay))
-        .route("/receive", web::get().to(relay::relay_from_query))
-        .route("/getToken", web::get().to(relay::get_token))
-        .route("/monitoring/status", web::get().to(health::status))
-        .route("/health/liveness", web::get().to(health::liveness))
-        .route("/health/readiness", web::get().to(health::readiness))
-        .route("/metrics", web::get().to(health::metrics));
+            [(M::POST, web::to(notify::connection))],
+        ),
+        at("/relay", [(M::POST, web::to(relay::relay))]),
+        at(
+            "/receive",
+            [
+                (M::POST, web::to(relay::relay)),
+                (M::GET, web::to(relay::relay_from_query)),
+            ],
+        ),
+        at("/getToken", [(M::GET, web::to(relay::get_token))]),
+        at("/monitoring/status", [(M::GET, web::to(health::status))]),
+        at("/health/liveness", [(M::GET, web::to(health::liveness))]),
+        at("/health/readiness", [(M::GET, web::to(health::readiness))]),
+        at("/metrics", [(M::GET, web::to(health::metrics))]),
+    ];
+    for resource in resources {
+        config.service(resource);
+    }
+    config
+        .app_data(web::QueryConfig::default().error_handler(|error, _| {
+            ProxyError::bad_request(format!("bad query string: {error}")).into()
+        }))
+        .default_service(web::to(no_route));
+}
+
+/// One path and the handler of each method it serves; any other method is
+/// answered 405 with `Allow`.
+fn at<const N: usize>(path: &str, routes: [(Method, Route); N]) -> Resource {
+    let allow = routes
+        .iter()
+        .map(|(method, _)| method.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut resource = web::resource(path);
+    for (method, route) in routes {
+        resource = resource.route(route.method(method));
+    }
+    resource.default_service(web::to(move |request: HttpRequest| {
+        let allow = allow.clone();
+        async move {
+            let error = ProxyError::MethodNotAllowed(format!(
+                "{} is not served on {}: use {allow}",
+                request.method(),
+                request.path()
+            ));
+            let mut response = error.error_response();
+            if let Ok(value) = header::HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
+        }
+    }))
+}
+
+/// Any path no route serves.
+async fn no_route(request: HttpRequest) -> HttpResponse {
+    ProxyError::NotFound(format!(
+        "no route {} {}: see README for the API",
+        request.method(),
+        request.path()
+    ))
+    .error_response()
 }
 
 /// A bearer token from `Authorization: Bearer <jwt>`, or from the
@@ -185,15 +284,20 @@ pub async fn authenticated_user(
 }
 
 /// Authenticates a request and runs one broker operation as its token's
-/// user, whose permissions the broker checks (the admin routes: schemas,
-/// dead letters, subscriptions).
-pub async fn admin_call(
+/// user, whose permissions the broker checks (every route but produce,
+/// which goes through the coalescer).
+pub async fn call_as_user(
     request: &HttpRequest,
     state: &AppState,
     op: depot_schemas::wire::request::Op,
 ) -> Result<depot_schemas::wire::response::Result, ProxyError> {
     let user = authenticated_user(request, state).await?;
     Ok(state.link.call_as(user, op).await?)
+}
+
+/// `{"success": true, "error": null}`: done, nothing more to say.
+pub fn done() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "success": true, "error": null }))
 }
 
 /// An answer of the wrong kind: a broker bug, reported as 500.

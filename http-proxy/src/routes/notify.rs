@@ -12,7 +12,7 @@ use depot_schemas::wire::{self, notify::Target, request::Op, response::Result as
 
 use crate::{
     error::ProxyError,
-    routes::{AppState, admin_call, auth::parse_json, unexpected},
+    routes::{AppState, auth::parse_json, call_as_user, unexpected},
 };
 
 const MAX_BODY: u64 = 64 * 1024 + 1024;
@@ -35,7 +35,7 @@ async fn notify(
         target: Some(target),
         data: data.to_string().into_bytes().into(),
     });
-    match admin_call(request, state, op).await? {
+    match call_as_user(request, state, op).await? {
         Reply::Notified(notified) => Ok(HttpResponse::Ok().json(json!({
             "success": true, "error": null, "delivered": notified.delivered,
         }))),

@@ -24,7 +24,7 @@ use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
 use crate::{
     error::ProxyError,
-    routes::{AppState, admin_call as call, auth::parse_json, unexpected},
+    routes::{AppState, auth::parse_json, call_as_user as call, done, unexpected},
 };
 
 /// Largest schema definition body accepted.
@@ -142,10 +142,6 @@ fn schema_reply(reply: Reply) -> Result<HttpResponse, ProxyError> {
         }))),
         other => Err(unexpected(other)),
     }
-}
-
-fn done() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "success": true, "error": null }))
 }
 
 pub fn schema_json(info: &wire::SchemaInfo) -> Value {

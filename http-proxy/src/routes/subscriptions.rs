@@ -23,7 +23,7 @@ use depot_schemas::wire::{
 
 use crate::{
     error::ProxyError,
-    routes::{AppState, admin_call as call, auth::parse_json, unexpected},
+    routes::{AppState, auth::parse_json, call_as_user as call, done, unexpected},
 };
 
 const MAX_BODY: u64 = 64 * 1024;
@@ -306,5 +306,5 @@ pub async fn delete(
         subscription: id.into_inner(),
     });
     call(&request, &state, op).await?;
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "error": null })))
+    Ok(done())
 }

@@ -5,7 +5,6 @@
 //! Every reply echoes the request's `id` when it had one, so a client can
 //! match answers to requests.
 
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -154,37 +153,12 @@ pub fn pong(mut fields: Map<String, Value>) -> Value {
     Value::Object(fields)
 }
 
-/// A pushed message: JSON payloads inline, others in base64.
+/// A pushed message ([`crate::message_view`]), as an action.
 pub fn message(station: &str, message: &StoredMessage) -> Value {
-    let headers: Map<String, Value> = message
-        .headers
-        .iter()
-        .map(|h| (h.key.clone(), Value::String(h.value.clone())))
-        .collect();
-    let mut frame = json!({
-        "action": "message",
-        "station": station,
-        "offset": message.offset,
-        "message_id": message.id,
-        "timestamp_ms": message.timestamp_ms,
-        "headers": headers,
-        "content_type": message.content_type,
-    });
-    let inline = message
-        .content_type
-        .starts_with("application/json")
-        .then(|| serde_json::from_slice::<Value>(&message.payload).ok())
-        .flatten();
-    match inline {
-        Some(data) => frame["data"] = data,
-        None => {
-            frame["data"] = base64::engine::general_purpose::STANDARD
-                .encode(&message.payload)
-                .into();
-            frame["encoding"] = "base64".into();
-        }
-    }
-    frame
+    let mut frame = Map::new();
+    frame.insert("action".into(), Value::String("message".into()));
+    frame.extend(crate::message_view::stored_message(station, message));
+    Value::Object(frame)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod schemas_json;
 mod schemas_protobuf;
 mod schemas_versions;
 mod stations;
+mod stations_http;
 mod subscribe;
 mod users;
 mod webhook_outcomes;

@@ -1,0 +1,48 @@
+//! JSON views of the broker's records for people's scripts: the CLI's
+//! `--json` and the HTTP proxy's station routes print the same shape, so a
+//! station looks alike whichever a script asks.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use depot_schemas::wire::StationInfo;
+
+/// A time in milliseconds since the epoch as RFC 3339 (UTC, milliseconds).
+pub fn time(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// The newest stored message's offset; `None` when the station is empty.
+pub fn last_offset(info: &StationInfo) -> Option<u64> {
+    (info.message_count > 0).then(|| info.next_offset - 1)
+}
+
+/// A station's settings (durations in milliseconds, sizes in bytes, 0 for
+/// an unlimited retention), its counters and its schema.
+pub fn station(info: &StationInfo) -> Value {
+    let s = info.settings.unwrap_or_default();
+    json!({
+        "name": info.name,
+        "settings": {
+            "retention_age_ms": s.retention_age_ms.unwrap_or(0),
+            "retention_messages": s.retention_messages.unwrap_or(0),
+            "retention_bytes": s.retention_bytes.unwrap_or(0),
+            "idempotency_window_ms": s.idempotency_window_ms.unwrap_or(0),
+            "max_message_bytes": s.max_message_bytes.unwrap_or(0),
+            "dead_letter_retention_ms": s.dead_letter_retention_ms.unwrap_or(0),
+            "keep_dead_letters": s.keep_dead_letters.unwrap_or(true),
+            "notify_connections": s.notify_connections.unwrap_or(false),
+        },
+        "created_at": time(info.created_at_ms),
+        "message_count": info.message_count,
+        "bytes": info.bytes,
+        "first_offset": info.first_offset,
+        "last_offset": last_offset(info),
+        "next_offset": info.next_offset,
+        "schema": info.schema.as_ref().map(|a| json!({
+            "name": a.schema,
+            "version": (a.version != 0).then_some(a.version),
+        })),
+    })
+}

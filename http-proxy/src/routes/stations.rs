@@ -1,0 +1,211 @@
+//! Stations over HTTP, for operators without the CLI and for clients that
+//! read back what they produced. The broker checks the token's user on
+//! every call: listing shows the stations it may produce to or consume
+//! from, creating needs the create-stations right, changing and deleting
+//! need admin, describing needs produce or consume, fetching consume.
+//!
+//! | method & path                     | does                                 |
+//! |-----------------------------------|--------------------------------------|
+//! | `GET /stations`                   | list, with settings and counters     |
+//! | `POST /stations`                  | `{"name", "settings"?}` create       |
+//! | `GET /stations/{name}`            | one station                          |
+//! | `PATCH /stations/{name}`          | `{"settings"}`: change those given   |
+//! | `DELETE /stations/{name}`         | delete it and its messages           |
+//! | `GET /stations/{name}/messages`   | `?from=&limit=&max_bytes=` fetch     |
+//!
+//! A station is the JSON of `depot stations info --json`
+//! ([`depot_broker::views::station`]); a message is the WebSocket push's
+//! ([`crate::message_view`]).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use depot_broker::views;
+use depot_schemas::wire::{self, request::Op, response::Result as Reply};
+
+use crate::{
+    error::ProxyError,
+    message_view::stored_message,
+    routes::{AppState, auth::parse_json, call_as_user as call, done, unexpected},
+};
+
+const MAX_BODY: u64 = 64 * 1024;
+
+/// Station settings as `views::station` prints them; absent ones keep
+/// their value (or the default, at creation).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    retention_age_ms: Option<u64>,
+    #[serde(default)]
+    retention_messages: Option<u64>,
+    #[serde(default)]
+    retention_bytes: Option<u64>,
+    #[serde(default)]
+    idempotency_window_ms: Option<u64>,
+    #[serde(default)]
+    max_message_bytes: Option<u64>,
+    #[serde(default)]
+    dead_letter_retention_ms: Option<u64>,
+    #[serde(default)]
+    keep_dead_letters: Option<bool>,
+    #[serde(default)]
+    notify_connections: Option<bool>,
+}
+
+impl Settings {
+    fn to_wire(&self) -> wire::StationSettings {
+        wire::StationSettings {
+            retention_age_ms: self.retention_age_ms,
+            retention_messages: self.retention_messages,
+            retention_bytes: self.retention_bytes,
+            idempotency_window_ms: self.idempotency_window_ms,
+            max_message_bytes: self.max_message_bytes,
+            dead_letter_retention_ms: self.dead_letter_retention_ms,
+            keep_dead_letters: self.keep_dead_letters,
+            notify_connections: self.notify_connections,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewStation {
+    name: String,
+    #[serde(default)]
+    settings: Settings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Change {
+    settings: Settings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchQuery {
+    /// The first offset wanted (default 0: the oldest stored).
+    #[serde(default)]
+    from: u64,
+    /// At most this many messages (0: the broker's default, 100; at most
+    /// 10,000).
+    #[serde(default)]
+    limit: u32,
+    /// At most about this many payload bytes (0: the broker's default,
+    /// 1 MiB); at least one message comes when one is there.
+    #[serde(default)]
+    max_bytes: u64,
+    /// The access token, when it comes in the query (browsers).
+    #[serde(default, rename = "authorization")]
+    _authorization: Option<String>,
+}
+
+fn station_reply(reply: Reply) -> Result<HttpResponse, ProxyError> {
+    match reply {
+        Reply::Station(info) => Ok(HttpResponse::Ok().json(json!({
+            "success": true,
+            "error": null,
+            "station": views::station(&info),
+        }))),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn list(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
+    match call(&request, &state, Op::ListStations(wire::ListStations {})).await? {
+        Reply::StationList(list) => Ok(HttpResponse::Ok().json(json!({
+            "success": true,
+            "error": null,
+            "stations": list.stations.iter().map(views::station).collect::<Vec<_>>(),
+        }))),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn create(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ProxyError> {
+    let body = state.read_body(payload, MAX_BODY).await?;
+    let new: NewStation = parse_json(&body)?;
+    let op = Op::CreateStation(wire::CreateStation {
+        name: new.name,
+        settings: Some(new.settings.to_wire()),
+    });
+    station_reply(call(&request, &state, op).await?)
+}
+
+pub async fn describe(
+    request: HttpRequest,
+    station: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
+    let op = Op::DescribeStation(wire::DescribeStation {
+        name: station.into_inner(),
+    });
+    station_reply(call(&request, &state, op).await?)
+}
+
+pub async fn update(
+    request: HttpRequest,
+    station: web::Path<String>,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ProxyError> {
+    let body = state.read_body(payload, MAX_BODY).await?;
+    let change: Change = parse_json(&body)?;
+    let op = Op::UpdateStation(wire::UpdateStation {
+        name: station.into_inner(),
+        settings: Some(change.settings.to_wire()),
+    });
+    station_reply(call(&request, &state, op).await?)
+}
+
+pub async fn delete(
+    request: HttpRequest,
+    station: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
+    let op = Op::DeleteStation(wire::DeleteStation {
+        name: station.into_inner(),
+    });
+    call(&request, &state, op).await?;
+    Ok(done())
+}
+
+pub async fn fetch(
+    request: HttpRequest,
+    station: web::Path<String>,
+    query: web::Query<FetchQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
+    let station = station.into_inner();
+    let op = Op::Fetch(wire::Fetch {
+        station: station.clone(),
+        from_offset: query.from,
+        max_messages: query.limit,
+        max_bytes: query.max_bytes,
+        ..Default::default()
+    });
+    match call(&request, &state, op).await? {
+        Reply::FetchResult(fetched) => Ok(HttpResponse::Ok().json(json!({
+            "success": true,
+            "error": null,
+            "messages": fetched
+                .messages
+                .iter()
+                .map(|m| stored_message(&station, m))
+                .collect::<Vec<_>>(),
+            "next_offset": fetched.next_offset,
+            "head_offset": fetched.head_offset,
+        }))),
+        other => Err(unexpected(other)),
+    }
+}
