@@ -82,6 +82,7 @@ impl Broker {
         self.registry(CreateStation {
             name: name.clone(),
             settings: StationSettings::default(),
+            description: "Depot's relay: each message is one HTTP request to deliver".into(),
             if_absent: true,
         })
         .await??;

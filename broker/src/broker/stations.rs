@@ -13,7 +13,7 @@ use crate::{
     registry::{CreateStation, DeleteStation, UpdateStation},
     station::{
         NewMessage, ProduceOutcome, ReadBatch, ReadLimits, SettingsChange, StationHandle,
-        StationName, StationSettings,
+        StationMeta, StationName, StationSettings,
         actor::{Describe, Produce, StationStats},
     },
 };
@@ -24,15 +24,18 @@ impl Broker {
         who: &Principal,
         name: &str,
         settings: StationSettings,
+        description: String,
     ) -> BrokerResult<StationStats> {
         who.require_create_stations()?;
         let name = StationName::parse(name)?;
         refuse_reserved(&name, "created")?;
         self.check_deliverable(settings.max_message_bytes)?;
+        StationMeta::check_description(&description)?;
         let station = self
             .registry(CreateStation {
                 name,
                 settings,
+                description,
                 if_absent: false,
             })
             .await??;
@@ -45,15 +48,20 @@ impl Broker {
         who: &Principal,
         name: &str,
         change: SettingsChange,
+        description: Option<String>,
     ) -> BrokerResult<StationStats> {
         who.require_admin()?;
         let name = StationName::parse(name)?;
         if let Some(max_message_bytes) = change.max_message_bytes {
             self.check_deliverable(max_message_bytes)?;
         }
+        if let Some(description) = &description {
+            StationMeta::check_description(description)?;
+        }
         self.registry(UpdateStation {
             name: name.clone(),
             change,
+            description,
         })
         .await??;
         let station = self.station(&name)?;
@@ -144,6 +152,7 @@ impl Broker {
                 self.registry(CreateStation {
                     name,
                     settings: StationSettings::default(),
+                    description: String::new(),
                     if_absent: true,
                 })
                 .await??
@@ -233,6 +242,7 @@ pub(super) async fn describe(station: &StationHandle) -> BrokerResult<StationSta
         .await
         .map_err(|_| not_found(&station.name))?;
     stats.schema = station.schema.read().clone();
+    stats.meta = station.meta.read().clone();
     Ok(stats)
 }
 

@@ -50,7 +50,9 @@ pub fn station(context: &Context, info: &StationInfo) {
     table.load_preset(UTF8_FULL_CONDENSED);
     let rows = [
         ("name", info.name.clone()),
+        ("description", info.description.clone()),
         ("created", time(info.created_at_ms)),
+        ("updated", time(info.updated_at_ms)),
         ("messages", info.message_count.to_string()),
         ("bytes", size(info.bytes)),
         ("first offset", info.first_offset.to_string()),

@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use depot_schemas::wire::StationSettings;
+use depot_schemas::wire::{self, StationSettings};
 
 use crate::{
     cli::{CliResult, Context, output},
@@ -14,6 +14,9 @@ pub enum StationsCommand {
     /// Create a station.
     Create {
         name: String,
+        /// Free text for people (at most 1,000 characters).
+        #[arg(long, default_value = "")]
+        description: String,
         #[command(flatten)]
         settings: SettingsArgs,
     },
@@ -24,6 +27,9 @@ pub enum StationsCommand {
     /// Change a station's settings (only the ones given).
     Update {
         name: String,
+        /// Replace the description ("" clears it).
+        #[arg(long)]
+        description: Option<String>,
         #[command(flatten)]
         settings: SettingsArgs,
     },
@@ -90,8 +96,17 @@ impl SettingsArgs {
 pub async fn run(context: &Context, command: StationsCommand) -> CliResult {
     let client = &context.client;
     match command {
-        StationsCommand::Create { name, settings } => {
-            let info = client.create_station(&name, settings.to_wire()).await?;
+        StationsCommand::Create {
+            name,
+            description,
+            settings,
+        } => {
+            let create = wire::CreateStation {
+                name,
+                settings: Some(settings.to_wire()),
+                description,
+            };
+            let info = client.create_station_with(create).await?;
             output::station(context, &info);
         }
         StationsCommand::List => {
@@ -102,8 +117,17 @@ pub async fn run(context: &Context, command: StationsCommand) -> CliResult {
             let info = client.describe_station(&name).await?;
             output::station(context, &info);
         }
-        StationsCommand::Update { name, settings } => {
-            let info = client.update_station(&name, settings.to_wire()).await?;
+        StationsCommand::Update {
+            name,
+            description,
+            settings,
+        } => {
+            let update = wire::UpdateStation {
+                name,
+                settings: Some(settings.to_wire()),
+                description,
+            };
+            let info = client.update_station_with(update).await?;
             output::station(context, &info);
         }
         StationsCommand::Delete { name } => {

@@ -229,28 +229,46 @@ impl BrokerClient {
         }
     }
 
+    /// Creates a station without a description.
     pub async fn create_station(
         &self,
         name: &str,
         settings: wire::StationSettings,
     ) -> ClientResult<wire::StationInfo> {
-        let op = Op::CreateStation(wire::CreateStation {
+        self.create_station_with(wire::CreateStation {
             name: name.to_owned(),
             settings: Some(settings),
-        });
-        expect_station(self.call(op).await?)
+            description: String::new(),
+        })
+        .await
     }
 
+    pub async fn create_station_with(
+        &self,
+        create: wire::CreateStation,
+    ) -> ClientResult<wire::StationInfo> {
+        expect_station(self.call(Op::CreateStation(create)).await?)
+    }
+
+    /// Changes the settings given, leaving the description.
     pub async fn update_station(
         &self,
         name: &str,
         settings: wire::StationSettings,
     ) -> ClientResult<wire::StationInfo> {
-        let op = Op::UpdateStation(wire::UpdateStation {
+        self.update_station_with(wire::UpdateStation {
             name: name.to_owned(),
             settings: Some(settings),
-        });
-        expect_station(self.call(op).await?)
+            description: None,
+        })
+        .await
+    }
+
+    pub async fn update_station_with(
+        &self,
+        update: wire::UpdateStation,
+    ) -> ClientResult<wire::StationInfo> {
+        expect_station(self.call(Op::UpdateStation(update)).await?)
     }
 
     pub async fn describe_station(&self, name: &str) -> ClientResult<wire::StationInfo> {

@@ -766,7 +766,7 @@ mod tests {
         let broker = Broker::open_for_test(dir, |_| {});
         let root = broker.principal("root").unwrap();
         broker
-            .create_station(&root, "orders", StationSettings::default())
+            .create_station(&root, "orders", StationSettings::default(), String::new())
             .await
             .unwrap();
         let messages = (0..count)

@@ -36,8 +36,8 @@ use crate::{
     refusals::{Limit, Refusals},
     schema::{Attachment, SchemaCatalog},
     station::{
-        DeadLetters, SettingsChange, StationActor, StationHandle, StationLog, StationName,
-        StationSettings,
+        DeadLetters, SettingsChange, StationActor, StationHandle, StationLog, StationMeta,
+        StationName, StationSettings,
         actor::{Shutdown, UpdateSettings},
     },
 };
@@ -68,15 +68,18 @@ impl StationDirectory {
 pub struct CreateStation {
     pub name: StationName,
     pub settings: StationSettings,
+    pub description: String,
     pub if_absent: bool,
 }
 
-/// Changes a station's settings, persisted before the actor applies them.
+/// Changes a station's settings (persisted before the actor applies them)
+/// and, when given, its description.
 #[derive(Message)]
 #[rtype(result = "BrokerResult<StationSettings>")]
 pub struct UpdateStation {
     pub name: StationName,
     pub change: SettingsChange,
+    pub description: Option<String>,
 }
 
 /// Deletes a station and every message in it.
@@ -151,7 +154,14 @@ impl StationRegistry {
                 schema: a.schema.clone(),
                 version: (a.version != 0).then_some(a.version),
             });
-            registry.start_station(name, definition.created_at_ms, settings, attachment)?;
+            let meta = StationMeta {
+                description: definition.description.clone(),
+                updated_at_ms: match definition.updated_at_ms {
+                    0 => definition.created_at_ms,
+                    updated => updated,
+                },
+            };
+            registry.start_station(name, definition.created_at_ms, settings, meta, attachment)?;
         }
         let directory = registry.directory.clone();
         Ok((registry, directory))
@@ -162,6 +172,7 @@ impl StationRegistry {
         name: StationName,
         created_at_ms: u64,
         settings: StationSettings,
+        meta: StationMeta,
         schema: Option<Attachment>,
     ) -> BrokerResult<StationHandle> {
         let log = StationLog::new(self.store.open_station_tree(&name)?);
@@ -188,6 +199,7 @@ impl StationRegistry {
             log,
             durable_head,
             schema: Arc::new(RwLock::new(schema)),
+            meta: Arc::new(RwLock::new(meta)),
             dead_letters,
         };
         self.directory.stations.write().insert(name, handle.clone());
@@ -198,12 +210,15 @@ impl StationRegistry {
         name: &StationName,
         created_at_ms: u64,
         settings: StationSettings,
+        description: String,
     ) -> StationDefinition {
         StationDefinition {
             name: name.to_string(),
             settings: Some(settings.to_storage()),
             created_at_ms,
             schema: None,
+            description,
+            updated_at_ms: created_at_ms,
         }
     }
 }
@@ -232,11 +247,20 @@ impl Handler<CreateStation> for StationRegistry {
             }
             None => {
                 let created_at_ms = now_ms();
-                let definition = Self::definition(&create.name, created_at_ms, create.settings);
+                let meta = StationMeta {
+                    description: create.description.clone(),
+                    updated_at_ms: created_at_ms,
+                };
+                let definition = Self::definition(
+                    &create.name,
+                    created_at_ms,
+                    create.settings,
+                    create.description,
+                );
                 self.store
                     .put_station_definition(&definition)
                     .and_then(|()| {
-                        self.start_station(create.name, created_at_ms, create.settings, None)
+                        self.start_station(create.name, created_at_ms, create.settings, meta, None)
                     })
             }
         };
@@ -271,8 +295,16 @@ impl Handler<UpdateStation> for StationRegistry {
                     .await
                     .map_err(|_| not_found())?;
                 definition.settings = Some(settings.to_storage());
+                if let Some(description) = update.description {
+                    definition.description = description;
+                }
+                definition.updated_at_ms = now_ms();
                 store.put_station_definition(&definition)?;
                 commit.commit_metadata().await?;
+                *station.meta.write() = StationMeta {
+                    description: definition.description,
+                    updated_at_ms: definition.updated_at_ms,
+                };
                 Ok(settings)
             }
             .into_actor(self),

@@ -103,6 +103,8 @@ pub fn station_info(stats: &StationStats) -> wire::StationInfo {
             schema: a.schema.clone(),
             version: a.version.unwrap_or(0),
         }),
+        description: stats.meta.description.clone(),
+        updated_at_ms: stats.meta.updated_at_ms,
     }
 }
 

@@ -41,12 +41,17 @@ pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
             let settings =
                 StationSettings::default().with(convert::settings_change(create.settings));
             broker
-                .create_station(who, &create.name, settings)
+                .create_station(who, &create.name, settings, create.description)
                 .await
                 .map(|stats| Reply::Station(convert::station_info(&stats)))
         }
         Op::UpdateStation(update) => broker
-            .update_station(who, &update.name, convert::settings_change(update.settings))
+            .update_station(
+                who,
+                &update.name,
+                convert::settings_change(update.settings),
+                update.description,
+            )
             .await
             .map(|stats| Reply::Station(convert::station_info(&stats))),
         Op::DeleteStation(delete) => broker

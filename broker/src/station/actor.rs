@@ -28,7 +28,7 @@ use crate::{
     schema::Attachment,
     station::{
         DeadLetters, Message, NewMessage, ProduceOutcome, RejectReason, SettingsChange, StationLog,
-        StationName, StationSettings, log::message_to_storage, retention,
+        StationMeta, StationName, StationSettings, log::message_to_storage, retention,
     },
 };
 
@@ -97,6 +97,8 @@ pub struct StationStats {
     pub next_offset: u64,
     /// Filled in from the station's handle (the actor does not validate).
     pub schema: Option<Attachment>,
+    /// Filled in from the station's handle (the registry keeps it).
+    pub meta: StationMeta,
 }
 
 struct StagedProduce {
@@ -371,6 +373,7 @@ impl StationActor {
             first_offset: self.counters.first_offset.min(next_offset),
             next_offset,
             schema: None,
+            meta: StationMeta::default(),
         }
     }
 }
@@ -507,7 +510,7 @@ mod tests {
         });
         let root = broker.principal("root").unwrap();
         broker
-            .create_station(&root, "big", StationSettings::default())
+            .create_station(&root, "big", StationSettings::default(), String::new())
             .await
             .unwrap();
         // 4 KiB messages are a record each: a little over two passes.
@@ -526,7 +529,10 @@ mod tests {
             retention_messages: Some(1),
             ..Default::default()
         };
-        broker.update_station(&root, "big", keep_one).await.unwrap();
+        broker
+            .update_station(&root, "big", keep_one, None)
+            .await
+            .unwrap();
 
         // The first timer tick comes within a second; passes two and three
         // follow at once. On the timer alone they would take two more ticks.

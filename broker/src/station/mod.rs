@@ -47,7 +47,35 @@ pub struct StationHandle {
     /// The schema new messages are validated against; changed by the
     /// registry, read on every produce.
     pub schema: Arc<RwLock<Option<Attachment>>>,
+    /// Its description and last change; changed by the registry.
+    pub meta: Arc<RwLock<StationMeta>>,
     pub dead_letters: DeadLetters,
+}
+
+/// What a station's definition says for people, beyond its settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StationMeta {
+    /// Free text (the webhook seed's topic "name").
+    pub description: String,
+    /// When the settings or description last changed (ms since the epoch).
+    pub updated_at_ms: u64,
+}
+
+impl StationMeta {
+    /// Longest description accepted, in characters.
+    pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+    /// Refuses a description longer than [`Self::MAX_DESCRIPTION_CHARS`].
+    pub fn check_description(description: &str) -> crate::BrokerResult<()> {
+        let chars = description.chars().count();
+        if chars > Self::MAX_DESCRIPTION_CHARS {
+            return Err(crate::BrokerError::bad_request(format!(
+                "a station description has at most {} characters, not {chars}",
+                Self::MAX_DESCRIPTION_CHARS
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl StationHandle {

@@ -4,6 +4,7 @@
 //! - [`auth`]: `/auth/authenticate`, `/auth/refreshToken`.
 //! - [`produce`]: `/stations/{name}/produce/single` and `.../batch`.
 //! - [`stations`]: station administration and fetching messages.
+//! - [`topics`]: the seed webhook service's `/v1/topics` and `/v1/messages`.
 //! - [`schemas`]: schema administration and attachments (admins).
 //! - [`dead_letters`]: listing and resending refused messages (admins).
 //! - [`subscriptions`]: webhook subscriptions (admins).
@@ -23,6 +24,7 @@ pub mod relay;
 pub mod schemas;
 pub mod stations;
 pub mod subscriptions;
+pub mod topics;
 
 use actix_web::{
     HttpRequest, HttpResponse, Resource, ResponseError, Route,
@@ -142,6 +144,22 @@ pub fn configure(config: &mut web::ServiceConfig) {
             "/stations/{station}/dead-letters/{id}",
             [(M::GET, web::to(dead_letters::show))],
         ),
+        at(
+            "/v1/topics",
+            [
+                (M::GET, web::to(topics::list)),
+                (M::POST, web::to(topics::create)),
+            ],
+        ),
+        at(
+            "/v1/topics/{id}",
+            [
+                (M::GET, web::to(topics::describe)),
+                (M::PATCH, web::to(topics::update)),
+                (M::DELETE, web::to(stations::delete)),
+            ],
+        ),
+        at("/v1/messages", [(M::POST, web::to(topics::publish))]),
         at(
             "/v1/subscriptions",
             [

@@ -18,7 +18,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, value::RawValue};
 
-use depot_schemas::wire::{ErrorCode, Header, NewMessage, produce_outcome::Outcome};
+use depot_schemas::wire::{
+    ErrorCode, Header, NewMessage, ProduceOutcome, produce_outcome::Outcome,
+};
 
 use crate::{
     coalesce::ProduceCoalescer,
@@ -82,7 +84,7 @@ fn msg_id(request: &HttpRequest) -> String {
 }
 
 /// Checks a body against its content type.
-fn check_payload(content_type: &str, payload: &[u8]) -> Result<(), String> {
+pub fn check_payload(content_type: &str, payload: &[u8]) -> Result<(), String> {
     match content_type {
         JSON => serde_json::from_slice::<serde::de::IgnoredAny>(payload)
             .map(drop)
@@ -132,9 +134,16 @@ pub async fn single(
     let outcome = coalescer
         .produce(user, station.into_inner(), message)
         .await?;
+    let (offset, duplicate) = stored(outcome)?;
+    Ok(produced(offset, duplicate))
+}
+
+/// Where one produced message went: its offset, and whether it was a
+/// duplicate (the original's offset); a refusal as its HTTP error.
+pub fn stored(outcome: ProduceOutcome) -> Result<(u64, bool), ProxyError> {
     match outcome.outcome {
-        Some(Outcome::Offset(offset)) => Ok(produced(offset, false)),
-        Some(Outcome::DuplicateOf(offset)) => Ok(produced(offset, true)),
+        Some(Outcome::Offset(offset)) => Ok((offset, false)),
+        Some(Outcome::DuplicateOf(offset)) => Ok((offset, true)),
         Some(Outcome::Error(error)) => Err(crate::broker_link::LinkError::Refused {
             code: ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unspecified),
             message: error.message,
@@ -145,12 +154,12 @@ pub async fn single(
 }
 
 /// One broker round trip, measured.
-async fn produce(
+pub async fn produce(
     state: &AppState,
     user: String,
     station: String,
     messages: Vec<NewMessage>,
-) -> Result<Vec<depot_schemas::wire::ProduceOutcome>, ProxyError> {
+) -> Result<Vec<ProduceOutcome>, ProxyError> {
     let call = state.link.produce(user, station, messages);
     Ok(state.metrics.produce_call(call).await?)
 }

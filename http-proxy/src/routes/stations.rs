@@ -7,9 +7,9 @@
 //! | method & path                     | does                                 |
 //! |-----------------------------------|--------------------------------------|
 //! | `GET /stations`                   | list, with settings and counters     |
-//! | `POST /stations`                  | `{"name", "settings"?}` create       |
+//! | `POST /stations`                  | `{"name", "description"?, "settings"?}` |
 //! | `GET /stations/{name}`            | one station                          |
-//! | `PATCH /stations/{name}`          | `{"settings"}`: change those given   |
+//! | `PATCH /stations/{name}`          | `{"description"?, "settings"?}`      |
 //! | `DELETE /stations/{name}`         | delete it and its messages           |
 //! | `GET /stations/{name}/messages`   | `?from=&limit=&max_bytes=` fetch     |
 //!
@@ -75,12 +75,18 @@ impl Settings {
 struct NewStation {
     name: String,
     #[serde(default)]
+    description: String,
+    #[serde(default)]
     settings: Settings,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Change {
+    /// Replaces the description (`""` clears it).
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
     settings: Settings,
 }
 
@@ -138,6 +144,7 @@ pub async fn create(
     let op = Op::CreateStation(wire::CreateStation {
         name: new.name,
         settings: Some(new.settings.to_wire()),
+        description: new.description,
     });
     station_reply(call(&request, &state, op).await?)
 }
@@ -164,6 +171,7 @@ pub async fn update(
     let op = Op::UpdateStation(wire::UpdateStation {
         name: station.into_inner(),
         settings: Some(change.settings.to_wire()),
+        description: change.description,
     });
     station_reply(call(&request, &state, op).await?)
 }

@@ -1,7 +1,7 @@
 //! Station lifecycle over the wire protocol, and recovery after a restart.
 
 use depot_broker::client::ClientError;
-use depot_schemas::wire::{ErrorCode, StationSettings};
+use depot_schemas::wire::{CreateStation, ErrorCode, StationSettings, UpdateStation};
 
 use crate::harness::{TestBroker, broker_refusal, fetch_all, json_message, stored_offset};
 
@@ -197,4 +197,66 @@ async fn restart_brings_back_every_station_and_message_exactly() {
         .await
         .unwrap();
     assert_eq!(stored_offset(&next[0]), 301);
+}
+
+#[tokio::test]
+async fn a_description_is_kept_changed_and_recovered() {
+    let broker = TestBroker::start();
+    let client = broker.client().await;
+    let created = client
+        .create_station_with(CreateStation {
+            name: "topic".into(),
+            description: "Orders from the shop".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.description, "Orders from the shop");
+    assert_eq!(created.updated_at_ms, created.created_at_ms);
+
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let renamed = client
+        .update_station_with(UpdateStation {
+            name: "topic".into(),
+            description: Some("Paid orders".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(renamed.description, "Paid orders");
+    assert!(renamed.updated_at_ms > created.created_at_ms);
+    let settings_only = StationSettings {
+        retention_messages: Some(10),
+        ..Default::default()
+    };
+    let changed = client.update_station("topic", settings_only).await.unwrap();
+    assert_eq!(changed.description, "Paid orders", "kept when not given");
+
+    let too_long = "x".repeat(1001);
+    let (code, message) = broker_refusal(
+        client
+            .update_station_with(UpdateStation {
+                name: "topic".into(),
+                description: Some(too_long),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(code, ErrorCode::BadRequest);
+    assert!(message.contains("1000 characters"), "{message}");
+
+    let before = client.describe_station("topic").await.unwrap();
+    drop(client);
+    let broker = broker.restart(&[]);
+    let client = broker.client().await;
+    assert_eq!(client.describe_station("topic").await.unwrap(), before);
+    let cleared = client
+        .update_station_with(UpdateStation {
+            name: "topic".into(),
+            description: Some(String::new()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(cleared.description, "");
 }

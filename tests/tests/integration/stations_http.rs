@@ -375,3 +375,146 @@ async fn requests_no_route_serves_get_json_errors() {
         assert!(body["error"].as_str().unwrap().contains(allow), "{body}");
     }
 }
+
+#[actix_rt::test]
+async fn the_seeds_topics_are_stations() {
+    let proxy = TestProxy::embedded(&[]);
+    let (root, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    for (id, name) in [
+        ("billing", "Billing"),
+        ("audit", "Audit trail"),
+        ("zeta", ""),
+    ] {
+        let topic = json!({"topic": {"id": id, "name": name}});
+        let created = send("POST", &proxy.url("/v1/topics"), &root, Some(topic)).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let listed = send("GET", &proxy.url("/v1/topics"), &root, None).await;
+    let ids: Vec<&str> = listed.body["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["audit", "billing", "zeta"]);
+    let page = send(
+        "GET",
+        &proxy.url("/v1/topics?offset=1&limit=1"),
+        &root,
+        None,
+    )
+    .await;
+    assert_eq!(page.body["topics"].as_array().unwrap().len(), 1);
+    assert_eq!(page.body["topics"][0]["id"], "billing");
+
+    let renamed = send(
+        "PATCH",
+        &proxy.url("/v1/topics/billing"),
+        &root,
+        Some(json!({"topic": {"name": "Invoices"}})),
+    )
+    .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    assert_eq!(renamed.body["name"], "Invoices");
+    let fetched = send("GET", &proxy.url("/v1/topics/billing"), &root, None).await;
+    assert_eq!(fetched.body["name"], "Invoices");
+    let moved = send(
+        "PATCH",
+        &proxy.url("/v1/topics/billing"),
+        &root,
+        Some(json!({"topic": {"id": "other"}})),
+    )
+    .await;
+    assert_eq!(moved.status, 400);
+    let no_id = send(
+        "POST",
+        &proxy.url("/v1/topics"),
+        &root,
+        Some(json!({"topic": {"name": "x"}})),
+    )
+    .await;
+    assert_eq!(no_id.status, 400);
+    assert!(
+        no_id.body["error"].as_str().unwrap().contains("id"),
+        "{}",
+        no_id.body
+    );
+
+    // Messages: the data is text; JSON must parse.
+    let text =
+        json!({"message": {"topic_id": "billing", "content_type": "text/plain", "data": "hello"}});
+    let published = send("POST", &proxy.url("/v1/messages"), &root, Some(text)).await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    assert_eq!(published.body["data"], "aGVsbG8=");
+    let broken = json!({"message": {"topic_id": "billing", "content_type": "application/json", "data": "{oops"}});
+    let refused = send("POST", &proxy.url("/v1/messages"), &root, Some(broken)).await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed JSON")
+    );
+    let stored = send("GET", &proxy.url("/stations/billing/messages"), &root, None).await;
+    let messages = stored.body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "the refused message was not stored");
+    assert_eq!(messages[0]["message_id"], published.body["id"]);
+
+    // A producer may publish, not manage topics.
+    proxy
+        .broker_client()
+        .await
+        .create_user(CreateUser {
+            name: "shop".into(),
+            password: "shop-password".into(),
+            permissions: Some(Permissions {
+                produce: vec!["billing".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (shop, _) = login(&proxy, "shop", "shop-password").await;
+    let message = json!({"message": {"topic_id": "billing", "content_type": "application/json", "data": "{}"}});
+    assert_eq!(
+        send("POST", &proxy.url("/v1/messages"), &shop, Some(message))
+            .await
+            .status,
+        201
+    );
+    let elsewhere =
+        json!({"message": {"topic_id": "audit", "content_type": "application/json", "data": "{}"}});
+    assert_eq!(
+        send("POST", &proxy.url("/v1/messages"), &shop, Some(elsewhere))
+            .await
+            .status,
+        403
+    );
+    let topic = json!({"topic": {"id": "mine"}});
+    assert_eq!(
+        send("POST", &proxy.url("/v1/topics"), &shop, Some(topic))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        send("DELETE", &proxy.url("/v1/topics/billing"), &shop, None)
+            .await
+            .status,
+        403
+    );
+
+    assert_eq!(
+        send("DELETE", &proxy.url("/v1/topics/zeta"), &root, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send("GET", &proxy.url("/v1/topics/zeta"), &root, None)
+            .await
+            .status,
+        404
+    );
+}

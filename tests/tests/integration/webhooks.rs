@@ -324,18 +324,20 @@ async fn completed_deliveries(
 #[actix_rt::test]
 async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
     use crate::proxy_harness::{TestProxy, login, post, send};
-    use base64::{Engine as _, engine::general_purpose::STANDARD as STANDARD_B64};
 
     let proxy = TestProxy::embedded(&["--allow-private-urls"]);
     let (jwt, _) = login(&proxy, "root", crate::harness::ROOT_PASSWORD).await;
     let receiver = Receiver::default();
     let url = format!("{}/ok", receiver.start());
-    proxy
-        .broker_client()
-        .await
-        .create_station("topic", depot_schemas::wire::StationSettings::default())
-        .await
-        .unwrap();
+    // The seed's topic: a station named by its id, described by its name.
+    let topic = serde_json::json!({"topic": {"id": "topic", "name": "Topic"}});
+    let created = send("POST", &proxy.url("/v1/topics"), &jwt, Some(topic)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["id"], "topic");
+    assert_eq!(created.body["name"], "Topic");
+    assert_eq!(created.body["created_at"], created.body["updated_at"]);
+    let station = send("GET", &proxy.url("/stations/topic"), &jwt, None).await;
+    assert_eq!(station.body["station"]["description"], "Topic");
     // The seed's request, with a Standard Webhooks secret as its token.
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let body = serde_json::json!({"subscription": {
@@ -353,13 +355,16 @@ async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
         ("Authorization", auth.as_str()),
         ("Content-Type", "application/json"),
     ];
-    let produced = post(
-        &proxy.url("/stations/topic/produce/single"),
-        &headers,
-        r#"{"name":"Allisson"}"#,
-    )
-    .await;
-    assert_eq!(produced.status, 200, "{}", produced.body);
+    // The seed's message, its data a string holding JSON.
+    let message = serde_json::json!({"message": {
+        "topic_id": "topic", "content_type": "application/json", "data": "{\"name\": \"Allisson\"}",
+    }});
+    let published = send("POST", &proxy.url("/v1/messages"), &jwt, Some(message)).await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    assert_eq!(published.body["topic_id"], "topic");
+    assert_eq!(published.body["content_type"], "application/json");
+    assert_eq!(published.body["data"], "eyJuYW1lIjogIkFsbGlzc29uIn0=");
+    let message_id = published.body["id"].as_str().unwrap().to_owned();
     wait_until("the delivery", || receiver.delivered().len() == 1).await;
     assert!(verify(secret, &receiver.delivered()[0]));
 
@@ -384,10 +389,8 @@ async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
     assert_eq!(delivery.body["subscription_name"], "httpbin-post");
     assert_eq!(delivery.body["status"], "completed");
     assert_eq!(delivery.body["max_delivery_attempts"], 5);
-    assert_eq!(
-        delivery.body["data"],
-        STANDARD_B64.encode(r#"{"name":"Allisson"}"#)
-    );
+    assert_eq!(delivery.body["message_id"], message_id);
+    assert_eq!(delivery.body["data"], "eyJuYW1lIjogIkFsbGlzc29uIn0=");
     let attempt_path = format!("/v1/delivery-attempts/{id}.1");
     let attempt = send("GET", &proxy.url(&attempt_path), &jwt, None).await;
     assert_eq!(attempt.status, 200, "{}", attempt.body);
