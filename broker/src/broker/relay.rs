@@ -89,6 +89,7 @@ impl Broker {
         let sub = Subscription {
             id: Uuid::now_v7().to_string(),
             name: RELAY_SUBSCRIPTION.to_owned(),
+            description: "Depot's relay: delivers each relayed request to its URL".to_owned(),
             station: name,
             url: String::new(),
             secret: WebhookSecret::generate(),

@@ -25,6 +25,7 @@ use crate::{
 #[derive(Debug, Clone, Default)]
 pub struct NewSubscription {
     pub name: String,
+    pub description: String,
     pub station: String,
     pub url: String,
     /// `whsec_...`; generated when absent.
@@ -48,6 +49,7 @@ pub struct NewSubscription {
 #[derive(Debug, Clone, Default)]
 pub struct SubscriptionChange {
     pub name: Option<String>,
+    pub description: Option<String>,
     pub url: Option<String>,
     pub secret: Option<String>,
     pub max_attempts: Option<u32>,
@@ -89,6 +91,7 @@ impl Broker {
     ) -> BrokerResult<SubscriptionState> {
         who.require_admin()?;
         let station = self.station(&StationName::parse(&new.station)?)?;
+        check_description(&new.description)?;
         let bad = BrokerError::bad_request;
         let secret = match &new.secret {
             Some(text) => WebhookSecret::parse(text).map_err(bad)?,
@@ -111,6 +114,7 @@ impl Broker {
         let sub = Subscription {
             id: Uuid::now_v7().to_string(),
             name: new.name,
+            description: new.description,
             station: station.name.clone(),
             url: new.url,
             secret,
@@ -151,6 +155,10 @@ impl Broker {
             |sub| {
                 if let Some(name) = change.name {
                     sub.name = name;
+                }
+                if let Some(description) = change.description {
+                    check_description(&description)?;
+                    sub.description = description;
                 }
                 if let Some(url) = change.url {
                     sub.url = url;
@@ -370,4 +378,10 @@ impl Broker {
             health,
         })
     }
+}
+
+/// Longest subscription description accepted, in characters (as a
+/// station's).
+fn check_description(description: &str) -> BrokerResult<()> {
+    crate::station::StationMeta::check_description(description)
 }

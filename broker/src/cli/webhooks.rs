@@ -56,6 +56,7 @@ pub struct DeliveryOptions {
     /// Delays before attempts 1, 2, ... (0s,5s,30s,...) or fixed:60s.
     #[arg(long)]
     retry_schedule: Option<String>,
+    /// Attempts per delivery before it fails for good (default 10).
     #[arg(long)]
     max_attempts: Option<u32>,
     /// Per attempt (e.g. 15s).
@@ -81,11 +82,17 @@ pub struct DeliveryOptions {
 pub enum SubscriptionsCommand {
     /// Push a station's messages to a URL (signed, retried).
     Create {
+        /// Unique among subscriptions; commands take it or the id.
         name: String,
+        /// The station whose messages are delivered.
         #[arg(long)]
         station: String,
+        /// Where to POST them: an http(s) URL the destination policy allows.
         #[arg(long)]
         url: String,
+        /// Free text for people (at most 1,000 characters).
+        #[arg(long, default_value = "")]
+        description: String,
         /// Start at this offset instead of at new messages.
         #[arg(long)]
         from_offset: Option<u64>,
@@ -95,9 +102,15 @@ pub enum SubscriptionsCommand {
     /// Change a subscription (what is not given stays); it restarts with
     /// the change, retrying what was in flight.
     Update {
+        /// Its name or id.
         subscription: String,
+        /// A new name.
         #[arg(long)]
         name: Option<String>,
+        /// Replace the description ("" clears it).
+        #[arg(long)]
+        description: Option<String>,
+        /// A new destination.
         #[arg(long)]
         url: Option<String>,
         /// Deliver every message again (no header filter).
@@ -112,20 +125,13 @@ pub enum SubscriptionsCommand {
         station: Option<String>,
     },
     /// Show one subscription.
-    Info {
-        subscription: String,
-    },
+    Info { subscription: String },
     /// Stop delivering until resumed (nothing is skipped).
-    Pause {
-        subscription: String,
-    },
-    Resume {
-        subscription: String,
-    },
+    Pause { subscription: String },
+    /// Deliver again, from where it paused.
+    Resume { subscription: String },
     /// Delete a subscription and its delivery records.
-    Delete {
-        subscription: String,
-    },
+    Delete { subscription: String },
     /// List deliveries, oldest first.
     Deliveries {
         subscription: String,
@@ -139,13 +145,9 @@ pub enum SubscriptionsCommand {
     },
     /// One delivery (by id, the webhook-id its receiver saw) and its
     /// attempts.
-    Delivery {
-        id: String,
-    },
+    Delivery { id: String },
     /// One attempt (by id, `<delivery id>.<number>`): request and response.
-    Attempt {
-        id: String,
-    },
+    Attempt { id: String },
     /// Failed deliveries (the subscription's dead letters).
     DeadLetters {
         subscription: String,
@@ -203,11 +205,13 @@ pub async fn run(context: &Context, command: SubscriptionsCommand) -> CliResult 
             name,
             station,
             url,
+            description,
             from_offset,
             options: o,
         } => {
             let create = wire::CreateSubscription {
                 name,
+                description,
                 station,
                 url,
                 secret: o.secret.unwrap_or_default(),
@@ -227,6 +231,7 @@ pub async fn run(context: &Context, command: SubscriptionsCommand) -> CliResult 
         SubscriptionsCommand::Update {
             subscription: id,
             name,
+            description,
             url,
             clear_filter,
             options: o,
@@ -234,6 +239,7 @@ pub async fn run(context: &Context, command: SubscriptionsCommand) -> CliResult 
             let update = wire::UpdateSubscription {
                 subscription: id,
                 name,
+                description,
                 url,
                 secret: o.secret,
                 max_attempts: o.max_attempts,
@@ -327,6 +333,7 @@ fn info_json(info: &SubscriptionInfo) -> Value {
     json!({
         "id": info.id,
         "name": info.name,
+        "description": info.description,
         "station": info.station,
         "url": if info.relay { "(each message's own: the relay)" } else { info.url.as_str() },
         "secret": (!info.secret.is_empty()).then_some(&info.secret),

@@ -800,6 +800,7 @@ mod tests {
             created_by: "root".into(),
             start_offset: 0,
             relay: false,
+            description: String::new(),
         }
     }
 

@@ -17,7 +17,9 @@ use sha2::Sha256;
 const SECRET_PREFIX: &str = "whsec_";
 /// Random bytes in a generated secret (the scheme asks for 24 to 64).
 const GENERATED_SECRET_BYTES: usize = 32;
-const MIN_SECRET_BYTES: usize = 24;
+/// At least 128 bits of key, however it is given (Standard Webhooks asks
+/// 24 of generated secrets; a token of the webhook seed's may be shorter).
+const MIN_SECRET_BYTES: usize = 16;
 const MAX_SECRET_BYTES: usize = 64;
 
 /// A subscription's signing key. Its `Debug` form hides the key.
@@ -34,10 +36,20 @@ impl WebhookSecret {
         Self { key }
     }
 
-    /// Parses `whsec_<base64>` (the prefix may be left out, as verifiers
-    /// accept), refusing keys too short to be safe.
+    /// Parses `whsec_<base64>` (a Standard Webhooks secret) or, without the
+    /// prefix, a token whose UTF-8 bytes are the key (the webhook seed's
+    /// `secret_token`), refusing keys too short to be safe.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let encoded = text.strip_prefix(SECRET_PREFIX).unwrap_or(text);
+        let Some(encoded) = text.strip_prefix(SECRET_PREFIX) else {
+            let key = text.as_bytes().to_vec();
+            if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&key.len()) {
+                return Err(format!(
+                    "a webhook secret is {SECRET_PREFIX}<base64 of a key> or a token, of {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes either way; this one has {}",
+                    key.len()
+                ));
+            }
+            return Ok(Self { key });
+        };
         let key = STANDARD
             .decode(encoded)
             .map_err(|e| format!("a webhook secret is {SECRET_PREFIX} and base64: {e}"))?;
@@ -112,12 +124,25 @@ mod tests {
     }
 
     #[test]
+    fn a_token_without_the_prefix_is_its_own_key() {
+        let token = WebhookSecret::parse("my-super-secret-token").unwrap();
+        assert_eq!(token.key(), b"my-super-secret-token");
+        // Receivers verify with its whsec_ form, as with any secret.
+        assert_eq!(WebhookSecret::parse(&token.expose()).unwrap(), token);
+        assert!(
+            WebhookSecret::parse("too-short")
+                .unwrap_err()
+                .contains("16 to 64")
+        );
+    }
+
+    #[test]
     fn refuses_malformed_and_short_secrets() {
         assert!(WebhookSecret::parse("whsec_not base64!").is_err());
         assert!(
             WebhookSecret::parse("whsec_c2hvcnQ=")
                 .unwrap_err()
-                .contains("24 to 64")
+                .contains("16 to 64")
         );
     }
 }

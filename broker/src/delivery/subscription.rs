@@ -31,6 +31,8 @@ pub enum DeliveryMode {
 pub struct Subscription {
     pub id: String,
     pub name: String,
+    /// Free text for people.
+    pub description: String,
     pub station: StationName,
     pub url: String,
     pub secret: WebhookSecret,
@@ -138,6 +140,7 @@ impl Subscription {
             created_by: self.created_by.clone(),
             start_offset: self.start_offset,
             relay: self.relay,
+            description: self.description.clone(),
         };
         record.set_format(match self.format {
             PayloadFormat::CloudEvents => storage::PayloadFormat::Cloudevents,
@@ -164,6 +167,7 @@ impl Subscription {
         Ok(Self {
             id: record.id.clone(),
             name: record.name.clone(),
+            description: record.description.clone(),
             station: StationName::parse(&record.station)?,
             url: record.url.clone(),
             secret: WebhookSecret::from_key(record.secret.to_vec()),
@@ -203,6 +207,7 @@ mod tests {
         Subscription {
             id: "01a2".into(),
             name: "billing".into(),
+            description: "Invoices to the billing service".into(),
             station: StationName::parse("orders").unwrap(),
             url: "https://hooks.example.com/depot".into(),
             secret: WebhookSecret::generate(),
@@ -231,6 +236,7 @@ mod tests {
         assert_eq!(back.mode, sub.mode);
         assert_eq!(back.max_rate, sub.max_rate);
         assert_eq!(back.filter, sub.filter);
+        assert_eq!(back.description, sub.description);
         let fixed = Subscription {
             schedule: RetrySchedule::Fixed(Duration::from_secs(60)),
             mode: DeliveryMode::Ordered,

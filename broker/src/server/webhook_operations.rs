@@ -93,6 +93,7 @@ fn new_subscription(create: wire::CreateSubscription) -> NewSubscription {
     let text = |s: String| (!s.is_empty()).then_some(s);
     NewSubscription {
         name: create.name,
+        description: create.description,
         station: create.station,
         url: create.url,
         secret: text(create.secret),
@@ -152,6 +153,7 @@ fn relay_result(outcome: RelayOutcome) -> wire::RelayResult {
 fn subscription_change(update: wire::UpdateSubscription) -> SubscriptionChange {
     SubscriptionChange {
         name: update.name,
+        description: update.description,
         url: update.url,
         secret: update.secret,
         max_attempts: update.max_attempts,
@@ -292,6 +294,7 @@ fn subscription_info(state: &SubscriptionState, with_secret: bool) -> wire::Subs
     wire::SubscriptionInfo {
         id: sub.id.clone(),
         name: sub.name.clone(),
+        description: sub.description.clone(),
         station: sub.station.to_string(),
         url: sub.url.clone(),
         secret: if with_secret {

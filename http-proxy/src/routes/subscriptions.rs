@@ -34,19 +34,26 @@ struct Wrapped {
     subscription: NewSubscription,
 }
 
-/// The seed's fields (`id`, `topic_id`, `secret_token`,
+/// The seed's fields (`id`, `name`, `topic_id`, `secret_token`,
 /// `max_delivery_attempts`, `delivery_attempt_delay`,
 /// `delivery_attempt_timeout`) and Depot's own.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewSubscription {
     /// The seed's id: Depot's name (ids are Depot's own).
-    #[serde(alias = "id")]
-    name: String,
+    #[serde(default)]
+    id: Option<String>,
+    /// Depot's name; beside the seed's `id`, the seed's name for people:
+    /// the description.
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
     #[serde(alias = "topic_id")]
     station: String,
     url: String,
-    /// `whsec_...` (Standard Webhooks); never sent to the receiver.
+    /// `whsec_...` (Standard Webhooks) or a token whose bytes are the key;
+    /// never sent to the receiver.
     #[serde(default, alias = "secret_token")]
     secret: Option<String>,
     #[serde(default, alias = "max_delivery_attempts")]
@@ -89,6 +96,8 @@ struct Change {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
     url: Option<String>,
     #[serde(default, alias = "secret_token")]
     secret: Option<String>,
@@ -120,10 +129,37 @@ pub struct ListQuery {
     station: String,
 }
 
+impl NewSubscription {
+    /// Depot's name and the description: `{"id", "name"?}` (the seed's
+    /// form: the id names it, the name describes it) or `{"name",
+    /// "description"?}` (Depot's).
+    fn name_and_description(&self) -> Result<(String, String), ProxyError> {
+        match (&self.id, &self.name, &self.description) {
+            (Some(_), Some(_), Some(_)) => Err(ProxyError::bad_request(
+                "with the seed's \"id\", \"name\" is the description: give it or \"description\", not both",
+            )),
+            (Some(id), seed_name, description) => Ok((
+                id.clone(),
+                seed_name
+                    .clone()
+                    .or(description.clone())
+                    .unwrap_or_default(),
+            )),
+            (None, Some(name), description) => {
+                Ok((name.clone(), description.clone().unwrap_or_default()))
+            }
+            (None, None, _) => Err(ProxyError::bad_request(
+                "a subscription needs a \"name\" (or the seed's \"id\")",
+            )),
+        }
+    }
+}
+
 fn info_json(info: &wire::SubscriptionInfo) -> Value {
     json!({
         "id": info.id,
         "name": info.name,
+        "description": info.description,
         "station": info.station,
         "url": info.url,
         "secret": (!info.secret.is_empty()).then_some(&info.secret),
@@ -189,11 +225,13 @@ pub async fn create(
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_BODY).await?;
     let new = parse_json::<Wrapped>(&body)?.subscription;
+    let (name, description) = new.name_and_description()?;
     let retry_schedule =
         schedule(new.retry_schedule, new.delivery_attempt_delay)?.unwrap_or_default();
     let ordered = ordered(new.mode.as_deref())?.unwrap_or(false);
     let op = Op::CreateSubscription(wire::CreateSubscription {
-        name: new.name,
+        name,
+        description,
         station: new.station,
         url: new.url,
         secret: new.secret.unwrap_or_default(),
@@ -228,6 +266,7 @@ pub async fn update(
     let op = Op::UpdateSubscription(wire::UpdateSubscription {
         subscription: id.into_inner(),
         name: change.name,
+        description: change.description,
         url: change.url,
         secret: change.secret,
         max_attempts: change.max_attempts,

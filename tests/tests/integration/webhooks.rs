@@ -338,15 +338,19 @@ async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
     assert_eq!(created.body["created_at"], created.body["updated_at"]);
     let station = send("GET", &proxy.url("/stations/topic"), &jwt, None).await;
     assert_eq!(station.body["station"]["description"], "Topic");
-    // The seed's request, with a Standard Webhooks secret as its token.
-    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    // The seed's request as written (but its URL): its secret token is the
+    // signing key, answered in the Standard Webhooks form receivers use.
     let body = serde_json::json!({"subscription": {
-        "id": "httpbin-post", "topic_id": "topic", "url": url, "secret_token": secret,
-        "max_delivery_attempts": 5, "delivery_attempt_delay": 60, "delivery_attempt_timeout": 5,
+        "id": "httpbin-post", "topic_id": "topic", "name": "Httpbin Post", "url": url,
+        "secret_token": "my-super-secret-token", "max_delivery_attempts": 5,
+        "delivery_attempt_delay": 60, "delivery_attempt_timeout": 5,
     }});
     let created = send("POST", &proxy.url("/v1/subscriptions"), &jwt, Some(body)).await;
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["name"], "httpbin-post");
+    assert_eq!(created.body["description"], "Httpbin Post");
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret, "whsec_bXktc3VwZXItc2VjcmV0LXRva2Vu");
     assert_eq!(created.body["fixed_delay_ms"], 60_000);
     assert_eq!(created.body["timeout_ms"], 5_000);
 
@@ -366,7 +370,7 @@ async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
     assert_eq!(published.body["data"], "eyJuYW1lIjogIkFsbGlzc29uIn0=");
     let message_id = published.body["id"].as_str().unwrap().to_owned();
     wait_until("the delivery", || receiver.delivered().len() == 1).await;
-    assert!(verify(secret, &receiver.delivered()[0]));
+    assert!(verify(&secret, &receiver.delivered()[0]));
 
     let path = "/v1/subscriptions/httpbin-post/deliveries?status=completed";
     let deliveries = completed_deliveries(&proxy, &jwt, path, 1).await;
@@ -452,8 +456,9 @@ async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
     assert_eq!(listed_ids, expected, "every delivery once, in pages");
 
     // A change over HTTP, in the seed's field names.
-    let change =
-        serde_json::json!({"subscription": {"max_delivery_attempts": 7, "mode": "ordered"}});
+    let change = serde_json::json!({"subscription": {
+        "max_delivery_attempts": 7, "mode": "ordered", "description": "Posts to the receiver",
+    }});
     let changed = send(
         "PATCH",
         &proxy.url("/v1/subscriptions/httpbin-post"),
@@ -464,7 +469,32 @@ async fn subscriptions_are_managed_over_http_in_the_seeds_shape() {
     assert_eq!(changed.status, 200, "{}", changed.body);
     assert_eq!(changed.body["max_attempts"], 7);
     assert_eq!(changed.body["mode"], "ordered");
+    assert_eq!(changed.body["description"], "Posts to the receiver");
     assert_eq!(changed.body["circuit"], "closed");
+    // Depot's own form names it by "name"; the seed's form cannot say both.
+    let own = serde_json::json!({"subscription": {
+        "name": "second", "description": "Depot's form", "station": "topic", "url": url,
+    }});
+    let second = send("POST", &proxy.url("/v1/subscriptions"), &jwt, Some(own)).await;
+    assert_eq!(second.status, 201, "{}", second.body);
+    assert_eq!(second.body["name"], "second");
+    assert_eq!(second.body["description"], "Depot's form");
+    let both = serde_json::json!({"subscription": {
+        "id": "third", "name": "Third", "description": "also", "topic_id": "topic", "url": url,
+    }});
+    let refused = send("POST", &proxy.url("/v1/subscriptions"), &jwt, Some(both)).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let short = serde_json::json!({"subscription": {
+        "id": "fourth", "topic_id": "topic", "url": url, "secret_token": "short",
+    }});
+    let refused = send("POST", &proxy.url("/v1/subscriptions"), &jwt, Some(short)).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("16 to 64 bytes")
+    );
     assert_eq!(
         changed.body["counts"]["delivered"], 5,
         "counts are kept across an update"
