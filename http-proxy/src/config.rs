@@ -1,7 +1,7 @@
 //! The proxy's configuration: clap flags with `DEPOT_*` environment
 //! fallbacks, parsed once and passed down.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser};
 
@@ -162,6 +162,20 @@ pub struct ProxyConfig {
     /// connection after its response.
     #[arg(long, env = "DEPOT_HTTP_KEEP_ALIVE", default_value = "5s", value_parser = parse_duration)]
     pub http_keep_alive: Duration,
+
+    /// Serve HTTPS (and WSS) with this certificate chain (PEM, the
+    /// server's certificate first) instead of plain HTTP; needs --tls-key.
+    #[arg(long, env = "DEPOT_PROXY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "DEPOT_PROXY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// How long a client may take to finish its TLS handshake (then it is
+    /// closed, so half-open handshakes hold nothing).
+    #[arg(long, env = "DEPOT_PROXY_TLS_HANDSHAKE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
 
     /// The embedded broker's options (ignored with --broker).
     #[command(flatten, next_help_heading = "Embedded broker (without --broker)")]

@@ -55,6 +55,14 @@ pub fn http_server(
     let max_connections_per_worker = config.http_max_connections.max(1).div_ceil(workers);
     let request_timeout = config.http_request_timeout;
     let keep_alive = keep_alive(config.http_keep_alive);
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            crate::tls::server_config(cert, key)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        ),
+        _ => None,
+    };
+    let tls_handshake_timeout = config.tls_handshake_timeout;
     let name = format!("depot-proxy@{}", listener.local_addr()?);
     let hub = crate::ws::hub::Hub::new(name, link.clone());
     actix_web::rt::spawn(hub.clone().run());
@@ -104,8 +112,13 @@ pub fn http_server(
     .workers(workers)
     .max_connections(max_connections_per_worker)
     .client_request_timeout(request_timeout)
-    .keep_alive(keep_alive)
-    .listen(listener)?;
+    .keep_alive(keep_alive);
+    let server = match tls {
+        Some(tls) => server
+            .tls_handshake_timeout(tls_handshake_timeout)
+            .listen_rustls_0_23(listener, tls)?,
+        None => server.listen(listener)?,
+    };
     Ok(server.run())
 }
 

@@ -9,6 +9,7 @@ mod crash;
 mod durability;
 mod http_api;
 mod http_connections;
+mod https;
 mod produce;
 mod protocol;
 mod proxy_harness;
