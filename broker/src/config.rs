@@ -104,13 +104,24 @@ pub struct BrokerOptions {
     #[arg(long = "max-frame", env = "DEPOT_MAX_FRAME", default_value = "16MiB", value_parser = parse_bytes)]
     pub max_frame_bytes: u64,
 
+    /// Serve the wire protocol over TLS with this certificate chain (PEM,
+    /// the broker's certificate first); needs --wire-tls-key. Clients then
+    /// connect with TLS (`depot --tls-ca`, `depot-proxy --broker-tls-ca`).
+    #[arg(long, env = "DEPOT_WIRE_TLS_CERT", requires = "wire_tls_key")]
+    pub wire_tls_cert: Option<PathBuf>,
+
+    /// The wire certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "DEPOT_WIRE_TLS_KEY", requires = "wire_tls_cert")]
+    pub wire_tls_key: Option<PathBuf>,
+
     /// Wire connections open at once; more are refused at accept.
     #[arg(long, env = "DEPOT_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
     /// How long a new wire connection has to open its session (Hello,
-    /// then Authenticate); one that has not is answered and closed, so
-    /// idle sockets cannot take every connection slot. 0: no limit.
+    /// then Authenticate), and before that its TLS handshake, if any; one
+    /// that has not is answered and closed, so idle sockets cannot take
+    /// every connection slot. 0: no limit.
     #[arg(long, env = "DEPOT_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
 
@@ -250,6 +261,8 @@ impl BrokerOptions {
             fsync: FsyncPolicy::Always,
             cache_bytes: 8 * 1024 * 1024,
             max_frame_bytes: depot_schemas::DEFAULT_MAX_FRAME_BYTES as u64,
+            wire_tls_cert: None,
+            wire_tls_key: None,
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
             max_pending_logins: 256,

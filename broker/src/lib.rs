@@ -36,6 +36,7 @@ pub mod run;
 pub mod schema;
 pub mod server;
 pub mod station;
+pub mod tls;
 pub mod views;
 
 pub use broker::Broker;

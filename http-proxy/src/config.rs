@@ -35,6 +35,16 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_PROXY_BROKER_PASSWORD", hide_env_values = true)]
     pub broker_password: Option<String>,
 
+    /// Connect to the remote broker over TLS (one started with
+    /// --wire-tls-cert), checking its certificate against the web PKI roots.
+    #[arg(long, env = "DEPOT_PROXY_BROKER_TLS")]
+    pub broker_tls: bool,
+
+    /// Connect to the remote broker over TLS, checking its certificate
+    /// against the CA certificates of this PEM file.
+    #[arg(long, env = "DEPOT_PROXY_BROKER_TLS_CA")]
+    pub broker_tls_ca: Option<PathBuf>,
+
     /// Connections to a remote broker (each is pipelined).
     #[arg(long, env = "DEPOT_PROXY_BROKER_CONNECTIONS", default_value_t = 4)]
     pub broker_connections: usize,

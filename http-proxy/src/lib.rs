@@ -18,6 +18,5 @@ pub mod message_view;
 pub mod metrics;
 pub mod routes;
 pub mod startup;
-pub mod tls;
 pub mod tokens;
 pub mod ws;

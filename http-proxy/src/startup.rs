@@ -13,7 +13,9 @@ use actix_web::{
 };
 use clap::Parser;
 
-use depot_broker::{Broker, run::run_process, server::WireServer};
+use depot_broker::{
+    Broker, client::Endpoint, run::run_process, server::WireServer, tls::ClientTls,
+};
 
 use crate::{
     broker_link::{EmbeddedBroker, RemoteBroker, SharedLink},
@@ -57,7 +59,7 @@ pub fn http_server(
     let keep_alive = keep_alive(config.http_keep_alive);
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(
-            crate::tls::server_config(cert, key)
+            depot_broker::tls::server_config(cert, key)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
         ),
         _ => None,
@@ -158,8 +160,15 @@ async fn run(config: ProxyConfig) -> Result<(), Box<dyn std::error::Error>> {
                 .broker_password
                 .clone()
                 .ok_or("--broker needs --broker-password (or DEPOT_PROXY_BROKER_PASSWORD)")?;
+            let tls = (config.broker_tls || config.broker_tls_ca.is_some())
+                .then(|| ClientTls::new(config.broker_tls_ca.as_deref()))
+                .transpose()?;
+            let endpoint = Endpoint {
+                address: broker,
+                tls,
+            };
             let link = Arc::new(RemoteBroker::new(
-                broker,
+                endpoint,
                 config.broker_user.clone(),
                 password,
                 config.broker_connections,

@@ -26,7 +26,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::client::BrokerClient;
+use crate::{
+    client::{BrokerClient, ClientError, Endpoint, Secret},
+    tls::ClientTls,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "depot", version, about = "Administer a Depot broker")]
@@ -44,6 +47,17 @@ pub struct Cli {
     /// Your password.
     #[arg(long, env = "DEPOT_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+
+    /// Connect over TLS (a broker started with --wire-tls-cert), checking
+    /// its certificate against the public web PKI roots.
+    #[arg(long, env = "DEPOT_TLS")]
+    tls: bool,
+
+    /// Connect over TLS, checking the broker's certificate against the CA
+    /// certificates of this PEM file (a private CA, or the broker's own
+    /// self-signed certificate).
+    #[arg(long, env = "DEPOT_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
 
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
@@ -114,9 +128,25 @@ async fn run(cli: Cli) -> CliResult {
     let password = cli
         .password
         .ok_or("no password: pass --password or set DEPOT_PASSWORD")?;
-    let client = BrokerClient::connect(&cli.broker, &cli.user, &password)
+    let tls = (cli.tls || cli.tls_ca.is_some())
+        .then(|| ClientTls::new(cli.tls_ca.as_deref()))
+        .transpose()?;
+    let endpoint = Endpoint {
+        address: cli.broker.clone(),
+        tls,
+    };
+    let client = BrokerClient::connect_to(&endpoint, &cli.user, Secret::Password(password))
         .await
-        .map_err(|e| format!("{} ({})", e, cli.broker))?;
+        .map_err(|e| {
+            // A broker serving TLS closes a plain connection at its first frame.
+            let hint = match (&e, &endpoint.tls) {
+                (ClientError::Disconnected, None) => {
+                    "; if the broker serves TLS, connect with --tls-ca or --tls"
+                }
+                _ => "",
+            };
+            format!("{e} ({}){hint}", cli.broker)
+        })?;
     let context = Context {
         client,
         json: cli.json,

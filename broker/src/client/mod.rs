@@ -24,6 +24,7 @@ use std::{
 use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::{
+    io::{AsyncRead, AsyncWrite},
     net::{TcpStream, ToSocketAddrs},
     sync::{mpsc, oneshot},
 };
@@ -40,6 +41,24 @@ pub use connections::Attachment;
 pub use subscription::Subscription;
 
 pub use crate::auth::Secret;
+
+/// Where a client connects: `host:port`, and how to check the broker's
+/// certificate when the wire runs over TLS.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub address: String,
+    pub tls: Option<crate::tls::ClientTls>,
+}
+
+impl Endpoint {
+    /// A plain TCP endpoint.
+    pub fn plain(address: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            tls: None,
+        }
+    }
+}
 
 /// Requests queued for the writer task.
 const SEND_QUEUE: usize = 1024;
@@ -113,7 +132,35 @@ impl BrokerClient {
             .await
             .map_err(ClientError::Connect)?;
         let _ = stream.set_nodelay(true);
-        let client = Self::over(stream);
+        Self::over(stream).open(username, secret).await
+    }
+
+    /// Connects to `endpoint`, over TLS when it says so, and opens the
+    /// session as [`BrokerClient::connect_with`] does.
+    pub async fn connect_to(
+        endpoint: &Endpoint,
+        username: &str,
+        secret: Secret,
+    ) -> ClientResult<Self> {
+        let Some(tls) = &endpoint.tls else {
+            return Self::connect_with(endpoint.address.as_str(), username, secret).await;
+        };
+        let stream = TcpStream::connect(endpoint.address.as_str())
+            .await
+            .map_err(ClientError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let session = tls
+            .connect(&endpoint.address, stream)
+            .await
+            .map_err(ClientError::Connect)?;
+        Self::over_halves(tokio::io::split(session))
+            .open(username, secret)
+            .await
+    }
+
+    /// The version handshake and authentication.
+    async fn open(self, username: &str, secret: Secret) -> ClientResult<Self> {
+        let client = self;
         let hello = wire::Hello {
             version: ProtocolVersion::V1 as i32,
             client: concat!("depot-client/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -141,7 +188,15 @@ impl BrokerClient {
     /// Wraps a connected stream without any handshake (for tests of the
     /// protocol's session rules).
     pub fn over(stream: TcpStream) -> Self {
-        let (read_half, write_half) = stream.into_split();
+        Self::over_halves(stream.into_split())
+    }
+
+    fn over_halves(
+        (read_half, write_half): (
+            impl AsyncRead + Unpin + Send + 'static,
+            impl AsyncWrite + Unpin + Send + 'static,
+        ),
+    ) -> Self {
         let (requests, queue) = mpsc::channel(SEND_QUEUE);
         let shared = Arc::new(Shared {
             requests,
@@ -426,7 +481,7 @@ impl BrokerClient {
 }
 
 async fn route_answers(
-    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec<Response, Request>>,
+    mut frames: FramedRead<impl AsyncRead + Unpin, FrameCodec<Response, Request>>,
     shared: Weak<Shared>,
 ) {
     while let Some(Ok(Ok(response))) = frames.next().await {

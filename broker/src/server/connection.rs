@@ -14,11 +14,11 @@
 //! `--handshake-timeout`: without it, sockets that never speak could hold
 //! every connection slot.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use futures::{FutureExt, StreamExt};
 use tokio::{
-    net::TcpStream,
+    io::{AsyncRead, AsyncWrite},
     sync::{OwnedSemaphorePermit, Semaphore, mpsc},
     task::JoinHandle,
 };
@@ -73,17 +73,20 @@ struct Session {
     attachment: Option<(u64, JoinHandle<()>)>,
 }
 
-/// Serves one connection until the peer leaves, framing is lost or the
-/// server closes (`closing`).
+/// Serves one connection (its two halves: a TCP stream's, or a TLS
+/// session's) until the peer leaves, framing is lost or the server closes
+/// (`closing`).
 pub async fn serve(
-    stream: TcpStream,
+    (read_half, write_half): (
+        impl AsyncRead + Unpin + 'static,
+        impl AsyncWrite + Unpin + 'static,
+    ),
+    peer: Option<SocketAddr>,
     broker: Broker,
     _connection_slot: OwnedSemaphorePermit,
     closing: CancellationToken,
 ) {
-    let peer = stream.peer_addr().ok();
     let max_frame = broker.config().options.max_frame_bytes as usize;
-    let (read_half, write_half) = stream.into_split();
     let mut frames = FramedRead::new(read_half, Codec::new(max_frame));
     let (responses, queue) = mpsc::channel(WRITE_QUEUE);
     let max_in_flight = broker.config().options.max_in_flight_per_connection;

@@ -24,6 +24,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use futures::SinkExt;
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::{codec::FramedWrite, sync::CancellationToken};
 
 use depot_schemas::{
@@ -50,8 +51,16 @@ impl WireServer {
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         let listener = TcpListener::from_std(listener)?;
+        let options = &broker.config().options;
+        let tls = match (&options.wire_tls_cert, &options.wire_tls_key) {
+            (Some(cert), Some(key)) => Some(TlsAcceptor::from(Arc::new(
+                crate::tls::server_config(cert, key)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            ))),
+            _ => None,
+        };
         let closing = CancellationToken::new();
-        let accept = actix_rt::spawn(accept_loop(listener, broker, closing.clone()));
+        let accept = actix_rt::spawn(accept_loop(listener, tls, broker, closing.clone()));
         Ok(Self {
             local_addr,
             accept,
@@ -70,7 +79,12 @@ impl WireServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, broker: Broker, closing: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    broker: Broker,
+    closing: CancellationToken,
+) {
     let workers = broker.workers();
     let slots = Arc::new(Semaphore::new(broker.config().options.max_connections));
     let mut next_worker = 0;
@@ -96,14 +110,57 @@ async fn accept_loop(listener: TcpListener, broker: Broker, closing: Cancellatio
         };
         let broker = broker.clone();
         let closing = closing.child_token();
+        let tls = tls.clone();
         let worker = &workers[next_worker % workers.len()];
         next_worker += 1;
         worker.spawn(async move {
-            match tokio::net::TcpStream::from_std(stream) {
-                Ok(stream) => connection::serve(stream, broker, slot, closing).await,
-                Err(error) => tracing::warn!(%error, "cannot adopt connection"),
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(stream) => stream,
+                Err(error) => return tracing::warn!(%error, "cannot adopt connection"),
+            };
+            match tls {
+                None => {
+                    let halves = stream.into_split();
+                    connection::serve(halves, Some(peer), broker, slot, closing).await;
+                }
+                Some(tls) => {
+                    let Some(session) = tls_handshake(&tls, stream, &broker, peer).await else {
+                        return;
+                    };
+                    let halves = tokio::io::split(session);
+                    connection::serve(halves, Some(peer), broker, slot, closing).await;
+                }
             }
         });
+    }
+}
+
+/// The TLS session of a new connection, within the handshake deadline;
+/// `None` (and the connection dropped) when it fails or takes too long.
+async fn tls_handshake(
+    tls: &TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    broker: &Broker,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let deadline = broker.config().options.handshake_timeout;
+    let handshake = tls.accept(stream);
+    let finished = if deadline.is_zero() {
+        Ok(handshake.await)
+    } else {
+        tokio::time::timeout(deadline, handshake).await
+    };
+    match finished {
+        Ok(Ok(session)) => Some(session),
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake not finished in time; closing");
+            broker.refusals().count(Limit::HandshakeTimeout);
+            None
+        }
     }
 }
 

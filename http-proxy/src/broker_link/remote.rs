@@ -19,7 +19,7 @@ use std::{
 use futures::{FutureExt, future::BoxFuture};
 use tokio::sync::Mutex;
 
-use depot_broker::client::{BrokerClient, ClientError, Secret};
+use depot_broker::client::{BrokerClient, ClientError, Endpoint, Secret};
 use depot_schemas::wire::{
     ConsumeToken, NewMessage, ProduceOutcome, request::Op, response::Result as Reply,
 };
@@ -43,7 +43,8 @@ struct Slot {
 }
 
 pub struct RemoteBroker {
-    address: String,
+    /// The broker's address, and TLS settings when the wire runs over TLS.
+    endpoint: Endpoint,
     user: String,
     password: String,
     slots: Vec<Mutex<Slot>>,
@@ -51,9 +52,9 @@ pub struct RemoteBroker {
 }
 
 impl RemoteBroker {
-    pub fn new(address: String, user: String, password: String, connections: usize) -> Self {
+    pub fn new(endpoint: Endpoint, user: String, password: String, connections: usize) -> Self {
         Self {
-            address,
+            endpoint,
             user,
             password,
             slots: (0..connections.max(1)).map(|_| Mutex::default()).collect(),
@@ -94,7 +95,7 @@ impl RemoteBroker {
             Some(index) => self.connected_or_reconnected(index).await,
             None => Err(LinkError::Unavailable(format!(
                 "the connections to the broker at {} are being re-established; retry shortly",
-                self.address
+                self.endpoint.address
             ))),
         };
         if chosen.is_ok() {
@@ -129,10 +130,11 @@ impl RemoteBroker {
         {
             return Err(LinkError::Unavailable(format!(
                 "cannot reach the broker at {}; retrying shortly",
-                self.address
+                self.endpoint.address
             )));
         }
-        let connect = BrokerClient::connect(&self.address, &self.user, &self.password);
+        let secret = Secret::Password(self.password.clone());
+        let connect = BrokerClient::connect_to(&self.endpoint, &self.user, secret);
         let failure = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok(client)) => {
                 slot.client = Some(client.clone());
@@ -148,7 +150,10 @@ impl RemoteBroker {
                 format!("the broker refused the proxy: {message}")
             }
             Ok(Err(error)) => error.to_string(),
-            Err(_) => format!("connecting to the broker at {} timed out", self.address),
+            Err(_) => format!(
+                "connecting to the broker at {} timed out",
+                self.endpoint.address
+            ),
         };
         slot.backoff = (slot.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
         slot.retry_at = Some(Instant::now() + slot.backoff);
@@ -194,7 +199,7 @@ impl BrokerLink for RemoteBroker {
         async move {
             // A connection of its own: the user's credentials, checked by the
             // broker, then closed.
-            let connect = BrokerClient::connect_with(&self.address, &username, secret);
+            let connect = BrokerClient::connect_to(&self.endpoint, &username, secret);
             match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(ClientError::Broker { code, message })) => {

@@ -22,14 +22,14 @@ use crate::{
 };
 
 /// A self-signed certificate for 127.0.0.1 and localhost, written as PEM.
-struct Identity {
+pub struct Identity {
     _dir: TempDir,
-    cert: PathBuf,
-    key: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
     der: CertificateDer<'static>,
 }
 
-fn identity() -> Identity {
+pub fn identity() -> Identity {
     let generated =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     let dir = TempDir::new().unwrap();

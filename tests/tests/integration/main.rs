@@ -28,3 +28,4 @@ mod webhook_outcomes;
 mod webhook_receiver;
 mod webhooks;
 mod websockets;
+mod wire_tls;

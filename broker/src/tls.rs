@@ -1,0 +1,121 @@
+//! TLS for Depot's listeners and clients (rustls, the ring provider):
+//!
+//! - [`server_config`]: a server identity from a PEM certificate chain and
+//!   key, for the broker's wire port (`--wire-tls-cert`, `--wire-tls-key`)
+//!   and the proxy's HTTPS (`--tls-cert`, `--tls-key`).
+//! - [`ClientTls`]: how a wire client (the CLI, a remote proxy) checks the
+//!   broker it connects to: against given CA certificates, or the public
+//!   web PKI roots.
+//!
+//! Passwords and tokens cross the wire in the Authenticate request, so a
+//! broker reached over a network it does not trust serves TLS.
+
+use std::{path::Path, sync::Arc};
+
+use rustls::{ClientConfig, RootCertStore, ServerConfig, crypto::CryptoProvider};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsConnector, client::TlsStream};
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The server configuration for `cert` (a PEM chain, the server's own
+/// certificate first) and `key`, or an error naming the file at fault.
+pub fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, String> {
+    let chain = certificates(cert)?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
+    ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("the certificate and key do not make a TLS identity: {e}"))
+}
+
+/// Every certificate of a PEM file; none is an error.
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let chain = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read the certificates {}: {e}", path.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(chain)
+}
+
+/// How a wire client checks the broker's certificate. Cheap to clone.
+#[derive(Clone)]
+pub struct ClientTls {
+    connector: TlsConnector,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientTls(..)")
+    }
+}
+
+impl ClientTls {
+    /// Trusting the CA certificates of the PEM file `ca` (a private CA, or
+    /// a self-signed broker certificate), or the web PKI roots without one.
+    pub fn new(ca: Option<&Path>) -> Result<Self, String> {
+        let mut roots = RootCertStore::empty();
+        match ca {
+            Some(path) => {
+                for certificate in certificates(path)? {
+                    roots.add(certificate).map_err(|e| {
+                        format!("{} is not a usable CA certificate: {e}", path.display())
+                    })?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            connector: TlsConnector::from(Arc::new(config)),
+        })
+    }
+
+    /// TLS over `stream` to the broker at `address` (`host:port`; the host,
+    /// a name or an IP address, is what the certificate must name).
+    pub async fn connect(
+        &self,
+        address: &str,
+        stream: TcpStream,
+    ) -> std::io::Result<TlsStream<TcpStream>> {
+        let host = host_of(address);
+        let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("'{host}' is not a host name a certificate can name: {e}"),
+            )
+        })?;
+        self.connector.connect(name, stream).await
+    }
+}
+
+/// The host of `host:port` (`[::1]:6666` gives `::1`).
+fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn the_host_is_what_comes_before_the_port() {
+        assert_eq!(host_of("broker.example.com:6666"), "broker.example.com");
+        assert_eq!(host_of("127.0.0.1:6666"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:6666"), "::1");
+        assert_eq!(host_of("localhost"), "localhost");
+    }
+}
