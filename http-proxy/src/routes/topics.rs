@@ -18,7 +18,7 @@
 //! and deleting a topic is deleting its station
 //! ([`super::stations::delete`]).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -92,10 +92,7 @@ fn topic_json(info: &wire::StationInfo) -> Value {
     })
 }
 
-fn topic_reply(
-    reply: Reply,
-    status: actix_web::http::StatusCode,
-) -> Result<HttpResponse, ProxyError> {
+fn topic_reply(reply: Reply, status: StatusCode) -> Result<HttpResponse, ProxyError> {
     match reply {
         Reply::Station(info) => Ok(HttpResponse::build(status).json(topic_json(&info))),
         other => Err(unexpected(other)),
@@ -117,10 +114,7 @@ pub async fn create(
         settings: Some(wire::StationSettings::default()),
         description: topic.name.unwrap_or_default(),
     });
-    topic_reply(
-        call(&request, &state, op).await?,
-        actix_web::http::StatusCode::CREATED,
-    )
+    topic_reply(call(&request, &state, op).await?, StatusCode::CREATED)
 }
 
 pub async fn list(
@@ -151,10 +145,7 @@ pub async fn describe(
     let op = Op::DescribeStation(wire::DescribeStation {
         name: id.into_inner(),
     });
-    topic_reply(
-        call(&request, &state, op).await?,
-        actix_web::http::StatusCode::OK,
-    )
+    topic_reply(call(&request, &state, op).await?, StatusCode::OK)
 }
 
 pub async fn update(
@@ -176,10 +167,7 @@ pub async fn update(
         settings: Some(wire::StationSettings::default()),
         description: topic.name,
     });
-    topic_reply(
-        call(&request, &state, op).await?,
-        actix_web::http::StatusCode::OK,
-    )
+    topic_reply(call(&request, &state, op).await?, StatusCode::OK)
 }
 
 /// Produces one message. Its id is chosen here (a UUID v7, sent as the

@@ -3,12 +3,11 @@
 //! answers of requests no route serves.
 
 use awc::Client;
-use depot_schemas::wire::{CreateUser, Permissions};
 use serde_json::{Value, json};
 
 use crate::{
     harness::{ROOT_PASSWORD, TestBroker},
-    proxy_harness::{TestProxy, login, post, send},
+    proxy_harness::{TestProxy, login, post, producer_user, send},
 };
 
 async fn produce(
@@ -28,6 +27,16 @@ async fn produce(
     )
     .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+/// One string field of each object of a JSON array.
+fn field_of_each<'a>(array: &'a Value, field: &str) -> Vec<&'a str> {
+    array
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[field].as_str().unwrap())
+        .collect()
 }
 
 #[actix_rt::test]
@@ -201,12 +210,7 @@ async fn stations_are_created_changed_read_and_deleted_over_http() {
     assert_eq!(in_query.status().as_u16(), 200);
 
     let listed = send("GET", &proxy.url("/stations"), &root, None).await;
-    let names: Vec<&str> = listed.body["stations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names = field_of_each(&listed.body["stations"], "name");
     assert!(names.contains(&"orders"), "{names:?}");
 
     let deleted = send("DELETE", &proxy.url("/stations/orders"), &root, None).await;
@@ -240,29 +244,10 @@ async fn each_station_route_checks_the_users_rights() {
         "{}",
     )
     .await;
-    proxy
-        .broker_client()
-        .await
-        .create_user(CreateUser {
-            name: "clerk".into(),
-            password: "clerk-password".into(),
-            permissions: Some(Permissions {
-                produce: vec!["orders.*".into()],
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let (clerk, _) = login(&proxy, "clerk", "clerk-password").await;
+    let clerk = producer_user(&proxy, "clerk", &["orders.*"]).await;
 
     let listed = send("GET", &proxy.url("/stations"), &clerk, None).await;
-    let names: Vec<&str> = listed.body["stations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names = field_of_each(&listed.body["stations"], "name");
     assert_eq!(names, ["orders.eu"]);
     assert_eq!(
         send("GET", &proxy.url("/stations/orders.eu"), &clerk, None)
@@ -390,12 +375,7 @@ async fn the_seeds_topics_are_stations() {
         assert_eq!(created.status, 201, "{}", created.body);
     }
     let listed = send("GET", &proxy.url("/v1/topics"), &root, None).await;
-    let ids: Vec<&str> = listed.body["topics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap())
-        .collect();
+    let ids = field_of_each(&listed.body["topics"], "id");
     assert_eq!(ids, ["audit", "billing", "zeta"]);
     let page = send(
         "GET",
@@ -461,21 +441,7 @@ async fn the_seeds_topics_are_stations() {
     assert_eq!(messages[0]["message_id"], published.body["id"]);
 
     // A producer may publish, not manage topics.
-    proxy
-        .broker_client()
-        .await
-        .create_user(CreateUser {
-            name: "shop".into(),
-            password: "shop-password".into(),
-            permissions: Some(Permissions {
-                produce: vec!["billing".into()],
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let (shop, _) = login(&proxy, "shop", "shop-password").await;
+    let shop = producer_user(&proxy, "shop", &["billing"]).await;
     let message = json!({"message": {"topic_id": "billing", "content_type": "application/json", "data": "{}"}});
     assert_eq!(
         send("POST", &proxy.url("/v1/messages"), &shop, Some(message))
