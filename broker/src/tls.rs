@@ -2,7 +2,8 @@
 //!
 //! - [`server_config`]: a server identity from a PEM certificate chain and
 //!   key, for the broker's wire port (`--wire-tls-cert`, `--wire-tls-key`)
-//!   and the proxy's HTTPS (`--tls-cert`, `--tls-key`).
+//!   and the proxy's HTTPS (`--tls-cert`, `--tls-key`), read again on
+//!   SIGHUP ([`ServerIdentity`]).
 //! - [`ClientTls`]: how a wire client (the CLI, a remote proxy) checks the
 //!   broker it connects to: against given CA certificates, or the public
 //!   web PKI roots.
@@ -10,9 +11,18 @@
 //! Passwords and tokens cross the wire in the Authenticate request, so a
 //! broker reached over a network it does not trust serves TLS.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
-use rustls::{ClientConfig, RootCertStore, ServerConfig, crypto::CryptoProvider};
+use parking_lot::RwLock;
+use rustls::{
+    ClientConfig, RootCertStore, ServerConfig,
+    crypto::CryptoProvider,
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsConnector, client::TlsStream};
@@ -23,15 +33,81 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// The server configuration for `cert` (a PEM chain, the server's own
 /// certificate first) and `key`, or an error naming the file at fault.
+/// The files are read again on SIGHUP (see [`ServerIdentity`]). Must run
+/// inside an actix system.
 pub fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, String> {
-    let chain = certificates(cert)?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
-    ServerConfig::builder_with_provider(provider())
+    let identity = ServerIdentity::load(cert, key)?;
+    identity.clone().reload_on_hangup()?;
+    Ok(ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
+        .with_cert_resolver(identity))
+}
+
+/// A server's certificate and key, read from their files and read again
+/// when the process gets SIGHUP, so a renewed certificate is served to new
+/// connections without a restart (open ones keep theirs). A reload that
+/// fails (a file half-written, a key that does not match) is logged and
+/// the identity in use stays.
+#[derive(Debug)]
+pub struct ServerIdentity {
+    cert: PathBuf,
+    key: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ServerIdentity {
+    pub fn load(cert: &Path, key: &Path) -> Result<Arc<Self>, String> {
+        Ok(Arc::new(Self {
+            current: RwLock::new(Arc::new(certified_key(cert, key)?)),
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+        }))
+    }
+
+    /// Reads the files again; on success new handshakes use them.
+    pub fn reload(&self) -> Result<(), String> {
+        let fresh = certified_key(&self.cert, &self.key)?;
+        *self.current.write() = Arc::new(fresh);
+        Ok(())
+    }
+
+    /// Reloads on every SIGHUP for the life of the process, from a task of
+    /// the current (actix) runtime; reading two small files is quick.
+    fn reload_on_hangup(self: Arc<Self>) -> Result<(), String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup())
+            .map_err(|e| format!("cannot watch SIGHUP to reload certificates: {e}"))?;
+        actix_rt::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match self.reload() {
+                    Ok(()) => {
+                        tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded")
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "TLS certificate not reloaded; the previous one stays")
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for ServerIdentity {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().clone())
+    }
+}
+
+/// The chain and key of two PEM files as one identity, their keys checked
+/// to match.
+fn certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
+    let chain = certificates(cert)?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
+    CertifiedKey::from_der(chain, key, &provider())
         .map_err(|e| format!("the certificate and key do not make a TLS identity: {e}"))
 }
 

@@ -85,6 +85,11 @@ impl TestBroker {
         self.child.wait().expect("wait for the broker").success()
     }
 
+    /// SIGHUP: read the TLS certificate and key again.
+    pub fn hang_up(&self) {
+        hang_up(&self.child);
+    }
+
     /// SIGKILL: no shutdown, no final flush.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -273,4 +278,10 @@ pub async fn fetch_all(
         next = batch.next_offset;
         messages.extend(batch.messages);
     }
+}
+
+/// Sends SIGHUP to a child process.
+pub fn hang_up(child: &Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("send SIGHUP");
 }

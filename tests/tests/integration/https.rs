@@ -215,3 +215,43 @@ fn a_key_that_does_not_match_or_a_missing_file_stops_the_start() {
         assert!(stderr.contains(expected), "{expected}: {stderr}");
     }
 }
+
+/// Whether a client trusting `trusted` completes a request to `proxy`.
+async fn trusted_by(proxy: &TestProxy, trusted: &Identity) -> bool {
+    client_trusting(&trusted.der)
+        .get(format!("https://{}/monitoring/status", proxy.addr))
+        .send()
+        .await
+        .is_ok()
+}
+
+#[actix_rt::test]
+async fn a_renewed_certificate_is_served_after_sighup() {
+    let served = identity();
+    let proxy = tls_proxy(&served, &[]);
+    assert!(trusted_by(&proxy, &served).await);
+
+    // A renewal written over the files, then SIGHUP.
+    let renewed = identity();
+    std::fs::copy(&renewed.cert, &served.cert).unwrap();
+    std::fs::copy(&renewed.key, &served.key).unwrap();
+    proxy.hang_up();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !trusted_by(&proxy, &renewed).await {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate is not served"
+        );
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !trusted_by(&proxy, &served).await,
+        "the old certificate is still served"
+    );
+
+    // A broken renewal is not taken: the working identity stays.
+    std::fs::write(&served.cert, "-----BEGIN CERTIFICATE-----\nbroken\n").unwrap();
+    proxy.hang_up();
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    assert!(trusted_by(&proxy, &renewed).await);
+}

@@ -72,6 +72,11 @@ impl TestProxy {
         format!("http://{}{path}", self.addr)
     }
 
+    /// SIGHUP: read the TLS certificates and keys again.
+    pub fn hang_up(&self) {
+        crate::harness::hang_up(&self.child);
+    }
+
     /// A wire client of the embedded broker, as root.
     pub async fn broker_client(&self) -> depot_broker::client::BrokerClient {
         depot_broker::client::BrokerClient::connect(

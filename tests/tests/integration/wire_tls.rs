@@ -137,3 +137,27 @@ fn a_socket_that_never_starts_tls_is_closed_on_time() {
         "closed after {waited:?}"
     );
 }
+
+#[actix_rt::test]
+async fn the_broker_serves_a_renewed_certificate_after_sighup() {
+    let served = identity();
+    let broker = TestBroker::start_with(Arc::new(TempDir::new().unwrap()), &tls_args(&served));
+    let address = broker.addr.to_string();
+    assert!(tls_client(&address, &served).await.is_ok());
+    // The old certificate, kept for a client that still trusts only it.
+    let old = identity();
+    std::fs::copy(&served.cert, &old.cert).unwrap();
+    let renewed = identity();
+    std::fs::copy(&renewed.cert, &served.cert).unwrap();
+    std::fs::copy(&renewed.key, &served.key).unwrap();
+    broker.hang_up();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tls_client(&address, &renewed).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate is not served"
+        );
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(tls_client(&address, &old).await.is_err());
+}
