@@ -2,14 +2,92 @@
 //! JSON error body) as soon as the limit is passed, without buffering more,
 //! and with 408 when the body stalls (nothing for `--http-body-timeout`), so
 //! a client trickling its body cannot hold a connection and its buffer.
+//!
+//! A body may come compressed (`Content-Encoding: gzip`, `deflate`, `br` or
+//! `zstd`, as batch producers send large batches): it is decompressed after
+//! it has arrived, and the limit holds for what it decompresses to, which
+//! is never produced past the limit, so a small bomb cannot fill memory.
 
-use std::time::Duration;
+use std::{
+    future::{Ready, ready},
+    io::Read,
+    time::Duration,
+};
 
-use actix_web::web::{BytesMut, Payload};
+use actix_web::{
+    FromRequest, HttpRequest, dev,
+    http::header::CONTENT_ENCODING,
+    web::{BytesMut, Payload},
+};
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 
 use crate::error::ProxyError;
+
+/// A request's body as it arrives, and its `Content-Encoding`; handlers
+/// read it with [`crate::routes::AppState::read_body`].
+pub struct RequestBody {
+    payload: Payload,
+    encoding: Option<String>,
+}
+
+impl FromRequest for RequestBody {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let encoding = request
+            .headers()
+            .get(CONTENT_ENCODING)
+            .map(|value| value.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+        ready(
+            Payload::from_request(request, payload)
+                .into_inner()
+                .map(|payload| Self { payload, encoding }),
+        )
+    }
+}
+
+/// The whole body, decompressed, at most `limit` bytes either way.
+pub async fn read_body(
+    body: RequestBody,
+    limit: u64,
+    stall_timeout: Duration,
+) -> Result<Bytes, ProxyError> {
+    let raw = read_limited(body.payload, limit, stall_timeout).await?;
+    match body.encoding.as_deref() {
+        None | Some("identity") => Ok(raw),
+        Some(encoding) => decompress(encoding, &raw, limit),
+    }
+}
+
+/// `raw` decoded as `encoding` says, refused beyond `limit` bytes.
+fn decompress(encoding: &str, raw: &[u8], limit: u64) -> Result<Bytes, ProxyError> {
+    let decoder: Box<dyn Read + '_> = match encoding {
+        "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        // HTTP's "deflate" is the zlib format.
+        "deflate" => Box::new(flate2::read::ZlibDecoder::new(raw)),
+        "br" => Box::new(brotli::Decompressor::new(raw, 64 * 1024)),
+        "zstd" => Box::new(
+            zstd::stream::read::Decoder::new(raw)
+                .map_err(|e| ProxyError::bad_request(format!("the body is not valid zstd: {e}")))?,
+        ),
+        other => {
+            return Err(ProxyError::UnsupportedMediaType(format!(
+                "unsupported Content-Encoding '{other}'; use gzip, deflate, br or zstd (one of them)"
+            )));
+        }
+    };
+    let mut decoded = Vec::new();
+    decoder
+        .take(limit + 1)
+        .read_to_end(&mut decoded)
+        .map_err(|e| ProxyError::bad_request(format!("the body is not valid {encoding}: {e}")))?;
+    if decoded.len() as u64 > limit {
+        return Err(ProxyError::PayloadTooLarge { limit });
+    }
+    Ok(decoded.into())
+}
 
 pub async fn read_limited(
     mut payload: Payload,

@@ -34,7 +34,11 @@ const CORS_MAX_AGE: usize = 600;
 fn cors(origins: &[String]) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::CONTENT_ENCODING,
+        ])
         .allowed_header("msg-id")
         .max_age(CORS_MAX_AGE);
     for origin in origins {

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use depot_broker::client::Secret;
 
+use crate::body::RequestBody;
 use crate::{
     error::ProxyError,
     routes::{AppState, bearer_token},
@@ -59,7 +60,7 @@ fn lifetime(
 
 pub async fn authenticate(
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_AUTH_BODY).await?;
     let credentials: Credentials = parse_json(&body)?;
@@ -97,7 +98,7 @@ pub async fn authenticate(
 pub async fn refresh(
     request: HttpRequest,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_AUTH_BODY).await?;
     let from_body = if body.iter().all(u8::is_ascii_whitespace) {

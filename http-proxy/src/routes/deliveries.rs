@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
+use crate::body::RequestBody;
 use crate::{
     error::ProxyError,
     routes::{AppState, auth::parse_json, call_as_user as call, unexpected},
@@ -230,7 +231,7 @@ pub async fn resend(
     request: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_BODY).await?;
     let resend: Resend = parse_json(&body)?;

@@ -33,7 +33,7 @@ use actix_web::{
 };
 
 use crate::{
-    body::read_limited,
+    body::{RequestBody, read_body},
     broker_link::SharedLink,
     config::ProxyConfig,
     error::ProxyError,
@@ -60,10 +60,10 @@ impl AppState {
     /// configured stall timeout (408).
     pub async fn read_body(
         &self,
-        payload: web::Payload,
+        body: RequestBody,
         limit: u64,
     ) -> Result<bytes::Bytes, ProxyError> {
-        read_limited(payload, limit, self.config.http_body_timeout).await
+        read_body(body, limit, self.config.http_body_timeout).await
     }
 }
 

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use depot_schemas::wire::{self, notify::Target, request::Op, response::Result as Reply};
 
+use crate::body::RequestBody;
 use crate::{
     error::ProxyError,
     routes::{AppState, auth::parse_json, call_as_user, unexpected},
@@ -26,7 +27,7 @@ struct Body {
 async fn notify(
     request: &HttpRequest,
     state: &AppState,
-    payload: web::Payload,
+    payload: RequestBody,
     target: Target,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_BODY).await?;
@@ -47,7 +48,7 @@ pub async fn user(
     request: HttpRequest,
     user: web::Path<String>,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     notify(&request, &state, payload, Target::User(user.into_inner())).await
 }
@@ -56,7 +57,7 @@ pub async fn connection(
     request: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let target = Target::Connection(id.into_inner());
     notify(&request, &state, payload, target).await

@@ -22,6 +22,7 @@ use depot_schemas::wire::{
     ErrorCode, Header, NewMessage, ProduceOutcome, produce_outcome::Outcome,
 };
 
+use crate::body::RequestBody;
 use crate::{
     coalesce::ProduceCoalescer,
     error::ProxyError,
@@ -42,6 +43,8 @@ const EXCLUDED_HEADERS: &[&str] = &[
     "host",
     "content-length",
     "content-type",
+    // The body is stored decompressed.
+    "content-encoding",
     "connection",
     "keep-alive",
     "transfer-encoding",
@@ -108,7 +111,7 @@ pub async fn single(
     station: web::Path<String>,
     state: web::Data<AppState>,
     coalescer: web::Data<ProduceCoalescer>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let user = authenticated_user(&request, &state).await?;
     let content_type = media_type(&request);
@@ -250,7 +253,7 @@ pub async fn batch(
     station: web::Path<String>,
     query: web::Query<BatchQuery>,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let user = authenticated_user(&request, &state).await?;
     let content_type = media_type(&request);

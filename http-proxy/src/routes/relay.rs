@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use depot_broker::client::Secret;
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
+use crate::body::RequestBody;
 use crate::{
     error::ProxyError,
     routes::{AppState, auth::parse_json, unexpected},
@@ -130,7 +131,7 @@ fn answer(result: &wire::RelayResult) -> (StatusCode, Value) {
 pub async fn relay(
     request: HttpRequest,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let raw = state
         .read_body(payload, state.config.max_single_body)

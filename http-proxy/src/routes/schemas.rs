@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
+use crate::body::RequestBody;
 use crate::{
     error::ProxyError,
     routes::{AppState, auth::parse_json, call_as_user as call, done, unexpected},
@@ -183,7 +184,7 @@ pub async fn list(
 pub async fn create(
     request: HttpRequest,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_SCHEMA_BODY).await?;
     let new: NewSchema = parse_json(&body)?;
@@ -217,7 +218,7 @@ pub async fn add_version(
     request: HttpRequest,
     name: web::Path<String>,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_SCHEMA_BODY).await?;
     let definition: Definition = parse_json(&body)?;
@@ -245,7 +246,7 @@ pub async fn rollback(
     request: HttpRequest,
     name: web::Path<String>,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_SCHEMA_BODY).await?;
     let rollback: Rollback = parse_json(&body)?;
@@ -272,7 +273,7 @@ pub async fn attach(
     request: HttpRequest,
     station: web::Path<String>,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_SCHEMA_BODY).await?;
     let attach: Attach = parse_json(&body)?;

@@ -24,6 +24,7 @@ use serde_json::json;
 use depot_broker::views;
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
+use crate::body::RequestBody;
 use crate::{
     error::ProxyError,
     message_view::stored_message,
@@ -137,7 +138,7 @@ pub async fn list(
 pub async fn create(
     request: HttpRequest,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_BODY).await?;
     let new: NewStation = parse_json(&body)?;
@@ -164,7 +165,7 @@ pub async fn update(
     request: HttpRequest,
     station: web::Path<String>,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_BODY).await?;
     let change: Change = parse_json(&body)?;

@@ -21,6 +21,7 @@ use depot_schemas::wire::{
     self, create_subscription::Start, request::Op, response::Result as Reply,
 };
 
+use crate::body::RequestBody;
 use crate::{
     error::ProxyError,
     routes::{AppState, auth::parse_json, call_as_user as call, done, unexpected},
@@ -221,7 +222,7 @@ fn subscription_reply(reply: Reply) -> Result<HttpResponse, ProxyError> {
 pub async fn create(
     request: HttpRequest,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_BODY).await?;
     let new = parse_json::<Wrapped>(&body)?.subscription;
@@ -259,7 +260,7 @@ pub async fn update(
     request: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_BODY).await?;
     let change = parse_json::<WrappedChange>(&body)?.subscription;

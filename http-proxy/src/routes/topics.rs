@@ -28,6 +28,7 @@ use uuid::Uuid;
 use depot_broker::views::time;
 use depot_schemas::wire::{self, NewMessage, request::Op, response::Result as Reply};
 
+use crate::body::RequestBody;
 use crate::{
     error::ProxyError,
     routes::{
@@ -102,7 +103,7 @@ fn topic_reply(reply: Reply, status: StatusCode) -> Result<HttpResponse, ProxyEr
 pub async fn create(
     request: HttpRequest,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_TOPIC_BODY).await?;
     let topic = parse_json::<WrappedTopic>(&body)?.topic;
@@ -152,7 +153,7 @@ pub async fn update(
     request: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let body = state.read_body(payload, MAX_TOPIC_BODY).await?;
     let topic = parse_json::<WrappedTopic>(&body)?.topic;
@@ -176,7 +177,7 @@ pub async fn update(
 pub async fn publish(
     request: HttpRequest,
     state: web::Data<AppState>,
-    payload: web::Payload,
+    payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let user = authenticated_user(&request, &state).await?;
     let body = state

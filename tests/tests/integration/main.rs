@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod compressed_bodies;
 mod console;
 mod crash;
 mod durability;
