@@ -55,11 +55,23 @@ pub async fn read_body(
     stall_timeout: Duration,
 ) -> Result<Bytes, ProxyError> {
     let raw = read_limited(body.payload, limit, stall_timeout).await?;
-    match body.encoding.as_deref() {
-        None | Some("identity") => Ok(raw),
-        Some(encoding) => decompress(encoding, &raw, limit),
+    let encoding = match body.encoding {
+        None => return Ok(raw),
+        Some(identity) if identity == "identity" => return Ok(raw),
+        Some(encoding) => encoding,
+    };
+    if raw.len() <= DECOMPRESS_INLINE_BYTES {
+        return decompress(&encoding, &raw, limit);
     }
+    // Megabytes take milliseconds: off the worker's event loop.
+    actix_web::web::block(move || decompress(&encoding, &raw, limit))
+        .await
+        .map_err(|e| ProxyError::Internal(format!("decompression did not run: {e}")))?
 }
+
+/// Compressed bodies up to this size are decompressed on the worker's own
+/// thread (tens of microseconds); larger ones on the blocking pool.
+const DECOMPRESS_INLINE_BYTES: usize = 64 * 1024;
 
 /// `raw` decoded as `encoding` says, refused beyond `limit` bytes.
 fn decompress(encoding: &str, raw: &[u8], limit: u64) -> Result<Bytes, ProxyError> {

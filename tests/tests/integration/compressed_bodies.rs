@@ -59,13 +59,27 @@ async fn compressed_bodies_are_stored_decompressed_within_the_limits() {
         }
     };
 
-    let batch: Vec<Value> = (0..1000)
-        .map(|n| json!({"n": n, "pad": "x".repeat(50)}))
+    // Noise that gzip cannot shrink much: the compressed body is larger
+    // than what is decompressed inline, so the blocking pool does it.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let batch: Vec<Value> = (0..5000)
+        .map(|n| {
+            let noise: String = (0..4)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    format!("{state:016x}")
+                })
+                .collect();
+            json!({"n": n, "noise": noise})
+        })
         .collect();
-    let batch = serde_json::to_vec(&batch).unwrap();
-    let answer = send("/stations/packed/produce/batch", "gzip", gzip(&batch)).await;
+    let batch = gzip(&serde_json::to_vec(&batch).unwrap());
+    assert!(batch.len() > 64 * 1024, "{} bytes", batch.len());
+    let answer = send("/stations/packed/produce/batch", "gzip", batch).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    assert_eq!(answer.body["sent"], 1000);
+    assert_eq!(answer.body["sent"], 5000);
     for (encoding, body) in [
         ("deflate", deflate(br#"{"via":"deflate"}"#)),
         ("br", brotli(br#"{"via":"br"}"#)),
@@ -105,19 +119,19 @@ async fn compressed_bodies_are_stored_decompressed_within_the_limits() {
     assert!(answer.body["error"].as_str().unwrap().contains("gzip"));
 
     let stored = fetch_all(&proxy.broker_client().await, "packed", 0).await;
-    assert_eq!(stored.len(), 1004, "the refused bodies stored nothing");
+    assert_eq!(stored.len(), 5004, "the refused bodies stored nothing");
     assert_eq!(
-        serde_json::from_slice::<Value>(&stored[999].payload).unwrap()["n"],
-        999
+        serde_json::from_slice::<Value>(&stored[4999].payload).unwrap()["n"],
+        4999
     );
     assert!(
-        stored[1000]
+        stored[5000]
             .headers
             .iter()
             .all(|h| h.key != "content-encoding"),
         "the payload is stored decompressed, so the header does not go with it"
     );
-    let vias: Vec<&[u8]> = stored[1000..].iter().map(|m| &m.payload[..]).collect();
+    let vias: Vec<&[u8]> = stored[5000..].iter().map(|m| &m.payload[..]).collect();
     assert_eq!(
         vias,
         [
