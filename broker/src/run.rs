@@ -42,14 +42,28 @@ pub fn run_process(
     }
 }
 
-/// Logs to stderr, filtered by `DEPOT_LOG` (default `info`).
+/// Logs to stderr, filtered by `DEPOT_LOG` (default `info`), as text for
+/// people or, with `DEPOT_LOG_FORMAT=json`, one JSON object per line for
+/// log pipelines.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DEPOT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let format = std::env::var("DEPOT_LOG_FORMAT").unwrap_or_default();
+    let _ = match format.as_str() {
+        "json" => logs.json().try_init(),
+        "" | "text" => logs.try_init(),
+        other => {
+            let init = logs.try_init();
+            tracing::warn!(
+                format = other,
+                "DEPOT_LOG_FORMAT is text or json; logging text"
+            );
+            init
+        }
+    };
 }
 
 async fn serve(config: BrokerConfig) -> Result<(), Box<dyn std::error::Error>> {

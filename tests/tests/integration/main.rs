@@ -11,6 +11,7 @@ mod durability;
 mod http_api;
 mod http_connections;
 mod https;
+mod logging;
 mod produce;
 mod protocol;
 mod proxy_harness;
