@@ -187,6 +187,12 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_PROXY_TLS_HANDSHAKE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub tls_handshake_timeout: Duration,
 
+    /// On SIGTERM or SIGINT: the listener closes, WebSockets are closed
+    /// with 1001 (going away) so clients reconnect elsewhere, and requests
+    /// in flight get this long to finish before connections are dropped.
+    #[arg(long, env = "DEPOT_PROXY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
     /// The embedded broker's options (ignored with --broker).
     #[command(flatten, next_help_heading = "Embedded broker (without --broker)")]
     pub embedded: BrokerOptions,

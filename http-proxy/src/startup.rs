@@ -7,15 +7,20 @@ use actix::Arbiter;
 use actix_cors::Cors;
 use actix_web::{
     App, HttpServer,
-    dev::{Server, Service},
+    dev::{Server, ServerHandle, Service},
     http::{KeepAlive, header},
     web,
 };
 use clap::Parser;
 
 use depot_broker::{
-    Broker, client::Endpoint, run::run_process, server::WireServer, tls::ClientTls,
+    Broker,
+    client::Endpoint,
+    run::{run_process, shutdown_signal},
+    server::WireServer,
+    tls::ClientTls,
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     broker_link::{EmbeddedBroker, RemoteBroker, SharedLink},
@@ -54,6 +59,7 @@ pub fn http_server(
     config: ProxyConfig,
     link: SharedLink,
     listener: TcpListener,
+    closing: CancellationToken,
     on_worker: impl Fn() + Send + Clone + 'static,
 ) -> std::io::Result<Server> {
     let workers = http_workers(&config);
@@ -69,6 +75,7 @@ pub fn http_server(
         _ => None,
     };
     let tls_handshake_timeout = config.tls_handshake_timeout;
+    let shutdown_timeout = config.shutdown_timeout;
     let name = format!("depot-proxy@{}", listener.local_addr()?);
     let hub = crate::ws::hub::Hub::new(name, link.clone());
     actix_web::rt::spawn(hub.clone().run());
@@ -80,6 +87,7 @@ pub fn http_server(
         ws_connections: Default::default(),
         hub,
         fanout: Default::default(),
+        closing,
     });
     let server = HttpServer::new(move || {
         on_worker();
@@ -118,7 +126,10 @@ pub fn http_server(
     .workers(workers)
     .max_connections(max_connections_per_worker)
     .client_request_timeout(request_timeout)
-    .keep_alive(keep_alive);
+    .keep_alive(keep_alive)
+    // Signals are ours (`stop_on_signal`): WebSockets are closed first.
+    .disable_signals()
+    .shutdown_timeout(shutdown_timeout.as_secs());
     let server = match tls {
         Some(tls) => server
             .tls_handshake_timeout(tls_handshake_timeout)
@@ -126,6 +137,18 @@ pub fn http_server(
         None => server.listen(listener)?,
     };
     Ok(server.run())
+}
+
+/// On SIGINT or SIGTERM: marks the proxy as closing (WebSockets are closed
+/// with "going away") and stops the server gracefully: requests in flight
+/// get `--shutdown-timeout` to finish.
+fn stop_on_signal(server: ServerHandle, closing: CancellationToken) {
+    actix_web::rt::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: closing WebSockets, finishing requests in flight");
+        closing.cancel();
+        server.stop(true).await;
+    });
 }
 
 /// `--http-keep-alive` as actix-web takes it (0: none).
@@ -177,7 +200,9 @@ async fn run(config: ProxyConfig) -> Result<(), Box<dyn std::error::Error>> {
                 password,
                 config.broker_connections,
             ));
-            let server = http_server(config, link, listener, || {})?;
+            let closing = CancellationToken::new();
+            let server = http_server(config, link, listener, closing.clone(), || {})?;
+            stop_on_signal(server.handle(), closing);
             println!("depot-proxy listening on {address}");
             server.await?;
         }
@@ -203,10 +228,18 @@ async fn run_embedded(
     let workers = http_workers(&config);
     let (link, slot) = EmbeddedBroker::deferred();
     let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
-    let server = http_server(config, Arc::new(link), listener, move || {
-        let _ = started_tx.send(Arbiter::current());
-    })?;
+    let closing = CancellationToken::new();
+    let server = http_server(
+        config,
+        Arc::new(link),
+        listener,
+        closing.clone(),
+        move || {
+            let _ = started_tx.send(Arbiter::current());
+        },
+    )?;
     let handle = server.handle();
+    stop_on_signal(handle.clone(), closing);
     let mut served = actix_web::rt::spawn(server);
     let opened = if lend_workers {
         let mut threads = Vec::with_capacity(workers);
@@ -241,7 +274,8 @@ async fn run_embedded(
     let wire = WireServer::start(broker.clone(), broker_listener)?;
     println!("depot-broker listening on {}", wire.local_addr());
     println!("depot-proxy listening on {address}");
-    // actix-web stops on SIGINT/SIGTERM; then the broker flushes.
+    // The server stops on SIGINT/SIGTERM (`stop_on_signal`); then the
+    // broker flushes.
     let served = served.await;
     wire.stop();
     broker.shutdown();

@@ -53,6 +53,8 @@ pub struct AppState {
     pub hub: std::sync::Arc<crate::ws::hub::Hub>,
     /// Shared station feeds for WebSocket subscriptions.
     pub fanout: crate::ws::fanout::Fanout,
+    /// Cancelled when the proxy starts shutting down.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {

@@ -204,6 +204,9 @@ impl Connection {
                 () = sleep_until_some(expires_at) => {
                     break close(CloseCode::Policy, "the access token expired: reconnect with a new one");
                 }
+                () = self.state.closing.cancelled() => {
+                    break close(CloseCode::Away, "the proxy is shutting down: reconnect");
+                }
             }
         };
         if let Some(closed) = &reason {
@@ -480,6 +483,8 @@ fn close_kind(reason: &CloseReason) -> &'static str {
     let description = reason.description.as_deref().unwrap_or("");
     if reason.code == CloseCode::Protocol {
         "protocol"
+    } else if reason.code == CloseCode::Away {
+        "shutdown"
     } else if description.starts_with("too slow") {
         "slow"
     } else if description.starts_with("idle") {

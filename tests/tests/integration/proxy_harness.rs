@@ -72,6 +72,18 @@ impl TestProxy {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Sends SIGTERM (the proxy then shuts down gracefully); see
+    /// [`TestProxy::exit_status`].
+    pub fn terminate(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+    }
+
+    /// Waits for the process to exit.
+    pub fn exit_status(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for the proxy")
+    }
+
     /// SIGHUP: read the TLS certificates and keys again.
     pub fn hang_up(&self) {
         crate::harness::hang_up(&self.child);

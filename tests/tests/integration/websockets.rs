@@ -642,3 +642,24 @@ async fn notifications_reach_a_users_connections_on_every_proxy() {
     })
     .await;
 }
+
+#[actix_rt::test]
+async fn on_sigterm_sockets_are_told_to_go_away_and_the_proxy_exits_promptly() {
+    let mut proxy = TestProxy::embedded(&["--shutdown-timeout", "20s"]);
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let mut socket = WsClient::authorized(&proxy, &jwt).await;
+    let started = std::time::Instant::now();
+    proxy.terminate();
+    match socket.next().await {
+        Received::Closed(Some(reason)) => {
+            assert_eq!(reason.code, CloseCode::Away);
+            assert!(reason.description.unwrap().contains("shutting down"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(proxy.exit_status().success());
+    // Not the shutdown timeout: nothing held the workers once the sockets
+    // were closed.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "exited after {took:?}");
+}
