@@ -182,6 +182,11 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_PROXY_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// With HTTPS (which offers HTTP/2): requests one connection may have
+    /// in flight; one more is answered 429 at once.
+    #[arg(long, env = "DEPOT_HTTP2_MAX_STREAMS", default_value_t = 100)]
+    pub http2_max_streams: usize,
+
     /// How long a client may take to finish its TLS handshake (then it is
     /// closed, so half-open handshakes hold nothing).
     #[arg(long, env = "DEPOT_PROXY_TLS_HANDSHAKE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]

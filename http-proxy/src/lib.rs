@@ -18,5 +18,6 @@ pub mod message_view;
 pub mod metrics;
 pub mod routes;
 pub mod startup;
+pub mod streams;
 pub mod tokens;
 pub mod ws;

@@ -76,6 +76,7 @@ pub fn http_server(
     };
     let tls_handshake_timeout = config.tls_handshake_timeout;
     let shutdown_timeout = config.shutdown_timeout;
+    let max_streams = config.http2_max_streams.max(1);
     let name = format!("depot-proxy@{}", listener.local_addr()?);
     let hub = crate::ws::hub::Hub::new(name, link.clone());
     actix_web::rt::spawn(hub.clone().run());
@@ -103,9 +104,16 @@ pub fn http_server(
             .wrap_fn(move |request, service| {
                 let started = std::time::Instant::now();
                 let metrics = metrics.clone();
-                let response = service.call(request);
+                let (permit, response) = match crate::streams::admit(&request) {
+                    Ok(permit) => (permit, Ok(service.call(request))),
+                    Err(refusal) => (None, Err(request.error_response(refusal))),
+                };
                 async move {
-                    let response = response.await?;
+                    let response = match response {
+                        Ok(call) => call.await?,
+                        Err(refused) => refused,
+                    };
+                    drop(permit);
                     // Counted by route pattern, so station names do not
                     // explode the label set. Asked once routed: the router
                     // then remembers the match (asked before, it matched
@@ -133,6 +141,7 @@ pub fn http_server(
     let server = match tls {
         Some(tls) => server
             .tls_handshake_timeout(tls_handshake_timeout)
+            .on_connect(crate::streams::on_connect(max_streams))
             .listen_rustls_0_23(listener, tls)?,
         None => server.listen(listener)?,
     };

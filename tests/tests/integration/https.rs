@@ -45,16 +45,22 @@ pub fn identity() -> Identity {
     }
 }
 
-/// An HTTPS client that trusts `certificate` alone.
+/// An HTTPS client (HTTP/1.1) that trusts `certificate` alone.
 fn client_trusting(certificate: &CertificateDer<'static>) -> Client {
+    client_speaking(certificate, &[])
+}
+
+/// The same, offering these protocols by ALPN (`h2` for HTTP/2).
+fn client_speaking(certificate: &CertificateDer<'static>, alpn: &[&[u8]]) -> Client {
     let mut roots = RootCertStore::empty();
     roots.add(certificate.clone()).unwrap();
-    let config =
+    let mut config =
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Client::builder()
         .connector(Connector::new().rustls_0_23(Arc::new(config)))
         .finish()
@@ -254,4 +260,67 @@ async fn a_renewed_certificate_is_served_after_sighup() {
     proxy.hang_up();
     actix_rt::time::sleep(Duration::from_millis(300)).await;
     assert!(trusted_by(&proxy, &renewed).await);
+}
+
+#[actix_rt::test]
+async fn an_http2_connection_holds_at_most_its_stream_budget() {
+    let identity = identity();
+    let proxy = tls_proxy(&identity, &["--http2-max-streams", "2"]);
+    let client = client_speaking(&identity.der, &[b"h2"]);
+    let base = format!("https://{}", proxy.addr);
+    let mut login = client
+        .post(format!("{base}/auth/authenticate"))
+        .send_json(&json!({"username": "root", "password": ROOT_PASSWORD}))
+        .await
+        .unwrap();
+    assert_eq!(
+        login.version(),
+        awc::http::Version::HTTP_2,
+        "HTTP/2 negotiated"
+    );
+    let jwt = login.json::<Value>().await.unwrap()["jwt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Two requests whose bodies never come hold the connection's budget.
+    let stalled: Vec<_> = (0..2)
+        .map(|_| {
+            let request = client
+                .post(format!("{base}/stations/held/produce/single"))
+                .insert_header(("Authorization", format!("Bearer {jwt}")))
+                .insert_header(("Content-Type", "application/json"))
+                .send_stream(futures::stream::pending::<
+                    Result<bytes::Bytes, std::io::Error>,
+                >());
+            actix_rt::spawn(request)
+        })
+        .collect();
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    let mut refused = client
+        .get(format!("{base}/monitoring/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    let body = refused.json::<Value>().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("--http2-max-streams"),
+        "{body}"
+    );
+
+    // Abandoned, they give their streams back.
+    for request in stalled {
+        request.abort();
+    }
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    let status = client
+        .get(format!("{base}/monitoring/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status().as_u16(), 200);
 }
