@@ -114,6 +114,12 @@ pub struct BrokerOptions {
     #[arg(long, env = "DEPOT_WIRE_TLS_KEY", requires = "wire_tls_cert")]
     pub wire_tls_key: Option<PathBuf>,
 
+    /// Webhooks and the relay also trust the CA certificates of this PEM
+    /// file (internal services with a private CA, let through with
+    /// --allow-hosts); the web PKI roots stay trusted.
+    #[arg(long, env = "DEPOT_OUTBOUND_TLS_CA")]
+    pub outbound_tls_ca: Option<PathBuf>,
+
     /// Wire connections open at once; more are refused at accept.
     #[arg(long, env = "DEPOT_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
@@ -263,6 +269,7 @@ impl BrokerOptions {
             max_frame_bytes: depot_schemas::DEFAULT_MAX_FRAME_BYTES as u64,
             wire_tls_cert: None,
             wire_tls_key: None,
+            outbound_tls_ca: None,
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
             max_pending_logins: 256,

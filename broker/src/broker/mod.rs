@@ -165,6 +165,12 @@ impl Broker {
             },
             alert_url: options.alert_url.clone(),
             record_retention: options.delivery_retention,
+            outbound_tls: options
+                .outbound_tls_ca
+                .as_deref()
+                .map(crate::tls::outbound_client_config)
+                .transpose()
+                .map_err(|e| BrokerError::bad_request(format!("--outbound-tls-ca: {e}")))?,
         };
         if let Some(url) = &options.alert_url {
             delivery_settings

@@ -70,6 +70,8 @@ pub struct DeliveryContext {
     /// How long finished deliveries (and their attempts) are kept; zero
     /// keeps them forever.
     pub record_retention: Duration,
+    /// See [`super::DeliverySettings::outbound_tls`].
+    pub outbound_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 pub struct DeliveryActor {
@@ -529,7 +531,8 @@ impl Actor for DeliveryActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let policy = self.context.policy.clone();
-        self.sender = Some(Rc::new(Sender::new(policy, CONNECTIONS)));
+        let tls = self.context.outbound_tls.clone();
+        self.sender = Some(Rc::new(Sender::new(policy, tls, CONNECTIONS)));
         let retention = self.context.record_retention;
         if !retention.is_zero() {
             let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
@@ -827,6 +830,7 @@ mod tests {
             relay_waiters: Arc::default(),
             alert_url: None,
             record_retention: Duration::ZERO,
+            outbound_tls: None,
         };
         DeliveryActor::new(sub, station, log.clone(), metrics, context).start();
     }

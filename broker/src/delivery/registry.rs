@@ -53,6 +53,9 @@ pub struct DeliverySettings {
     pub alert_url: Option<String>,
     /// How long finished deliveries are kept (zero: forever).
     pub record_retention: std::time::Duration,
+    /// The TLS trust of outgoing requests, when not awc's default (the web
+    /// PKI roots): `--outbound-tls-ca`.
+    pub outbound_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Deliveries {
@@ -76,6 +79,7 @@ impl Deliveries {
                 relay_waiters: Arc::new(RelayWaiters::default()),
                 alert_url: settings.alert_url,
                 record_retention: settings.record_retention,
+                outbound_tls: settings.outbound_tls,
             },
             metrics,
             arbiter: Arbiter::new(),

@@ -212,18 +212,26 @@ impl Resolve for PolicyResolver {
 }
 
 impl Sender {
-    /// Must run inside an actix runtime. `connections` caps the pool.
-    pub fn new(policy: Arc<UrlPolicy>, connections: usize) -> Self {
+    /// Must run inside an actix runtime. `connections` caps the pool; `tls`
+    /// replaces the default trust (the web PKI roots).
+    pub fn new(
+        policy: Arc<UrlPolicy>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        connections: usize,
+    ) -> Self {
         // https: rustls with the ring provider and the webpki roots. Fails
         // only when a provider is installed already, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let tcp =
             actix_tls::connect::Connector::new(Resolver::custom(PolicyResolver(policy.clone())))
                 .service();
-        let connector = awc::Connector::new()
+        let mut connector = awc::Connector::new()
             .connector(tcp)
             .limit(connections)
             .timeout(Duration::from_secs(10));
+        if let Some(tls) = tls {
+            connector = connector.rustls_0_23(tls);
+        }
         let client = awc::Client::builder()
             .connector(connector)
             .disable_redirects()
@@ -426,7 +434,7 @@ mod tests {
     async fn a_2xx_is_delivered_signed_as_standard_webhooks_says() {
         let base = receiver();
         let secret = WebhookSecret::generate();
-        let sender = Sender::new(open_policy(), 4);
+        let sender = Sender::new(open_policy(), None, 4);
         let record = sender
             .send(&request(&base, "/ok", &secret), Duration::from_secs(5))
             .await;
@@ -461,7 +469,7 @@ mod tests {
     async fn statuses_timeouts_and_refusals_get_their_verdicts() {
         let base = receiver();
         let secret = WebhookSecret::generate();
-        let sender = Sender::new(open_policy(), 4);
+        let sender = Sender::new(open_policy(), None, 4);
         let send = |path: &str, timeout| {
             let request = request(&base, path, &secret);
             let sender = &sender;
@@ -513,7 +521,7 @@ mod tests {
     async fn the_policy_refuses_internal_destinations() {
         let base = receiver();
         let secret = WebhookSecret::generate();
-        let strict = Sender::new(Arc::new(UrlPolicy::default()), 4);
+        let strict = Sender::new(Arc::new(UrlPolicy::default()), None, 4);
         let record = strict
             .send(&request(&base, "/ok", &secret), Duration::from_secs(5))
             .await;

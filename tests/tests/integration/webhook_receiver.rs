@@ -58,6 +58,20 @@ impl Receiver {
     /// Serves on `listener` (a test may bind the port late, to play an
     /// endpoint that comes up).
     pub fn serve(&self, listener: std::net::TcpListener) {
+        self.serve_maybe_tls(listener, None);
+    }
+
+    /// Starts serving HTTPS with `cert` and `key` (PEM) on a fresh loopback
+    /// port; returns `https://addr`.
+    pub fn start_tls(&self, cert: &std::path::Path, key: &std::path::Path) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = depot_broker::tls::server_config(cert, key).unwrap();
+        self.serve_maybe_tls(listener, Some(config));
+        format!("https://{addr}")
+    }
+
+    fn serve_maybe_tls(&self, listener: std::net::TcpListener, tls: Option<rustls::ServerConfig>) {
         let receiver = self.clone();
         let server = HttpServer::new(move || {
             let receiver = receiver.clone();
@@ -66,11 +80,12 @@ impl Receiver {
                 async move { receiver.answer(request, body).await }
             }))
         })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        actix_rt::spawn(server);
+        .workers(1);
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls),
+            None => server.listen(listener),
+        };
+        actix_rt::spawn(server.unwrap().run());
     }
 
     async fn answer(&self, request: HttpRequest, body: web::Bytes) -> HttpResponse {

@@ -3,6 +3,7 @@
 //! after a SIGKILL with nothing skipped.
 
 use std::{
+    process::Command,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -90,6 +91,80 @@ async fn ordered_deliveries_are_signed_cloudevents_retried_in_order() {
     assert!(deliveries.iter().all(|d| d["attempts"] == 2));
     let failed = broker.cli_ok(&["--json", "subscriptions", "dead-letters", "billing"]);
     assert_eq!(failed.trim(), "[]");
+}
+
+#[actix_rt::test]
+async fn an_https_receiver_with_a_private_ca_is_trusted_with_outbound_tls_ca() {
+    let identity = crate::https::identity();
+    let ca = identity.cert.to_str().unwrap();
+    let receiver = Receiver::default();
+    let url = format!("{}/ok", receiver.start_tls(&identity.cert, &identity.key));
+    // One broker trusts the receiver's CA, one does not.
+    let trusting = TestBroker::start_with(
+        Arc::new(TempDir::new().unwrap()),
+        &["--allow-private-urls", "--outbound-tls-ca", ca],
+    );
+    let strict =
+        TestBroker::start_with(Arc::new(TempDir::new().unwrap()), &["--allow-private-urls"]);
+    for broker in [&trusting, &strict] {
+        broker.cli_ok(&["stations", "create", "orders"]);
+        broker.cli_ok(&[
+            "subscriptions",
+            "create",
+            "internal",
+            "--station",
+            "orders",
+            "--url",
+            &url,
+            "--retry-schedule",
+            "0s",
+            "--max-attempts",
+            "1",
+        ]);
+        produce_numbered(&broker.client().await, 0..1).await;
+    }
+    wait_until("the trusting broker's delivery", || {
+        receiver.delivered().len() == 1
+    })
+    .await;
+    let mut failed = Vec::new();
+    wait_until("the strict broker's dead letter", || {
+        let listed = strict.cli_ok(&["--json", "subscriptions", "dead-letters", "internal"]);
+        failed = serde_json::from_str::<Value>(&listed)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone();
+        !failed.is_empty()
+    })
+    .await;
+    let error = failed[0]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("certificate") || error.contains("Certificate"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        receiver.delivered().len(),
+        1,
+        "nothing reached it unverified"
+    );
+
+    // A CA file that cannot be read stops the start, naming the flag.
+    let data = TempDir::new().unwrap();
+    let bad = Command::new(crate::harness::BROKER_BIN)
+        .arg("--data")
+        .arg(data.path())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--outbound-tls-ca",
+            "/no/such/ca.pem",
+        ])
+        .env("DEPOT_ROOT_PASSWORD", "x")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--outbound-tls-ca"));
 }
 
 #[actix_rt::test]
