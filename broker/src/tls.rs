@@ -7,6 +7,8 @@
 //! - [`ClientTls`]: how a wire client (the CLI, a remote proxy) checks the
 //!   broker it connects to: against given CA certificates, or the public
 //!   web PKI roots.
+//! - [`outbound_client_config`]: what webhooks and the relay trust with
+//!   `--outbound-tls-ca`.
 //!
 //! Passwords and tokens cross the wire in the Authenticate request, so a
 //! broker reached over a network it does not trust serves TLS.
@@ -140,13 +142,7 @@ impl ClientTls {
     pub fn new(ca: Option<&Path>) -> Result<Self, String> {
         let mut roots = RootCertStore::empty();
         match ca {
-            Some(path) => {
-                for certificate in certificates(path)? {
-                    roots.add(certificate).map_err(|e| {
-                        format!("{} is not a usable CA certificate: {e}", path.display())
-                    })?;
-                }
-            }
+            Some(path) => add_certificates(&mut roots, path)?,
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         }
         Ok(Self {
@@ -178,14 +174,20 @@ impl ClientTls {
 pub fn outbound_client_config(extra: &Path) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for certificate in certificates(extra)? {
-        roots
-            .add(certificate)
-            .map_err(|e| format!("{} is not a usable CA certificate: {e}", extra.display()))?;
-    }
+    add_certificates(&mut roots, extra)?;
     let mut config = client_config(roots)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Trusts the CA certificates of a PEM file too.
+fn add_certificates(roots: &mut RootCertStore, path: &Path) -> Result<(), String> {
+    for certificate in certificates(path)? {
+        roots
+            .add(certificate)
+            .map_err(|e| format!("{} is not a usable CA certificate: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn client_config(roots: RootCertStore) -> Result<ClientConfig, String> {
