@@ -66,6 +66,22 @@ fn client_speaking(certificate: &CertificateDer<'static>, alpn: &[&[u8]]) -> Cli
         .finish()
 }
 
+/// Logs in as root through `client`: the access token, and the HTTP
+/// version the exchange used.
+async fn login_over(client: &Client, base: &str) -> (String, awc::http::Version) {
+    let mut login = client
+        .post(format!("{base}/auth/authenticate"))
+        .send_json(&json!({"username": "root", "password": ROOT_PASSWORD}))
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 200);
+    let jwt = login.json::<Value>().await.unwrap()["jwt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (jwt, login.version())
+}
+
 fn tls_proxy(identity: &Identity, extra: &[&str]) -> TestProxy {
     let mut args = vec![
         "--tls-cert",
@@ -84,16 +100,8 @@ async fn the_api_and_websockets_are_served_over_tls() {
     let client = client_trusting(&identity.der);
     let base = format!("https://{}", proxy.addr);
 
-    let mut login = client
-        .post(format!("{base}/auth/authenticate"))
-        .send_json(&json!({"username": "root", "password": ROOT_PASSWORD}))
-        .await
-        .unwrap();
-    assert_eq!(login.status().as_u16(), 200);
-    let jwt = login.json::<Value>().await.unwrap()["jwt"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (jwt, version) = login_over(&client, &base).await;
+    assert_eq!(version, awc::http::Version::HTTP_11);
 
     let mut produced = client
         .post(format!("{base}/stations/secure/produce/single"))
@@ -268,20 +276,8 @@ async fn an_http2_connection_holds_at_most_its_stream_budget() {
     let proxy = tls_proxy(&identity, &["--http2-max-streams", "2"]);
     let client = client_speaking(&identity.der, &[b"h2"]);
     let base = format!("https://{}", proxy.addr);
-    let mut login = client
-        .post(format!("{base}/auth/authenticate"))
-        .send_json(&json!({"username": "root", "password": ROOT_PASSWORD}))
-        .await
-        .unwrap();
-    assert_eq!(
-        login.version(),
-        awc::http::Version::HTTP_2,
-        "HTTP/2 negotiated"
-    );
-    let jwt = login.json::<Value>().await.unwrap()["jwt"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (jwt, version) = login_over(&client, &base).await;
+    assert_eq!(version, awc::http::Version::HTTP_2, "HTTP/2 negotiated");
 
     // Two requests whose bodies never come hold the connection's budget.
     let stalled: Vec<_> = (0..2)
