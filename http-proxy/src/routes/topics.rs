@@ -184,7 +184,14 @@ pub async fn publish(
         .read_body(payload, state.config.max_single_body)
         .await?;
     let message = parse_json::<WrappedMessage>(&body)?.message;
-    let content_type = message.content_type.trim().to_ascii_lowercase();
+    // The media type without parameters, as the produce routes keep it.
+    let content_type = message
+        .content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     if content_type.is_empty() {
         return Err(ProxyError::bad_request("\"content_type\" is empty"));
     }

@@ -426,7 +426,7 @@ async fn the_seeds_topics_are_stations() {
     let published = send("POST", &proxy.url("/v1/messages"), &root, Some(text)).await;
     assert_eq!(published.status, 201, "{}", published.body);
     assert_eq!(published.body["data"], "aGVsbG8=");
-    let broken = json!({"message": {"topic_id": "billing", "content_type": "application/json", "data": "{oops"}});
+    let broken = json!({"message": {"topic_id": "billing", "content_type": "application/json; charset=utf-8", "data": "{oops"}});
     let refused = send("POST", &proxy.url("/v1/messages"), &root, Some(broken)).await;
     assert_eq!(refused.status, 400);
     assert!(
