@@ -8,7 +8,9 @@ use serde_json::json;
 
 use crate::{
     harness::{ROOT_PASSWORD, fetch_all},
-    proxy_harness::{TestProxy, get, get_text, login, metric_value, post, preflight},
+    proxy_harness::{
+        TestProxy, get, get_text, login, metric_value, post, preflight, preflight_with,
+    },
 };
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -550,6 +552,18 @@ async fn status_health_metrics_and_cors() {
     );
     let (_, allowed) = preflight(&url, "http://evil.example").await;
     assert_eq!(allowed, None, "only configured origins");
+    // A browser may send headers of its own: they become message headers.
+    let (status, _, headers) = preflight_with(
+        &url,
+        "http://app.example",
+        "authorization, content-type, content-encoding, msg-id, x-page",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let headers = headers.unwrap_or_default().to_ascii_lowercase();
+    for wanted in ["content-encoding", "msg-id", "x-page"] {
+        assert!(headers.contains(wanted), "{wanted} not allowed: {headers}");
+    }
 }
 
 #[actix_rt::test]

@@ -191,24 +191,39 @@ pub async fn get_text(url: &str) -> (u16, String) {
     )
 }
 
-/// A CORS preflight from `origin`: status and the allowed origin, if any.
+/// A CORS preflight from `origin` for a POST with Authorization and
+/// Content-Type: status and the allowed origin, if any.
 pub async fn preflight(url: &str, origin: &str) -> (u16, Option<String>) {
+    let (status, origin, _) = preflight_with(url, origin, "authorization, content-type").await;
+    (status, origin)
+}
+
+/// A CORS preflight asking for `headers`: status, the allowed origin and
+/// the allowed headers, if any.
+pub async fn preflight_with(
+    url: &str,
+    origin: &str,
+    headers: &str,
+) -> (u16, Option<String>, Option<String>) {
     let response = Client::default()
         .request(awc::http::Method::OPTIONS, url)
         .insert_header(("Origin", origin))
         .insert_header(("Access-Control-Request-Method", "POST"))
-        .insert_header((
-            "Access-Control-Request-Headers",
-            "authorization, content-type",
-        ))
+        .insert_header(("Access-Control-Request-Headers", headers))
         .send()
         .await
         .expect("HTTP request");
-    let allowed = response
-        .headers()
-        .get("access-control-allow-origin")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (response.status().as_u16(), allowed)
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    (
+        response.status().as_u16(),
+        header("access-control-allow-origin"),
+        header("access-control-allow-headers"),
+    )
 }
 
 /// Authenticates with a password and returns (access, refresh) tokens.
