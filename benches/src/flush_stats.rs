@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 
-use awc::Client;
 
 /// What `depot_broker_flush_seconds` counted since the broker started.
 #[derive(Debug, PartialEq)]
@@ -25,8 +24,9 @@ impl FlushStats {
     /// Reads the proxy's `/metrics`.
     pub fn read(proxy: SocketAddr) -> Result<Self, String> {
         let text = actix_rt::System::new().block_on(async move {
-            let mut response = Client::default()
-                .get(format!("http://{proxy}/metrics"))
+            let scheme = crate::bench_tls::scheme();
+            let mut response = crate::bench_tls::awc_client(1, std::time::Duration::from_secs(30))
+                .get(format!("{scheme}://{proxy}/metrics"))
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;

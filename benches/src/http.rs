@@ -69,6 +69,10 @@ pub struct HttpArgs {
     /// alike.
     #[arg(long, value_enum, default_value_t = LoadClient::Minimal)]
     client: LoadClient,
+    /// Over HTTPS: the proxy and the ceiling serve a certificate made for
+    /// the run (HTTP/1.1 over TLS; the proxy's broker link stays plain).
+    #[arg(long)]
+    tls: bool,
 }
 
 /// The load generator's HTTP client.
@@ -300,10 +304,7 @@ pub fn load(
         threads.push(std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
                 // Clones share one connection pool.
-                let client = Client::builder()
-                    .connector(awc::Connector::new().limit(connections))
-                    .timeout(Duration::from_secs(30))
-                    .finish();
+                let client = crate::bench_tls::awc_client(connections, Duration::from_secs(30));
                 let mut tasks = Vec::new();
                 for index in 0..connections {
                     let client = client.clone();
@@ -406,8 +407,9 @@ pub fn token(proxy: std::net::SocketAddr) -> Result<String, String> {
             "password": PASSWORD,
             "token_expiry_in_minutes": 60,
         });
-        let mut response = Client::default()
-            .post(format!("http://{proxy}/auth/authenticate"))
+        let scheme = crate::bench_tls::scheme();
+        let mut response = crate::bench_tls::awc_client(1, Duration::from_secs(30))
+            .post(format!("{scheme}://{proxy}/auth/authenticate"))
             .send_json(&body)
             .await
             .map_err(|e| e.to_string())?;
@@ -474,6 +476,7 @@ pub fn start_proxy(
             .map(str::to_owned)
             .to_vec();
             args.extend(server_args.iter().cloned());
+            args.extend(crate::bench_tls::server_args());
             let proxy = ChildServer::start(
                 Program::Shipped("depot-proxy"),
                 &args,
@@ -484,7 +487,7 @@ pub fn start_proxy(
         }
         Mode::Remote => {
             let broker = crate::child::broker(data, PASSWORD, server_args)?;
-            let args: Vec<String> = [
+            let mut args: Vec<String> = [
                 "--listen",
                 "127.0.0.1:0",
                 "--broker",
@@ -492,6 +495,7 @@ pub fn start_proxy(
             ]
             .map(str::to_owned)
             .to_vec();
+            args.extend(crate::bench_tls::server_args());
             let proxy = ChildServer::start(
                 Program::Shipped("depot-proxy"),
                 &args,
@@ -534,25 +538,30 @@ pub fn on_fresh_proxy<T>(
 fn on_bare_server<T>(
     measure: impl FnOnce(String, &[Watched]) -> Result<T, String>,
 ) -> Result<T, String> {
-    let bare = ChildServer::start(
-        Program::Bench,
-        &["bare-http".into(), "--listen".into(), "127.0.0.1:0".into()],
-        &[],
-        &["bare-http"],
-    )?;
+    let mut args = vec!["bare-http".into(), "--listen".into(), "127.0.0.1:0".into()];
+    args.extend(crate::bench_tls::server_args());
+    let bare = ChildServer::start(Program::Bench, &args, &[], &["bare-http"])?;
     measure(
-        format!("http://{}/", bare.addrs[0]),
+        format!("{}://{}/", crate::bench_tls::scheme(), bare.addrs[0]),
         &[("server", bare.pid())],
     )
 }
 
 pub fn run(args: HttpArgs) -> Result<(), String> {
+    if args.tls {
+        if args.schema.is_some() {
+            return Err("--tls measures produce only: leave out --schema".into());
+        }
+        crate::bench_tls::enable()?;
+    }
     if let Some(kind) = args.schema {
         return crate::http_schema::run(&args, kind);
     }
     println!(
-        "depot-bench http: {} connections, {} B JSON messages, durable acks",
-        args.connections, args.payload_bytes
+        "depot-bench http: {} connections, {} B JSON messages, durable acks{}",
+        args.connections,
+        args.payload_bytes,
+        if args.tls { ", over HTTPS (TLS)" } else { "" }
     );
     println!("machine: {}", machine());
     let single = bytes::Bytes::from(message(args.payload_bytes));
@@ -591,7 +600,10 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
         let single_target = |addr, token| Target {
             token: Some(token),
             ..json(
-                format!("http://{addr}/stations/bench.single/produce/single"),
+                format!(
+                    "{}://{addr}/stations/bench.single/produce/single",
+                    crate::bench_tls::scheme()
+                ),
                 &single,
             )
         };
@@ -645,7 +657,10 @@ pub fn run(args: HttpArgs) -> Result<(), String> {
             let target = Target {
                 token: Some(token),
                 ..json(
-                    format!("http://{addr}/stations/bench.batch/produce/batch"),
+                    format!(
+                        "{}://{addr}/stations/bench.batch/produce/batch",
+                        crate::bench_tls::scheme()
+                    ),
                     &batched,
                 )
             };

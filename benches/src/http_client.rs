@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
 };
 
@@ -24,12 +24,16 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Headers an answer may carry.
 const MAX_HEADERS: usize = 32;
 
+/// A connection's byte stream: TCP, or TLS over it with `--tls`.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
 pub struct MinimalConnection {
     address: String,
     /// The request line and fixed headers, without the blank line.
     head: Vec<u8>,
     body: bytes::Bytes,
-    stream: Option<TcpStream>,
+    stream: Option<Box<dyn Stream>>,
     /// Bytes received and not yet part of a whole answer.
     received: Vec<u8>,
     /// The request being sent (its buffer reused).
@@ -37,11 +41,13 @@ pub struct MinimalConnection {
 }
 
 impl MinimalConnection {
-    /// A client for `target`, whose URL must be `http://HOST:PORT/PATH`.
+    /// A client for `target`, whose URL must be `http://HOST:PORT/PATH`
+    /// (`https://` with `--tls`).
     pub fn new(target: &Target) -> Result<Self, String> {
         let rest = target
             .url
             .strip_prefix("http://")
+            .or_else(|| target.url.strip_prefix("https://"))
             .ok_or_else(|| format!("not an http:// URL: {}", target.url))?;
         let (address, path) = match rest.find('/') {
             Some(slash) => (&rest[..slash], &rest[slash..]),
@@ -87,6 +93,15 @@ impl MinimalConnection {
                     .await
                     .map_err(|e| format!("cannot connect to {}: {e}", self.address))?;
                 stream.set_nodelay(true).map_err(|e| e.to_string())?;
+                let stream: Box<dyn Stream> = match crate::bench_tls::get() {
+                    Some(tls) => Box::new(
+                        tls.client
+                            .connect(&self.address, stream)
+                            .await
+                            .map_err(|e| format!("TLS to {}: {e}", self.address))?,
+                    ),
+                    None => Box::new(stream),
+                };
                 self.stream.insert(stream)
             }
         };
@@ -109,7 +124,10 @@ impl MinimalConnection {
 
 /// Reads one answer from `stream` (into and out of `buffer`): whether its
 /// status was 2xx.
-async fn read_answer(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<bool, String> {
+async fn read_answer(
+    stream: &mut (impl AsyncRead + Unpin + ?Sized),
+    buffer: &mut Vec<u8>,
+) -> Result<bool, String> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut headers);
@@ -141,7 +159,10 @@ fn content_length(headers: &[httparse::Header<'_>]) -> Result<usize, String> {
 
 /// Appends what the stream has to `buffer`; the end of the stream is an
 /// error (the server closed a keep-alive connection mid-answer).
-async fn fill(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<(), String> {
+async fn fill(
+    stream: &mut (impl AsyncRead + Unpin + ?Sized),
+    buffer: &mut Vec<u8>,
+) -> Result<(), String> {
     buffer.reserve(4096);
     let read = stream.read_buf(buffer).await.map_err(|e| e.to_string())?;
     if read == 0 {

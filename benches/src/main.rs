@@ -13,6 +13,7 @@
 //! - `depot-bench deliver` measures webhook delivery to a local receiver.
 
 mod bare_http;
+mod bench_tls;
 mod bare_tcp;
 mod bare_ws;
 mod ceiling;
@@ -58,6 +59,11 @@ enum Command {
     BareHttp {
         #[arg(long)]
         listen: String,
+        /// Serve HTTPS with this certificate (and --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        #[arg(long)]
+        tls_key: Option<std::path::PathBuf>,
     },
     /// Runs the bare TCP ceiling server (a child process of `wire`).
     #[command(hide = true)]
@@ -81,7 +87,11 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::BareHttp { listen } => finish(bare_http::serve(&listen)),
+        Command::BareHttp {
+            listen,
+            tls_cert,
+            tls_key,
+        } => finish(bare_http::serve(&listen, tls_cert.zip(tls_key))),
         Command::BareTcp { listen } => finish(bare_tcp::serve(&listen)),
         Command::BareWs { listen } => finish(bare_ws::serve(&listen)),
         Command::Wire(args) => finish(wire::run(args)),
