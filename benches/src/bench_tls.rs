@@ -29,8 +29,8 @@ static TLS: OnceLock<BenchTls> = OnceLock::new();
 
 /// Makes the run's certificate and turns HTTPS on for the rest of the run.
 pub fn enable() -> Result<(), String> {
-    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()])
-        .map_err(|e| e.to_string())?;
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).map_err(|e| e.to_string())?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
@@ -40,13 +40,12 @@ pub fn enable() -> Result<(), String> {
     roots
         .add(generated.cert.der().clone())
         .map_err(|e| e.to_string())?;
-    let mut awc = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut awc =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     awc.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tls = BenchTls {
         client: ClientTls::new(Some(&cert))?,

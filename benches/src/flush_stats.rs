@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 
-
 /// What `depot_broker_flush_seconds` counted since the broker started.
 #[derive(Debug, PartialEq)]
 pub struct FlushStats {

@@ -13,9 +13,9 @@
 //! - `depot-bench deliver` measures webhook delivery to a local receiver.
 
 mod bare_http;
-mod bench_tls;
 mod bare_tcp;
 mod bare_ws;
+mod bench_tls;
 mod ceiling;
 mod child;
 mod closed_loop;
