@@ -1,12 +1,12 @@
 //! JSON views of the broker's records for people's scripts: the CLI's
-//! `--json` and the HTTP proxy's station routes print the same shape, so a
-//! station looks alike whichever a script asks.
+//! `--json` and the HTTP proxy's station and user routes print the same
+//! shape, so a record looks alike whichever a script asks.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use depot_schemas::wire::StationInfo;
+use depot_schemas::wire::{StationInfo, UserInfo};
 
 /// A time in milliseconds since the epoch as RFC 3339 (UTC, milliseconds).
 pub fn time(ms: u64) -> String {
@@ -46,5 +46,22 @@ pub fn station(info: &StationInfo) -> Value {
             "name": a.schema,
             "version": (a.version != 0).then_some(a.version),
         })),
+    })
+}
+
+/// A user: permissions, which secrets it has (never the secrets) and when
+/// it was created.
+pub fn user(u: &UserInfo) -> Value {
+    let p = u.permissions.clone().unwrap_or_default();
+    json!({
+        "name": u.name,
+        "produce": p.produce,
+        "consume": p.consume,
+        "create_stations": p.create_stations,
+        "notify": p.notify,
+        "admin": p.admin,
+        "has_password": u.has_password,
+        "has_connection_token": u.has_connection_token,
+        "created_at": time(u.created_at_ms),
     })
 }

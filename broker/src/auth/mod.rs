@@ -3,12 +3,14 @@
 //! - [`principal`]: an authenticated user and its permissions.
 //! - [`users`]: the user store's rules.
 //! - [`password`]: argon2id hashing on its own thread.
+//! - [`permissions_change`]: changing some of a user's permissions.
 //!
 //! Users are stored in the broker (sled tree `users`), secrets only as argon2
 //! hashes. `root` has every right; its password comes from
 //! `DEPOT_ROOT_PASSWORD` on first start (or is generated and printed once).
 
 mod password;
+pub mod permissions_change;
 pub mod principal;
 pub mod users;
 

@@ -131,24 +131,9 @@ pub fn station_list(context: &Context, stations: &[StationInfo]) {
     outln!("{table}");
 }
 
-fn user_json(u: &UserInfo) -> Value {
-    let p = u.permissions.clone().unwrap_or_default();
-    json!({
-        "name": u.name,
-        "produce": p.produce,
-        "consume": p.consume,
-        "create_stations": p.create_stations,
-        "notify": p.notify,
-        "admin": p.admin,
-        "has_password": u.has_password,
-        "has_connection_token": u.has_connection_token,
-        "created_at": time(u.created_at_ms),
-    })
-}
-
 pub fn user(context: &Context, user: &UserInfo) {
     if context.json {
-        outln!("{}", user_json(user));
+        outln!("{}", views::user(user));
     } else {
         user_list(context, std::slice::from_ref(user));
     }
@@ -156,7 +141,7 @@ pub fn user(context: &Context, user: &UserInfo) {
 
 pub fn user_list(context: &Context, users: &[UserInfo]) {
     if context.json {
-        outln!("{}", Value::Array(users.iter().map(user_json).collect()));
+        outln!("{}", Value::Array(users.iter().map(views::user).collect()));
         return;
     }
     let mut table = Table::new();

@@ -4,7 +4,10 @@ use clap::{ArgAction, Args, Subcommand};
 
 use depot_schemas::wire::{CreateUser, Permissions, UpdateUser};
 
-use crate::cli::{CliResult, Context, output};
+use crate::{
+    auth::permissions_change::{PermissionsChange, patterns},
+    cli::{CliResult, Context, output},
+};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
@@ -64,10 +67,6 @@ pub struct SecretArgs {
     connection_token: Option<String>,
 }
 
-fn patterns(given: Vec<String>) -> Vec<String> {
-    given.into_iter().filter(|p| !p.is_empty()).collect()
-}
-
 pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
     let client = &context.client;
     match command {
@@ -108,13 +107,17 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
             admin,
             notify,
         } => {
-            let changes_permissions = produce.is_some()
-                || consume.is_some()
-                || create_stations.is_some()
-                || admin.is_some()
-                || notify.is_some();
+            let change = PermissionsChange {
+                produce,
+                consume,
+                create_stations,
+                admin,
+                notify,
+            };
             // Permissions travel whole: start from the current ones.
-            let permissions = if changes_permissions {
+            let permissions = if change.is_empty() {
+                None
+            } else {
                 let current = client
                     .list_users()
                     .await?
@@ -123,15 +126,7 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
                     .ok_or_else(|| format!("user '{name}' does not exist"))?
                     .permissions
                     .unwrap_or_default();
-                Some(Permissions {
-                    produce: produce.map(patterns).unwrap_or(current.produce),
-                    consume: consume.map(patterns).unwrap_or(current.consume),
-                    create_stations: create_stations.unwrap_or(current.create_stations),
-                    admin: admin.unwrap_or(current.admin),
-                    notify: notify.unwrap_or(current.notify),
-                })
-            } else {
-                None
+                Some(change.apply(current))
             };
             let change = UpdateUser {
                 name,

@@ -5,6 +5,7 @@
 //! - [`produce`]: `/stations/{name}/produce/single` and `.../batch`.
 //! - [`stations`]: station administration and fetching messages.
 //! - [`topics`]: the seed webhook service's `/v1/topics` and `/v1/messages`.
+//! - [`users`]: user administration (admins).
 //! - [`schemas`]: schema administration and attachments (admins).
 //! - [`dead_letters`]: listing and resending refused messages (admins).
 //! - [`subscriptions`]: webhook subscriptions (admins).
@@ -25,6 +26,7 @@ pub mod schemas;
 pub mod stations;
 pub mod subscriptions;
 pub mod topics;
+pub mod users;
 
 use actix_web::{
     HttpRequest, HttpResponse, Resource, ResponseError, Route,
@@ -205,6 +207,20 @@ pub fn configure(config: &mut web::ServiceConfig) {
         ),
         at("/ws", [(M::GET, web::to(crate::ws::connect))]),
         at("/console", [(M::GET, web::to(health::console))]),
+        at(
+            "/users",
+            [
+                (M::GET, web::to(users::list)),
+                (M::POST, web::to(users::create)),
+            ],
+        ),
+        at(
+            "/users/{name}",
+            [
+                (M::PATCH, web::to(users::update)),
+                (M::DELETE, web::to(users::delete)),
+            ],
+        ),
         at("/users/{user}/notify", [(M::POST, web::to(notify::user))]),
         at(
             "/connections/{id}/notify",

@@ -272,3 +272,110 @@ fn users_from_the_cli() {
     assert!(!gone.status.success());
     assert!(String::from_utf8_lossy(&gone.stderr).contains("user 'ana' does not exist"));
 }
+
+#[actix_rt::test]
+async fn users_are_managed_over_http_by_administrators() {
+    use crate::proxy_harness::{TestProxy, login, post, send};
+    use serde_json::json;
+
+    let proxy = TestProxy::embedded(&[]);
+    let (root, _) = login(&proxy, "root", crate::harness::ROOT_PASSWORD).await;
+    let created = send(
+        "POST",
+        &proxy.url("/users"),
+        &root,
+        Some(json!({"name": "shop", "password": "shop-password-1", "produce": ["orders.*"]})),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(created.body["user"]["produce"], json!(["orders.*"]));
+    assert_eq!(created.body["user"]["has_password"], true);
+    let listed = send("GET", &proxy.url("/users"), &root, None).await;
+    let text = listed.body.to_string();
+    assert!(
+        text.contains("\"shop\"") && !text.contains("shop-password-1"),
+        "{text}"
+    );
+
+    // The new user produces where allowed, and may not administer users.
+    let (shop, _) = login(&proxy, "shop", "shop-password-1").await;
+    let auth = format!("Bearer {shop}");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let produce = |station: &str| proxy.url(&format!("/stations/{station}/produce/single"));
+    assert_eq!(
+        post(&produce("orders.eu"), &headers, "{}").await.status,
+        404
+    );
+    assert_eq!(post(&produce("payments"), &headers, "{}").await.status, 403);
+    assert_eq!(
+        send("GET", &proxy.url("/users"), &shop, None).await.status,
+        403
+    );
+    let sneaky = json!({"admin": true});
+    assert_eq!(
+        send("PATCH", &proxy.url("/users/shop"), &shop, Some(sneaky))
+            .await
+            .status,
+        403
+    );
+
+    // A change of one permission keeps the others.
+    let changed = send(
+        "PATCH",
+        &proxy.url("/users/shop"),
+        &root,
+        Some(json!({"create_stations": true})),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["user"]["produce"], json!(["orders.*"]));
+    assert_eq!(changed.body["user"]["create_stations"], true);
+    assert_eq!(
+        post(&produce("orders.eu"), &headers, "{}").await.status,
+        200
+    );
+
+    // A new password: the old one no longer logs in.
+    let repassworded = json!({"password": "shop-password-2"});
+    assert_eq!(
+        send(
+            "PATCH",
+            &proxy.url("/users/shop"),
+            &root,
+            Some(repassworded)
+        )
+        .await
+        .status,
+        200
+    );
+    let old = post(
+        &proxy.url("/auth/authenticate"),
+        &[("Content-Type", "application/json")],
+        json!({"username": "shop", "password": "shop-password-1"}).to_string(),
+    )
+    .await;
+    assert_eq!(old.status, 401);
+
+    // Deleted: its token stops working at once.
+    assert_eq!(
+        send("DELETE", &proxy.url("/users/shop"), &root, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        post(&produce("orders.eu"), &headers, "{}").await.status,
+        403
+    );
+    let missing = send(
+        "PATCH",
+        &proxy.url("/users/shop"),
+        &root,
+        Some(json!({"admin": false})),
+    )
+    .await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+}
