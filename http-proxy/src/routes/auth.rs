@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use depot_broker::client::Secret;
 
-use crate::body::RequestBody;
 use crate::{
+    body::RequestBody,
     error::ProxyError,
     routes::{AppState, bearer_token},
 };

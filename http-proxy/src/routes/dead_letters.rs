@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 
 use depot_schemas::wire::{self, request::Op, resend_outcome::Outcome, response::Result as Reply};
 
-use crate::body::RequestBody;
 use crate::{
+    body::RequestBody,
     error::ProxyError,
-    routes::{AppState, auth::parse_json, call_as_user as call, unexpected},
+    routes::{AppState, auth::parse_json, call_as_user as call, succeeded, unexpected},
 };
 
 const MAX_RESEND_BODY: u64 = 1024 * 1024;
@@ -80,9 +80,7 @@ pub async fn list(
         limit: query.limit,
     });
     match call(&request, &state, op).await? {
-        Reply::DeadLetterList(list) => Ok(HttpResponse::Ok().json(json!({
-            "success": true,
-            "error": null,
+        Reply::DeadLetterList(list) => Ok(succeeded(json!({
             "dead_letters": list.dead_letters.iter().map(|l| letter_json(l, false)).collect::<Vec<_>>(),
             "more": list.more,
         }))),
@@ -98,9 +96,7 @@ pub async fn show(
     let (station, id) = path.into_inner();
     let op = Op::GetDeadLetter(wire::GetDeadLetter { station, id });
     match call(&request, &state, op).await? {
-        Reply::DeadLetter(letter) => Ok(HttpResponse::Ok().json(json!({
-            "success": true,
-            "error": null,
+        Reply::DeadLetter(letter) => Ok(succeeded(json!({
             "dead_letter": letter_json(&letter, true),
         }))),
         other => Err(unexpected(other)),

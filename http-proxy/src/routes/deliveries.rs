@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
-use crate::body::RequestBody;
 use crate::{
+    body::RequestBody,
     error::ProxyError,
     routes::{AppState, auth::parse_json, call_as_user as call, unexpected},
 };

@@ -333,7 +333,16 @@ pub async fn call_as_user(
 
 /// `{"success": true, "error": null}`: done, nothing more to say.
 pub fn done() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "success": true, "error": null }))
+    succeeded(serde_json::json!({}))
+}
+
+/// 200 with `fields` (a JSON object) and `"success": true, "error": null`.
+pub fn succeeded(mut fields: serde_json::Value) -> HttpResponse {
+    if let Some(object) = fields.as_object_mut() {
+        object.insert("success".into(), true.into());
+        object.insert("error".into(), serde_json::Value::Null);
+    }
+    HttpResponse::Ok().json(fields)
 }
 
 /// An answer of the wrong kind: a broker bug, reported as 500.

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use depot_schemas::wire::{self, notify::Target, request::Op, response::Result as Reply};
 
-use crate::body::RequestBody;
 use crate::{
+    body::RequestBody,
     error::ProxyError,
     routes::{AppState, auth::parse_json, call_as_user, unexpected},
 };

@@ -22,8 +22,8 @@ use depot_schemas::wire::{
     ErrorCode, Header, NewMessage, ProduceOutcome, produce_outcome::Outcome,
 };
 
-use crate::body::RequestBody;
 use crate::{
+    body::RequestBody,
     coalesce::ProduceCoalescer,
     error::ProxyError,
     routes::{AppState, auth::parse_json, authenticated_user},

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use depot_broker::client::Secret;
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
-use crate::body::RequestBody;
 use crate::{
+    body::RequestBody,
     error::ProxyError,
     routes::{AppState, auth::parse_json, unexpected},
     tokens::TokenType,

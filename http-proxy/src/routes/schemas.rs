@@ -22,10 +22,10 @@ use serde_json::{Value, json};
 
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
-use crate::body::RequestBody;
 use crate::{
+    body::RequestBody,
     error::ProxyError,
-    routes::{AppState, auth::parse_json, call_as_user as call, done, unexpected},
+    routes::{AppState, auth::parse_json, call_as_user as call, done, succeeded, unexpected},
 };
 
 /// Largest schema definition body accepted.
@@ -136,9 +136,7 @@ fn schema_type(kind: &str) -> Result<wire::SchemaType, ProxyError> {
 
 fn schema_reply(reply: Reply) -> Result<HttpResponse, ProxyError> {
     match reply {
-        Reply::Schema(info) => Ok(HttpResponse::Ok().json(json!({
-            "success": true,
-            "error": null,
+        Reply::Schema(info) => Ok(succeeded(json!({
             "schema": schema_json(&info),
         }))),
         other => Err(unexpected(other)),
@@ -172,9 +170,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ProxyError> {
     match call(&request, &state, Op::ListSchemas(wire::ListSchemas {})).await? {
-        Reply::SchemaList(list) => Ok(HttpResponse::Ok().json(json!({
-            "success": true,
-            "error": null,
+        Reply::SchemaList(list) => Ok(succeeded(json!({
             "schemas": list.schemas.iter().map(schema_json).collect::<Vec<_>>(),
         }))),
         other => Err(unexpected(other)),

@@ -24,11 +24,11 @@ use serde_json::json;
 use depot_broker::views;
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
-use crate::body::RequestBody;
 use crate::{
+    body::RequestBody,
     error::ProxyError,
     message_view::stored_message,
-    routes::{AppState, auth::parse_json, call_as_user as call, done, unexpected},
+    routes::{AppState, auth::parse_json, call_as_user as call, done, succeeded, unexpected},
 };
 
 const MAX_BODY: u64 = 64 * 1024;
@@ -112,9 +112,7 @@ pub struct FetchQuery {
 
 fn station_reply(reply: Reply) -> Result<HttpResponse, ProxyError> {
     match reply {
-        Reply::Station(info) => Ok(HttpResponse::Ok().json(json!({
-            "success": true,
-            "error": null,
+        Reply::Station(info) => Ok(succeeded(json!({
             "station": views::station(&info),
         }))),
         other => Err(unexpected(other)),
@@ -126,9 +124,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ProxyError> {
     match call(&request, &state, Op::ListStations(wire::ListStations {})).await? {
-        Reply::StationList(list) => Ok(HttpResponse::Ok().json(json!({
-            "success": true,
-            "error": null,
+        Reply::StationList(list) => Ok(succeeded(json!({
             "stations": list.stations.iter().map(views::station).collect::<Vec<_>>(),
         }))),
         other => Err(unexpected(other)),
@@ -204,9 +200,7 @@ pub async fn fetch(
         ..Default::default()
     });
     match call(&request, &state, op).await? {
-        Reply::FetchResult(fetched) => Ok(HttpResponse::Ok().json(json!({
-            "success": true,
-            "error": null,
+        Reply::FetchResult(fetched) => Ok(succeeded(json!({
             "messages": fetched
                 .messages
                 .iter()

@@ -21,8 +21,8 @@ use depot_schemas::wire::{
     self, create_subscription::Start, request::Op, response::Result as Reply,
 };
 
-use crate::body::RequestBody;
 use crate::{
+    body::RequestBody,
     error::ProxyError,
     routes::{AppState, auth::parse_json, call_as_user as call, done, unexpected},
 };

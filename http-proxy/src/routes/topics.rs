@@ -28,8 +28,8 @@ use uuid::Uuid;
 use depot_broker::views::time;
 use depot_schemas::wire::{self, NewMessage, request::Op, response::Result as Reply};
 
-use crate::body::RequestBody;
 use crate::{
+    body::RequestBody,
     error::ProxyError,
     routes::{
         AppState,

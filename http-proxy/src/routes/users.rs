@@ -18,10 +18,10 @@ use serde_json::json;
 use depot_broker::{auth::permissions_change::PermissionsChange, views};
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
-use crate::body::RequestBody;
 use crate::{
+    body::RequestBody,
     error::ProxyError,
-    routes::{AppState, auth::parse_json, call_as_user as call, done, unexpected},
+    routes::{AppState, auth::parse_json, call_as_user as call, done, succeeded, unexpected},
 };
 
 const MAX_BODY: u64 = 64 * 1024;
@@ -68,9 +68,7 @@ struct Change {
 
 fn user_reply(reply: Reply) -> Result<HttpResponse, ProxyError> {
     match reply {
-        Reply::User(info) => Ok(HttpResponse::Ok().json(json!({
-            "success": true,
-            "error": null,
+        Reply::User(info) => Ok(succeeded(json!({
             "user": views::user(&info),
         }))),
         other => Err(unexpected(other)),
@@ -92,9 +90,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ProxyError> {
     let users = all_users(&request, &state).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "error": null,
+    Ok(succeeded(json!({
         "users": users.iter().map(views::user).collect::<Vec<_>>(),
     })))
 }
