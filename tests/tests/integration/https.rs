@@ -292,13 +292,24 @@ async fn an_http2_connection_holds_at_most_its_stream_budget() {
             actix_rt::spawn(request)
         })
         .collect();
-    actix_rt::time::sleep(Duration::from_millis(300)).await;
-    let mut refused = client
-        .get(format!("{base}/monitoring/status"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status().as_u16(), 429);
+    // Once both are in, one more request on the connection is refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut refused = loop {
+        let answer = client
+            .get(format!("{base}/monitoring/status"))
+            .send()
+            .await
+            .unwrap();
+        if answer.status().as_u16() == 429 {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never refused: {}",
+            answer.status()
+        );
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    };
     let body = refused.json::<Value>().await.unwrap();
     assert!(
         body["error"]
@@ -312,11 +323,21 @@ async fn an_http2_connection_holds_at_most_its_stream_budget() {
     for request in stalled {
         request.abort();
     }
-    actix_rt::time::sleep(Duration::from_millis(300)).await;
-    let status = client
-        .get(format!("{base}/monitoring/status"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status.status().as_u16(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = client
+            .get(format!("{base}/monitoring/status"))
+            .send()
+            .await
+            .unwrap();
+        if answer.status().as_u16() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still refused: {}",
+            answer.status()
+        );
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
 }
