@@ -6,8 +6,11 @@
 //! [`broker_link`] (embedded broker or remote over the wire protocol) ->
 //! the broker, which checks permissions and persists. [`error`] maps every
 //! refusal to a status and a JSON body in one place; [`body`] enforces body
-//! limits; [`metrics`] counts; [`config`] is the command line; [`startup`]
-//! builds the server.
+//! limits and decompresses; [`streams`] bounds the requests in flight on an
+//! HTTP/2 connection; [`message_view`] is how a stored message looks to
+//! clients; [`ws`] serves WebSockets; [`metrics`] counts; [`config`] is the
+//! command line; [`startup`] builds the server (HTTP or HTTPS) and stops it
+//! on a signal.
 
 pub mod body;
 pub mod broker_link;
