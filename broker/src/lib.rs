@@ -18,6 +18,8 @@
 //!   the HTTP proxy against a remote broker.
 //! - [`cli`]: the `depot` admin CLI; [`views`]: the JSON it and the proxy
 //!   print for people's scripts.
+//! - [`tls`]: TLS identities (wire port, proxy HTTPS) and what clients and
+//!   deliveries trust.
 
 pub mod auth;
 pub mod broker;
