@@ -12,7 +12,7 @@ use std::{
 };
 
 use depot_broker::tls::ClientTls;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use tempfile::TempDir;
 
 pub struct BenchTls {
@@ -36,16 +36,7 @@ pub fn enable() -> Result<(), String> {
     let key = dir.path().join("key.pem");
     std::fs::write(&cert, generated.cert.pem()).map_err(|e| e.to_string())?;
     std::fs::write(&key, generated.key_pair.serialize_pem()).map_err(|e| e.to_string())?;
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(generated.cert.der().clone())
-        .map_err(|e| e.to_string())?;
-    let mut awc =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let mut awc = depot_broker::tls::client_config_trusting(Some(&cert))?;
     awc.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tls = BenchTls {
         client: ClientTls::new(Some(&cert))?,

@@ -140,13 +140,8 @@ impl ClientTls {
     /// Trusting the CA certificates of the PEM file `ca` (a private CA, or
     /// a self-signed broker certificate), or the web PKI roots without one.
     pub fn new(ca: Option<&Path>) -> Result<Self, String> {
-        let mut roots = RootCertStore::empty();
-        match ca {
-            Some(path) => add_certificates(&mut roots, path)?,
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
         Ok(Self {
-            connector: TlsConnector::from(Arc::new(client_config(roots)?)),
+            connector: TlsConnector::from(Arc::new(client_config_trusting(ca)?)),
         })
     }
 
@@ -178,6 +173,17 @@ pub fn outbound_client_config(extra: &Path) -> Result<Arc<ClientConfig>, String>
     let mut config = client_config(roots)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A client configuration trusting the CA certificates of the PEM file
+/// `ca`, or the web PKI roots without one (no ALPN: set it to taste).
+pub fn client_config_trusting(ca: Option<&Path>) -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(path) => add_certificates(&mut roots, path)?,
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    client_config(roots)
 }
 
 /// Trusts the CA certificates of a PEM file too.

@@ -18,7 +18,6 @@ use depot_broker::{
     client::Endpoint,
     run::{run_process, shutdown_signal},
     server::WireServer,
-    tls::ClientTls,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -193,13 +192,8 @@ async fn run(config: ProxyConfig) -> Result<(), Box<dyn std::error::Error>> {
                 .broker_password
                 .clone()
                 .ok_or("--broker needs --broker-password (or DEPOT_PROXY_BROKER_PASSWORD)")?;
-            let tls = (config.broker_tls || config.broker_tls_ca.is_some())
-                .then(|| ClientTls::new(config.broker_tls_ca.as_deref()))
-                .transpose()?;
-            let endpoint = Endpoint {
-                address: broker,
-                tls,
-            };
+            let endpoint =
+                Endpoint::from_flags(broker, config.broker_tls, config.broker_tls_ca.as_deref())?;
             let link = Arc::new(RemoteBroker::new(
                 endpoint,
                 config.broker_user.clone(),

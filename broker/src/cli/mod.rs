@@ -26,10 +26,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{
-    client::{BrokerClient, ClientError, Endpoint, Secret},
-    tls::ClientTls,
-};
+use crate::client::{BrokerClient, ClientError, Endpoint, Secret};
 
 #[derive(Debug, Parser)]
 #[command(name = "depot", version, about = "Administer a Depot broker")]
@@ -128,13 +125,7 @@ async fn run(cli: Cli) -> CliResult {
     let password = cli
         .password
         .ok_or("no password: pass --password or set DEPOT_PASSWORD")?;
-    let tls = (cli.tls || cli.tls_ca.is_some())
-        .then(|| ClientTls::new(cli.tls_ca.as_deref()))
-        .transpose()?;
-    let endpoint = Endpoint {
-        address: cli.broker.clone(),
-        tls,
-    };
+    let endpoint = Endpoint::from_flags(cli.broker.clone(), cli.tls, cli.tls_ca.as_deref())?;
     let client = BrokerClient::connect_to(&endpoint, &cli.user, Secret::Password(password))
         .await
         .map_err(|e| {

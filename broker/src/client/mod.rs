@@ -15,6 +15,7 @@ mod webhooks;
 
 use std::{
     collections::HashMap,
+    path::Path,
     sync::{
         Arc, Weak,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -51,13 +52,25 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// A plain TCP endpoint.
-    pub fn plain(address: impl Into<String>) -> Self {
-        Self {
-            address: address.into(),
-            tls: None,
-        }
+    /// As the flags say: TLS when asked for (`web_pki`) or when a CA file
+    /// is given, checking the broker against that file's certificates, or
+    /// else the web PKI roots.
+    pub fn from_flags(address: String, web_pki: bool, ca: Option<&Path>) -> Result<Self, String> {
+        let tls = (web_pki || ca.is_some())
+            .then(|| crate::tls::ClientTls::new(ca))
+            .transpose()?;
+        Ok(Self { address, tls })
     }
+}
+
+/// A TCP connection to `address`, without Nagle's delay (requests are
+/// small and answered one by one).
+async fn dial(address: impl ToSocketAddrs) -> ClientResult<TcpStream> {
+    let stream = TcpStream::connect(address)
+        .await
+        .map_err(ClientError::Connect)?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
 /// Requests queued for the writer task.
@@ -128,11 +141,9 @@ impl BrokerClient {
         username: &str,
         secret: Secret,
     ) -> ClientResult<Self> {
-        let stream = TcpStream::connect(address)
+        Self::over(dial(address).await?)
+            .open(username, secret)
             .await
-            .map_err(ClientError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        Self::over(stream).open(username, secret).await
     }
 
     /// Connects to `endpoint`, over TLS when it says so, and opens the
@@ -145,10 +156,7 @@ impl BrokerClient {
         let Some(tls) = &endpoint.tls else {
             return Self::connect_with(endpoint.address.as_str(), username, secret).await;
         };
-        let stream = TcpStream::connect(endpoint.address.as_str())
-            .await
-            .map_err(ClientError::Connect)?;
-        let _ = stream.set_nodelay(true);
+        let stream = dial(endpoint.address.as_str()).await?;
         let session = tls
             .connect(&endpoint.address, stream)
             .await

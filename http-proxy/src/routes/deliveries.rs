@@ -15,8 +15,6 @@
 //! Pages: `after` is the last delivery id of the previous page; `more`
 //! says whether to ask again.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 use serde::Deserialize;
@@ -59,10 +57,9 @@ struct Resend {
     failed_since_ms: u64,
 }
 
+/// A time as RFC 3339, or none for 0 (never).
 fn rfc3339(ms: u64) -> Option<String> {
-    (ms > 0).then(|| {
-        humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-    })
+    (ms > 0).then(|| depot_broker::views::time(ms))
 }
 
 fn delivery_json(d: &wire::Delivery) -> Value {
