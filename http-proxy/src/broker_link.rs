@@ -35,14 +35,53 @@ pub enum LinkError {
 
 pub type LinkResult<T> = Result<T, LinkError>;
 
+/// Whom a call is made for: a user, and the session it comes from when a
+/// token brought it. The broker checks the user's permissions on every
+/// call and refuses a session the user ended by changing its password or
+/// connection token, so a new password locks out the old tokens at once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Caller {
+    pub user: String,
+    /// The access token's issue time (ms); `None` for the proxy's own
+    /// calls, which no token brought.
+    pub session_issued_at_ms: Option<u64>,
+}
+
+impl Caller {
+    /// The user of a verified access token, in that token's session.
+    pub fn of_token(claims: &crate::tokens::Claims) -> Self {
+        Self {
+            user: claims.sub.clone(),
+            session_issued_at_ms: Some(claims.iat.saturating_mul(1000)),
+        }
+    }
+
+    /// The proxy itself, acting as `user` with no token (root's
+    /// housekeeping: the connection registry, readiness).
+    pub fn internal(user: &str) -> Self {
+        Self {
+            user: user.to_owned(),
+            session_issued_at_ms: None,
+        }
+    }
+
+    /// How the wire client names this caller.
+    pub fn acting_for(&self) -> depot_broker::client::ActingFor<'_> {
+        depot_broker::client::ActingFor {
+            user: &self.user,
+            session_issued_at_ms: self.session_issued_at_ms.unwrap_or(0),
+        }
+    }
+}
+
 pub trait BrokerLink: Send + Sync {
     /// Checks a user's secret; Ok means the user may be given tokens.
     fn authenticate(&self, username: String, secret: Secret) -> BoxFuture<'_, LinkResult<()>>;
 
-    /// Produces as `username` (whose permissions apply), in one round trip.
+    /// Produces as `caller` (whose permissions apply), in one round trip.
     fn produce(
         &self,
-        username: String,
+        caller: Caller,
         station: String,
         messages: Vec<NewMessage>,
     ) -> BoxFuture<'_, LinkResult<Vec<ProduceOutcome>>>;
@@ -57,14 +96,14 @@ pub trait BrokerLink: Send + Sync {
     /// Whether the broker answers now.
     fn ready(&self) -> BoxFuture<'_, bool>;
 
-    /// Follows `station` as `username` (whose consume right applies) from
+    /// Follows `station` as `caller` (whose consume right applies) from
     /// `from` (`None`: new messages only): answers with the first offset it
     /// will push, then pushes batches into `into`, in offset order, until
     /// `into` is closed or an error ends it (sent as the last item). The
     /// bounded `into` is the backpressure: nothing is read ahead of it.
     fn follow(
         &self,
-        username: String,
+        caller: Caller,
         station: String,
         from: Option<u64>,
         into: FollowSender,
@@ -76,10 +115,10 @@ pub trait BrokerLink: Send + Sync {
     /// ends with the broker session; `into` is then dropped).
     fn attach(&self, name: String, into: NotificationSender) -> BoxFuture<'_, LinkResult<u64>>;
 
-    /// Runs one wire operation (schemas, dead letters) as `username`, whose
+    /// Runs one wire operation (schemas, dead letters) as `caller`, whose
     /// permissions the broker checks. A refusal is an `Err`, never an
     /// error reply.
-    fn call_as(&self, username: String, op: Op) -> BoxFuture<'_, LinkResult<Reply>>;
+    fn call_as(&self, caller: Caller, op: Op) -> BoxFuture<'_, LinkResult<Reply>>;
 }
 
 pub type SharedLink = Arc<dyn BrokerLink>;

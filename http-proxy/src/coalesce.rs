@@ -1,4 +1,5 @@
-//! [`ProduceCoalescer`]: single produces of one user to one station that
+//! [`ProduceCoalescer`]: single produces of one user (in one token's
+//! session) to one station that
 //! arrive on one HTTP worker in the same turn of its event loop go to the
 //! broker together, in one call. Under load a worker reads many requests
 //! per turn, and a call carries them all (one wire request, one station
@@ -32,7 +33,7 @@ use tokio::sync::oneshot;
 use depot_schemas::wire::{ErrorCode, NewMessage, ProduceOutcome};
 
 use crate::{
-    broker_link::{LinkError, LinkResult, SharedLink},
+    broker_link::{Caller, LinkError, LinkResult, SharedLink},
     metrics::Metrics,
 };
 
@@ -48,8 +49,9 @@ type Reply = oneshot::Sender<LinkResult<ProduceOutcome>>;
 /// A message and where its outcome goes.
 type Waiting = (NewMessage, Reply);
 
-/// A user and a station: what one call is made for.
-type Key = (String, String);
+/// A caller (a user in one token's session) and a station: what one call
+/// is made for.
+type Key = (Caller, String);
 
 /// Coalesces single produces on one HTTP worker; cheap to clone.
 #[derive(Clone)]
@@ -76,16 +78,16 @@ impl ProduceCoalescer {
         }
     }
 
-    /// Produces `message` as `user` to `station`, with whatever else waits
+    /// Produces `message` as `caller` to `station`, with whatever else waits
     /// for the same call; resolves with this message's outcome.
     pub async fn produce(
         &self,
-        user: String,
+        caller: Caller,
         station: String,
         message: NewMessage,
     ) -> LinkResult<ProduceOutcome> {
         let (reply, answer) = oneshot::channel();
-        let key = (user, station);
+        let key = (caller, station);
         let first = {
             let mut queues = self.queues.borrow_mut();
             match queues.get_mut(&key) {

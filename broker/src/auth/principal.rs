@@ -67,6 +67,9 @@ impl Permissions {
 pub struct Principal {
     pub username: String,
     pub permissions: Permissions,
+    /// When the user's password or connection token last changed (ms; 0:
+    /// never since creation): sessions opened before it are over.
+    pub credentials_changed_at_ms: u64,
 }
 
 impl Principal {
@@ -82,7 +85,19 @@ impl Principal {
                     user.admin,
                 )?
             },
+            credentials_changed_at_ms: user.credentials_changed_at_ms,
         })
+    }
+
+    /// Refuses a session (a token) issued at `issued_at_ms` before the
+    /// user's credentials last changed, so a new password ends every session
+    /// opened with the old one. Token times are whole seconds: a session of
+    /// the same second as the change passes.
+    pub fn require_session(&self, issued_at_ms: u64) -> BrokerResult<()> {
+        if issued_at_ms / 1000 < self.credentials_changed_at_ms / 1000 {
+            return Err(BrokerError::TokenRevoked);
+        }
+        Ok(())
     }
 
     pub fn is_admin(&self) -> bool {
@@ -140,7 +155,26 @@ mod tests {
         Principal {
             username: "u".into(),
             permissions: Permissions::compile(&produce, &[], false, false).unwrap(),
+            credentials_changed_at_ms: 0,
         }
+    }
+
+    #[test]
+    fn sessions_from_before_a_credentials_change_are_refused() {
+        let changed = Principal {
+            credentials_changed_at_ms: 5_500,
+            ..user(&[])
+        };
+        assert!(matches!(
+            changed.require_session(4_999),
+            Err(BrokerError::TokenRevoked)
+        ));
+        assert!(
+            changed.require_session(5_000).is_ok(),
+            "the same second passes"
+        );
+        assert!(changed.require_session(6_000).is_ok());
+        assert!(user(&[]).require_session(0).is_ok(), "never changed");
     }
 
     #[test]

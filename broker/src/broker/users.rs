@@ -74,6 +74,20 @@ impl Broker {
         self.principal(on_behalf_of)
     }
 
+    /// The current principal of `username` for a session (an HTTP access
+    /// token) begun at `session_issued_at_ms`: refused as revoked when the
+    /// user changed its password or connection token since, so a new
+    /// password ends the old sessions at once, not when their tokens expire.
+    pub fn session_principal(
+        &self,
+        username: &str,
+        session_issued_at_ms: u64,
+    ) -> BrokerResult<Arc<Principal>> {
+        let principal = self.principal(username)?;
+        principal.require_session(session_issued_at_ms)?;
+        Ok(principal)
+    }
+
     /// A user's current principal, for callers that authenticated it
     /// themselves (the embedded HTTP proxy checks its tokens). Cached until
     /// the user changes.
@@ -110,16 +124,12 @@ impl Broker {
         if token.jti.is_empty() {
             return Err(BrokerError::bad_request("a token id is required"));
         }
-        // A deleted user's tokens die with it.
-        let Some(user) = self.inner.store.user(&token.username)? else {
+        // A deleted user's tokens die with it, and a changed password or
+        // connection token ends the sessions opened with the old one.
+        if self.inner.store.user(&token.username)?.is_none() {
             return Err(BrokerError::BadCredentials);
-        };
-        // And a changed password or connection token ends the sessions
-        // opened with the old one. Token times are whole seconds: a token
-        // of the same second as the change passes.
-        if token.issued_at_ms / 1000 < user.credentials_changed_at_ms / 1000 {
-            return Err(BrokerError::TokenRevoked);
         }
+        self.session_principal(&token.username, token.issued_at_ms)?;
         let first_use = self
             .inner
             .store

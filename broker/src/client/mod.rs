@@ -63,6 +63,29 @@ impl Endpoint {
     }
 }
 
+/// Whom a request acts for, when not simply the connection's user.
+///
+/// `user`: another user, whose permissions apply (the connection must be an
+/// administrator's); empty: the connection's own user. And, for requests an
+/// HTTP proxy makes for a token, when that token was issued
+/// (`session_issued_at_ms`, 0: no session): the broker refuses sessions the
+/// user ended by changing its password or connection token. A user name
+/// alone converts into one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActingFor<'a> {
+    pub user: &'a str,
+    pub session_issued_at_ms: u64,
+}
+
+impl<'a> From<&'a str> for ActingFor<'a> {
+    fn from(user: &'a str) -> Self {
+        Self {
+            user,
+            session_issued_at_ms: 0,
+        }
+    }
+}
+
 /// A TCP connection to `address`, without Nagle's delay (requests are
 /// small and answered one by one).
 async fn dial(address: impl ToSocketAddrs) -> ClientResult<TcpStream> {
@@ -251,14 +274,21 @@ impl BrokerClient {
         self.start(op).await?.await
     }
 
-    /// [`call`](Self::call) as another user (administrators only): that
-    /// user's permissions apply. Empty means as this connection's user.
-    pub async fn call_as(&self, op: Op, on_behalf_of: &str) -> ClientResult<Reply> {
+    /// [`call`](Self::call) for another user (administrators only), whose
+    /// permissions apply; see [`ActingFor`]. Empty means as this
+    /// connection's user.
+    pub async fn call_as<'a>(
+        &self,
+        op: Op,
+        acting_for: impl Into<ActingFor<'a>>,
+    ) -> ClientResult<Reply> {
+        let acting_for = acting_for.into();
         let (id, answer) = self.register_once()?;
         self.send(Request {
             id,
             op: Some(op),
-            on_behalf_of: on_behalf_of.to_owned(),
+            on_behalf_of: acting_for.user.to_owned(),
+            session_issued_at_ms: acting_for.session_issued_at_ms,
         })
         .await?;
         let response = answer.await.map_err(|_| ClientError::Disconnected)?;
@@ -272,10 +302,21 @@ impl BrokerClient {
         &self,
         op: Op,
     ) -> ClientResult<impl Future<Output = ClientResult<Reply>> + use<>> {
+        self.start_in_session(op, 0).await
+    }
+
+    /// [`start`](Self::start) for a request from a session begun at
+    /// `session_issued_at_ms` (see [`ActingFor`]; 0: none).
+    async fn start_in_session(
+        &self,
+        op: Op,
+        session_issued_at_ms: u64,
+    ) -> ClientResult<impl Future<Output = ClientResult<Reply>> + use<>> {
         let (id, answer) = self.register_once()?;
         self.send(Request {
             id,
             op: Some(op),
+            session_issued_at_ms,
             ..Default::default()
         })
         .await?;
@@ -434,15 +475,16 @@ impl BrokerClient {
         self.subscribe_as(station, start, credit, "").await
     }
 
-    /// [`BrokerClient::subscribe`] as another user (`on_behalf_of`; empty:
-    /// this connection's user), whose consume right applies.
-    pub async fn subscribe_as(
+    /// [`BrokerClient::subscribe`] for another user (see [`ActingFor`];
+    /// empty: this connection's user), whose consume right applies.
+    pub async fn subscribe_as<'a>(
         &self,
         station: &str,
         start: Option<u64>,
         credit: u32,
-        on_behalf_of: &str,
+        acting_for: impl Into<ActingFor<'a>>,
     ) -> ClientResult<Subscription> {
+        let acting_for = acting_for.into();
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (pushed, batches) = mpsc::unbounded_channel();
         self.shared.wait_for(id, Waiter::Stream(pushed))?;
@@ -454,11 +496,12 @@ impl BrokerClient {
             station: station.to_owned(),
             start: Some(start),
             initial_credit: credit,
-            on_behalf_of: on_behalf_of.to_owned(),
+            on_behalf_of: acting_for.user.to_owned(),
         });
         self.send(Request {
             id,
             op: Some(op),
+            session_issued_at_ms: acting_for.session_issued_at_ms,
             ..Default::default()
         })
         .await?;

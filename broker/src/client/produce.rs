@@ -22,11 +22,12 @@ use prost::Message;
 
 use depot_schemas::wire::{self, ErrorCode, NewMessage, ProduceOutcome, produce_outcome::Outcome};
 
-use super::{BrokerClient, ClientResult, Op, Reply, unexpected};
+use super::{ActingFor, BrokerClient, ClientResult, Op, Reply, unexpected};
 
 /// What a `Request` adds around its `Produce`, at most: the id field (tag
-/// and a 10-byte varint) and the op field's tag and 5-byte length.
-const REQUEST_OVERHEAD: usize = 1 + 10 + 1 + 5;
+/// and a 10-byte varint), the op field's tag and 5-byte length, and the
+/// session time (a 2-byte tag and a 10-byte varint).
+const REQUEST_OVERHEAD: usize = 1 + 10 + 1 + 5 + 2 + 10;
 
 /// A produce cut to the frame limit, in order.
 #[derive(Debug, PartialEq)]
@@ -54,17 +55,23 @@ impl BrokerClient {
         station: &str,
         messages: Vec<NewMessage>,
     ) -> ClientResult<impl Future<Output = ClientResult<Vec<ProduceOutcome>>> + use<>> {
-        self.start_produce_as(station, messages, "").await
+        self.start_produce_as(station, messages, ActingFor::default())
+            .await
     }
 
-    /// [`BrokerClient::start_produce`] on behalf of another user (needs an
-    /// administrator's connection; `""` means the connection's own user).
+    /// [`BrokerClient::start_produce`] for another user (see
+    /// [`ActingFor`]: needs an administrator's connection; `""` means the
+    /// connection's own user).
     pub async fn start_produce_as(
         &self,
         station: &str,
         messages: Vec<NewMessage>,
-        on_behalf_of: &str,
+        acting_for: ActingFor<'_>,
     ) -> ClientResult<impl Future<Output = ClientResult<Vec<ProduceOutcome>>> + use<>> {
+        let ActingFor {
+            user: on_behalf_of,
+            session_issued_at_ms,
+        } = acting_for;
         let max_frame = self.shared.max_frame.load(Ordering::Relaxed);
         let mut answers = Vec::new();
         for part in split_for_frames(station, on_behalf_of, messages, max_frame) {
@@ -75,7 +82,7 @@ impl BrokerClient {
                         messages,
                         on_behalf_of: on_behalf_of.to_owned(),
                     });
-                    Ok(self.start(op).await?)
+                    Ok(self.start_in_session(op, session_issued_at_ms).await?)
                 }
                 Part::TooLarge(size) => Err(too_large(size, max_frame)),
             });
@@ -189,6 +196,7 @@ mod tests {
                 on_behalf_of: "someone".into(),
             })),
             on_behalf_of: String::new(),
+            session_issued_at_ms: u64::MAX,
         }
         .encoded_len()
     }

@@ -37,6 +37,7 @@ use depot_schemas::{
 use crate::{
     auth::{Principal, Secret},
     broker::Broker,
+    error::BrokerResult,
     refusals::Limit,
     server::{
         convert, operations,
@@ -170,6 +171,40 @@ pub async fn serve(
     tracing::debug!(?peer, "connection closed");
 }
 
+/// Refuses a request from a session (`Request.session_issued_at_ms`, 0:
+/// none) that the user it acts for has ended by changing its credentials.
+/// That user is the operation's own `on_behalf_of` when it names one, else
+/// `principal`, whom the request acts as.
+fn check_session(
+    broker: &Broker,
+    principal: &Principal,
+    op: &Op,
+    session_issued_at_ms: u64,
+) -> BrokerResult<()> {
+    if session_issued_at_ms == 0 {
+        return Ok(());
+    }
+    let inner = match op {
+        Op::Produce(produce) => produce.on_behalf_of.as_str(),
+        Op::Fetch(fetch) => fetch.on_behalf_of.as_str(),
+        Op::Subscribe(subscribe) => subscribe.on_behalf_of.as_str(),
+        _ => "",
+    };
+    let acted_for = if inner.is_empty() {
+        principal.username.as_str()
+    } else {
+        inner
+    };
+    if acted_for != principal.username {
+        // Only administrators act for others: nobody else learns here
+        // whether another user's sessions are over.
+        principal.require_admin()?;
+    }
+    broker
+        .session_principal(acted_for, session_issued_at_ms)
+        .map(drop)
+}
+
 impl Session {
     /// Whether Hello and Authenticate have succeeded.
     fn is_open(&self) -> bool {
@@ -217,7 +252,13 @@ impl Session {
             }
             (Stage::Ready(principal), op) => (principal.clone(), op),
         };
-        let principal = match self.broker.acting_as(&principal, &request.on_behalf_of) {
+        let principal = match self
+            .broker
+            .acting_as(&principal, &request.on_behalf_of)
+            .and_then(|principal| {
+                check_session(&self.broker, &principal, &op, request.session_issued_at_ms)
+                    .map(|()| principal)
+            }) {
             Ok(principal) => principal,
             Err(e) => {
                 return self

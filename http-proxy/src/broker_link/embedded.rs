@@ -4,12 +4,14 @@
 //! runs its station actors on them ([`Broker::open_on`]); calls that arrive
 //! in between wait for it.
 
+use std::sync::Arc;
+
 use futures::{FutureExt, future::BoxFuture};
 use tokio::sync::watch;
 
 use depot_broker::{
     Broker, BrokerError,
-    auth::ROOT_USER,
+    auth::{Principal, ROOT_USER},
     client::Secret,
     server::{convert, operations},
     station::{ReadLimits, StationHandle},
@@ -18,7 +20,7 @@ use depot_schemas::wire::{
     ConsumeToken, ErrorCode, NewMessage, ProduceOutcome, request::Op, response::Result as Reply,
 };
 
-use super::{BrokerLink, FollowSender, LinkError, LinkResult, NotificationSender};
+use super::{BrokerLink, Caller, FollowSender, LinkError, LinkResult, NotificationSender};
 
 /// Messages (and bytes of payload) pushed at a time by `follow`.
 const FOLLOW_BATCH: ReadLimits = ReadLimits {
@@ -61,6 +63,16 @@ impl EmbeddedBroker {
     }
 }
 
+/// The caller's current principal, refused when its session is over (as
+/// the wire server refuses it for a remote proxy).
+fn principal(broker: &Broker, caller: &Caller) -> LinkResult<Arc<Principal>> {
+    match caller.session_issued_at_ms {
+        Some(issued_at_ms) => broker.session_principal(&caller.user, issued_at_ms),
+        None => broker.principal(&caller.user),
+    }
+    .map_err(refused)
+}
+
 fn refused(error: BrokerError) -> LinkError {
     LinkError::Refused {
         code: convert::error_code(&error),
@@ -83,13 +95,13 @@ impl BrokerLink for EmbeddedBroker {
 
     fn produce(
         &self,
-        username: String,
+        caller: Caller,
         station: String,
         messages: Vec<NewMessage>,
     ) -> BoxFuture<'_, LinkResult<Vec<ProduceOutcome>>> {
         async move {
             let broker = self.broker().await?;
-            let producer = broker.principal(&username).map_err(refused)?;
+            let producer = principal(&broker, &caller)?;
             let messages = messages.into_iter().map(convert::new_message).collect();
             let outcomes = broker
                 .produce(&producer, &station, messages)
@@ -109,10 +121,10 @@ impl BrokerLink for EmbeddedBroker {
         .boxed()
     }
 
-    fn call_as(&self, username: String, op: Op) -> BoxFuture<'_, LinkResult<Reply>> {
+    fn call_as(&self, caller: Caller, op: Op) -> BoxFuture<'_, LinkResult<Reply>> {
         async move {
             let broker = self.broker().await?;
-            let who = broker.principal(&username).map_err(refused)?;
+            let who = principal(&broker, &caller)?;
             // The wire server's own dispatch: one implementation of every
             // operation, whichever edge it arrives through.
             match operations::run(&broker, &who, op).await {
@@ -167,14 +179,14 @@ impl BrokerLink for EmbeddedBroker {
 
     fn follow(
         &self,
-        username: String,
+        caller: Caller,
         station: String,
         from: Option<u64>,
         into: FollowSender,
     ) -> BoxFuture<'_, LinkResult<u64>> {
         async move {
             let broker = self.broker().await?;
-            let reader = broker.principal(&username).map_err(refused)?;
+            let reader = principal(&broker, &caller)?;
             let handle = broker
                 .station_for_reading(&reader, &station)
                 .map_err(refused)?;

@@ -24,7 +24,7 @@ use depot_schemas::wire::{
     ConsumeToken, NewMessage, ProduceOutcome, request::Op, response::Result as Reply,
 };
 
-use super::{BrokerLink, FollowSender, LinkError, LinkResult, NotificationSender};
+use super::{BrokerLink, Caller, FollowSender, LinkError, LinkResult, NotificationSender};
 
 /// First wait after a failed connection attempt; doubles up to the maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -214,13 +214,13 @@ impl BrokerLink for RemoteBroker {
 
     fn produce(
         &self,
-        username: String,
+        caller: Caller,
         station: String,
         messages: Vec<NewMessage>,
     ) -> BoxFuture<'_, LinkResult<Vec<ProduceOutcome>>> {
         self.with_client(move |client| async move {
             client
-                .start_produce_as(&station, messages, &username)
+                .start_produce_as(&station, messages, caller.acting_for())
                 .await?
                 .await
         })
@@ -237,8 +237,8 @@ impl BrokerLink for RemoteBroker {
             .boxed()
     }
 
-    fn call_as(&self, username: String, op: Op) -> BoxFuture<'_, LinkResult<Reply>> {
-        self.with_client(move |client| async move { client.call_as(op, &username).await })
+    fn call_as(&self, caller: Caller, op: Op) -> BoxFuture<'_, LinkResult<Reply>> {
+        self.with_client(move |client| async move { client.call_as(op, caller.acting_for()).await })
             .boxed()
     }
 
@@ -262,7 +262,7 @@ impl BrokerLink for RemoteBroker {
 
     fn follow(
         &self,
-        username: String,
+        caller: Caller,
         station: String,
         from: Option<u64>,
         into: FollowSender,
@@ -271,7 +271,7 @@ impl BrokerLink for RemoteBroker {
             let subscription = self
                 .with_client(|client| async move {
                     client
-                        .subscribe_as(&station, from, FOLLOW_CREDIT, &username)
+                        .subscribe_as(&station, from, FOLLOW_CREDIT, caller.acting_for())
                         .await
                 })
                 .await?;

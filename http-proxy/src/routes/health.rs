@@ -6,7 +6,7 @@ use serde_json::json;
 use depot_broker::auth::ROOT_USER;
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
-use crate::routes::AppState;
+use crate::{broker_link::Caller, routes::AppState};
 
 pub async fn status() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
@@ -41,7 +41,7 @@ pub async fn readiness(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let mut text = state.metrics.render();
     let op = Op::GetMetrics(wire::GetMetrics {});
-    match state.link.call_as(ROOT_USER.to_owned(), op).await {
+    match state.link.call_as(Caller::internal(ROOT_USER), op).await {
         Ok(Reply::Metrics(broker)) => text.push_str(&broker.text),
         Ok(_) | Err(_) => text.push_str("# the broker's metrics are unavailable\n"),
     }

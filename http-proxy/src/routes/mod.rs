@@ -36,7 +36,7 @@ use actix_web::{
 
 use crate::{
     body::{RequestBody, read_body},
-    broker_link::SharedLink,
+    broker_link::{Caller, SharedLink},
     config::ProxyConfig,
     error::ProxyError,
     metrics::Metrics,
@@ -305,18 +305,19 @@ pub fn bearer_token(request: &HttpRequest) -> Option<String> {
         .map(|t| t.trim_start_matches("Bearer ").to_owned())
 }
 
-/// The user of a request's access token, or 401.
-pub async fn authenticated_user(
+/// The user of a request's access token, in the token's session, or 401.
+pub async fn authenticated_caller(
     request: &HttpRequest,
     state: &AppState,
-) -> Result<String, ProxyError> {
+) -> Result<Caller, ProxyError> {
     let token = bearer_token(request).ok_or_else(|| {
         ProxyError::Unauthorized(
             "an access token is required: Authorization: Bearer <jwt> or ?authorization=<jwt>"
                 .into(),
         )
     })?;
-    Ok(state.tokens.verify(&token, TokenType::Access).await?.sub)
+    let claims = state.tokens.verify(&token, TokenType::Access).await?;
+    Ok(Caller::of_token(&claims))
 }
 
 /// Authenticates a request and runs one broker operation as its token's
@@ -327,8 +328,8 @@ pub async fn call_as_user(
     state: &AppState,
     op: depot_schemas::wire::request::Op,
 ) -> Result<depot_schemas::wire::response::Result, ProxyError> {
-    let user = authenticated_user(request, state).await?;
-    Ok(state.link.call_as(user, op).await?)
+    let caller = authenticated_caller(request, state).await?;
+    Ok(state.link.call_as(caller, op).await?)
 }
 
 /// `{"success": true, "error": null}`: done, nothing more to say.

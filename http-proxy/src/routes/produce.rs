@@ -24,9 +24,10 @@ use depot_schemas::wire::{
 
 use crate::{
     body::RequestBody,
+    broker_link::Caller,
     coalesce::ProduceCoalescer,
     error::ProxyError,
-    routes::{AppState, auth::parse_json, authenticated_user},
+    routes::{AppState, auth::parse_json, authenticated_caller},
 };
 
 const JSON: &str = "application/json";
@@ -113,7 +114,7 @@ pub async fn single(
     coalescer: web::Data<ProduceCoalescer>,
     payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
-    let user = authenticated_user(&request, &state).await?;
+    let caller = authenticated_caller(&request, &state).await?;
     let content_type = media_type(&request);
     let content_type = match content_type.as_deref() {
         Some(t @ (JSON | TEXT | PROTOBUF)) => t.to_owned(),
@@ -135,7 +136,7 @@ pub async fn single(
         payload: body,
     };
     let outcome = coalescer
-        .produce(user, station.into_inner(), message)
+        .produce(caller, station.into_inner(), message)
         .await?;
     let (offset, duplicate) = stored(outcome)?;
     Ok(produced(offset, duplicate))
@@ -159,11 +160,11 @@ pub fn stored(outcome: ProduceOutcome) -> Result<(u64, bool), ProxyError> {
 /// One broker round trip, measured.
 pub async fn produce(
     state: &AppState,
-    user: String,
+    caller: Caller,
     station: String,
     messages: Vec<NewMessage>,
 ) -> Result<Vec<ProduceOutcome>, ProxyError> {
-    let call = state.link.produce(user, station, messages);
+    let call = state.link.produce(caller, station, messages);
     Ok(state.metrics.produce_call(call).await?)
 }
 
@@ -255,7 +256,7 @@ pub async fn batch(
     state: web::Data<AppState>,
     payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
-    let user = authenticated_user(&request, &state).await?;
+    let caller = authenticated_caller(&request, &state).await?;
     let content_type = media_type(&request);
     if content_type.as_deref() != Some(JSON) {
         return Err(unsupported(
@@ -304,7 +305,7 @@ pub async fn batch(
 
     let mut sent = 0u64;
     if !messages.is_empty() {
-        let outcomes = produce(&state, user, station.into_inner(), messages).await?;
+        let outcomes = produce(&state, caller, station.into_inner(), messages).await?;
         for (index, outcome) in indices.into_iter().zip(outcomes) {
             match outcome.outcome {
                 Some(Outcome::Offset(_)) | Some(Outcome::DuplicateOf(_)) => sent += 1,

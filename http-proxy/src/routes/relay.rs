@@ -25,6 +25,7 @@ use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
 use crate::{
     body::RequestBody,
+    broker_link::Caller,
     error::ProxyError,
     routes::{AppState, auth::parse_json, unexpected},
     tokens::TokenType,
@@ -90,8 +91,12 @@ async fn relay_as_caller(
                 .into(),
         )
     })?;
-    let user = state.tokens.verify(&token, TokenType::Access).await?.sub;
-    match state.link.call_as(user, Op::Relay(relay)).await? {
+    let claims = state.tokens.verify(&token, TokenType::Access).await?;
+    match state
+        .link
+        .call_as(Caller::of_token(&claims), Op::Relay(relay))
+        .await?
+    {
         Reply::RelayResult(result) => Ok(result),
         other => Err(unexpected(other)),
     }

@@ -34,7 +34,7 @@ use crate::{
     routes::{
         AppState,
         auth::parse_json,
-        authenticated_user, call_as_user as call,
+        authenticated_caller, call_as_user as call,
         produce::{check_payload, produce, stored},
         unexpected,
     },
@@ -179,7 +179,7 @@ pub async fn publish(
     state: web::Data<AppState>,
     payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
-    let user = authenticated_user(&request, &state).await?;
+    let caller = authenticated_caller(&request, &state).await?;
     let body = state
         .read_body(payload, state.config.max_single_body)
         .await?;
@@ -205,7 +205,7 @@ pub async fn publish(
         content_type: content_type.clone(),
         payload: data.clone(),
     };
-    let outcomes = produce(&state, user, message.topic_id.clone(), vec![new]).await?;
+    let outcomes = produce(&state, caller, message.topic_id.clone(), vec![new]).await?;
     let outcome = outcomes
         .into_iter()
         .next()

@@ -22,8 +22,9 @@ use tokio::sync::{Notify, mpsc};
 use depot_schemas::wire::{Header, NewMessage, produce_outcome::Outcome};
 
 use crate::{
+    broker_link::Caller,
     routes::AppState,
-    tokens::TokenType,
+    tokens::{Claims, TokenType},
     ws::{
         WsLimits,
         protocol::{self, Action, From},
@@ -87,7 +88,8 @@ impl Outbox {
 
 /// Who the connection acts for, once authorized.
 struct Authorized {
-    user: String,
+    /// The token's user, in the token's session.
+    caller: Caller,
     /// When the access token expires: the connection closes then.
     expires_at: Instant,
 }
@@ -107,6 +109,15 @@ fn close(code: CloseCode, description: impl Into<String>) -> Option<CloseReason>
     })
 }
 
+impl Authorized {
+    fn of_token(claims: &Claims) -> Self {
+        Self {
+            caller: Caller::of_token(claims),
+            expires_at: instant_of(claims.exp),
+        }
+    }
+}
+
 /// Seconds since the epoch to an `Instant` (tokens carry `exp`).
 fn instant_of(exp_seconds: u64) -> Instant {
     let now = std::time::SystemTime::now()
@@ -119,16 +130,13 @@ impl Connection {
     pub fn new(
         state: actix_web::web::Data<AppState>,
         limits: WsLimits,
-        user: Option<(String, u64)>,
+        token: Option<&Claims>,
     ) -> Self {
         Self {
             id: uuid::Uuid::now_v7().to_string(),
             state,
             limits,
-            user: user.map(|(user, exp)| Authorized {
-                user,
-                expires_at: instant_of(exp),
-            }),
+            user: token.map(Authorized::of_token),
             subscriptions: HashMap::new(),
         }
     }
@@ -147,7 +155,7 @@ impl Connection {
         let mut notifications = None;
         if let Some(user) = &self.user {
             outbox.send(self.welcome()).await;
-            notifications = Some(self.state.hub.join(&self.id, &user.user).await);
+            notifications = Some(self.state.hub.join(&self.id, &user.caller.user).await);
         }
         let opened = Instant::now();
         let mut last_heard = Instant::now();
@@ -169,7 +177,7 @@ impl Connection {
                                 break reason;
                             }
                             if let (None, Some(user)) = (&notifications, &self.user) {
-                                notifications = Some(self.state.hub.join(&self.id, &user.user).await);
+                                notifications = Some(self.state.hub.join(&self.id, &user.caller.user).await);
                             }
                         }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
@@ -230,7 +238,7 @@ impl Connection {
         json!({
             "action": "connected",
             "connection": self.id,
-            "user": self.user.as_ref().map(|u| u.user.clone()),
+            "user": self.user.as_ref().map(|u| u.caller.user.clone()),
         })
     }
 
@@ -249,10 +257,7 @@ impl Connection {
             (None, Action::Authorize { token }) => {
                 match self.state.tokens.verify(&token, TokenType::Access).await {
                     Ok(claims) => {
-                        self.user = Some(Authorized {
-                            user: claims.sub,
-                            expires_at: instant_of(claims.exp),
-                        });
+                        self.user = Some(Authorized::of_token(&claims));
                         self.welcome()
                     }
                     Err(error) => {
@@ -306,7 +311,7 @@ impl Connection {
                 let produced = self
                     .state
                     .link
-                    .produce(user.user.clone(), station.clone(), vec![message])
+                    .produce(user.caller.clone(), station.clone(), vec![message])
                     .await;
                 match produced.map(|o| o.into_iter().next().and_then(|o| o.outcome)) {
                     Ok(Some(Outcome::Offset(offset))) => {
@@ -344,7 +349,7 @@ impl Connection {
                 self.limits.max_subscriptions
             ));
         }
-        let user = self.user.as_ref().expect("authorized").user.clone();
+        let user = self.user.as_ref().expect("authorized").caller.clone();
         if from == From::Latest {
             return self.subscribe_latest(user, station, filter, outbox).await;
         }
@@ -404,7 +409,7 @@ impl Connection {
     /// From the latest message: a place on the station's shared feed.
     async fn subscribe_latest(
         &mut self,
-        user: String,
+        user: Caller,
         station: String,
         filter: Vec<(String, String)>,
         outbox: &Outbox,

@@ -19,7 +19,10 @@ use tokio::sync::{broadcast, mpsc};
 
 use depot_broker::auth::ROOT_USER;
 
-use crate::{broker_link::SharedLink, ws::protocol};
+use crate::{
+    broker_link::{Caller, SharedLink},
+    ws::protocol,
+};
 
 /// Frames a feed holds for its slowest subscriber.
 const FEED_BUFFER: usize = 8192;
@@ -81,7 +84,7 @@ impl Fanout {
             ended: Default::default(),
         });
         let (into, batches) = mpsc::channel(4);
-        link.follow(ROOT_USER.to_owned(), station.to_owned(), None, into)
+        link.follow(Caller::internal(ROOT_USER), station.to_owned(), None, into)
             .await
             .map_err(|e| e.to_string())?;
         actix_web::rt::spawn(run_feed(station.to_owned(), batches, Arc::downgrade(&feed)));

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use depot_broker::auth::ROOT_USER;
 use depot_schemas::wire::{self, request::Op};
 
-use crate::broker_link::SharedLink;
+use crate::broker_link::{Caller, SharedLink};
 
 /// Notifications waiting for one connection, at most (more are dropped:
 /// the connection is not keeping up).
@@ -107,7 +107,7 @@ impl Hub {
         let op = Op::UnregisterConnection(wire::UnregisterConnection {
             connection: connection.to_owned(),
         });
-        if let Err(error) = self.link.call_as(ROOT_USER.to_owned(), op).await {
+        if let Err(error) = self.link.call_as(Caller::internal(ROOT_USER), op).await {
             tracing::debug!(%error, "unregistering a connection failed");
         }
     }
@@ -118,7 +118,7 @@ impl Hub {
             connection,
             user,
         });
-        if let Err(error) = self.link.call_as(ROOT_USER.to_owned(), op).await {
+        if let Err(error) = self.link.call_as(Caller::internal(ROOT_USER), op).await {
             tracing::warn!(%error, "registering a connection failed");
         }
     }

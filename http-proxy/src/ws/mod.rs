@@ -79,11 +79,8 @@ pub async fn connect(
         authorize_timeout: config.ws_authorize_timeout,
         max_subscriptions: config.ws_max_subscriptions,
     };
-    let user = match bearer_token(&request) {
-        Some(token) => {
-            let claims = state.tokens.verify(&token, TokenType::Access).await?;
-            Some((claims.sub, claims.exp))
-        }
+    let token = match bearer_token(&request) {
+        Some(token) => Some(state.tokens.verify(&token, TokenType::Access).await?),
         None if limits.authorize_timeout.is_zero() => {
             return Err(ProxyError::Unauthorized(
                 "an access token is required: /ws?authorization=<jwt>".into(),
@@ -112,7 +109,7 @@ pub async fn connect(
         .max_frame_size(limits.max_frame)
         .aggregate_continuations()
         .max_continuation_size(limits.max_frame);
-    let connection = connection::Connection::new(state.clone(), limits, user);
+    let connection = connection::Connection::new(state.clone(), limits, token.as_ref());
     state.metrics.ws_connections.inc();
     actix_web::rt::spawn(async move {
         let _place = Place(&state.ws_connections.0);

@@ -7,9 +7,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
 use crate::{
-    harness::{ROOT_PASSWORD, fetch_all},
+    harness::{ROOT_PASSWORD, TestBroker, fetch_all},
     proxy_harness::{
-        TestProxy, get, get_text, login, metric_value, post, preflight, preflight_with,
+        TestProxy, get, get_text, login, metric_value, post, preflight, preflight_with, send,
     },
 };
 
@@ -626,14 +626,7 @@ async fn a_password_change_revokes_earlier_refresh_tokens() {
     assert_eq!(still.status, 200, "{}", still.body);
     let old_refresh = still.body["jwt_refresh_token"].as_str().unwrap().to_owned();
 
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    root.update_user(UpdateUser {
-        name: "mover".into(),
-        password: Some("new-password".into()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    change_password_a_second_later(&root, "mover", "new-password").await;
     let refused = refresh(old_refresh).await;
     assert_eq!(refused.status, 401, "{}", refused.body);
     let error = refused.body["error"].as_str().unwrap();
@@ -641,6 +634,97 @@ async fn a_password_change_revokes_earlier_refresh_tokens() {
 
     let (_, new_refresh) = login(&proxy, "mover", "new-password").await;
     assert_eq!(refresh(new_refresh).await.status, 200);
+}
+
+#[actix_rt::test]
+async fn a_password_change_ends_earlier_access_tokens_at_once_embedded() {
+    let proxy = TestProxy::embedded(&[]);
+    let root = proxy.broker_client().await;
+    access_tokens_end_with_a_password_change(&proxy, &root).await;
+}
+
+#[actix_rt::test]
+async fn a_password_change_ends_earlier_access_tokens_at_once_remote() {
+    let broker = TestBroker::start();
+    let proxy = TestProxy::remote(broker.addr, &[]);
+    let root = broker.client().await;
+    access_tokens_end_with_a_password_change(&proxy, &root).await;
+}
+
+/// An access token issued before its user's password changed is refused on
+/// every kind of route from then on (not when it expires); a new login
+/// works, and nothing the old token sent after the change is stored.
+async fn access_tokens_end_with_a_password_change(
+    proxy: &TestProxy,
+    root: &depot_broker::client::BrokerClient,
+) {
+    root.create_user(CreateUser {
+        password: "old-password".into(),
+        permissions: Some(Permissions {
+            produce: vec!["*".into()],
+            consume: vec!["*".into()],
+            create_stations: true,
+            ..Default::default()
+        }),
+        ..producer_anywhere("mover")
+    })
+    .await
+    .unwrap();
+    let (old_jwt, _) = login(proxy, "mover", "old-password").await;
+    let single = |jwt: String, body: &'static str| {
+        let url = proxy.url("/stations/moves/produce/single");
+        async move {
+            let (name, value) = bearer(&jwt);
+            post(&url, &[(name, value.as_str()), JSON], body).await
+        }
+    };
+    let first = single(old_jwt.clone(), r#"{"n":0}"#).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+
+    change_password_a_second_later(root, "mover", "new-password").await;
+
+    let refused = single(old_jwt.clone(), r#"{"n":"late"}"#).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(refused.body["success"], false);
+    let error = refused.body["error"].as_str().unwrap();
+    assert!(error.contains("authenticate again"), "{error}");
+    let (name, value) = bearer(&old_jwt);
+    let batch = post(
+        &proxy.url("/stations/moves/produce/batch"),
+        &[(name, value.as_str()), JSON],
+        r#"[{"n":"late"}]"#,
+    )
+    .await;
+    assert_eq!(batch.status, 401, "{}", batch.body);
+    let described = send("GET", &proxy.url("/stations/moves"), &old_jwt, None).await;
+    assert_eq!(described.status, 401, "{}", described.body);
+
+    let (new_jwt, _) = login(proxy, "mover", "new-password").await;
+    let second = single(new_jwt.clone(), r#"{"n":1}"#).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    let described = send("GET", &proxy.url("/stations/moves"), &new_jwt, None).await;
+    assert_eq!(described.status, 200, "{}", described.body);
+
+    let stored = fetch_all(root, "moves", 0).await;
+    let payloads: Vec<&[u8]> = stored.iter().map(|m| m.payload.as_ref()).collect();
+    assert_eq!(payloads, [&br#"{"n":0}"#[..], &br#"{"n":1}"#[..]]);
+}
+
+/// Changes `user`'s password in a later second than any token issued so
+/// far (token times are whole seconds).
+async fn change_password_a_second_later(
+    root: &depot_broker::client::BrokerClient,
+    user: &str,
+    password: &str,
+) {
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    root.update_user(UpdateUser {
+        name: user.into(),
+        password: Some(password.into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
 }
 
 #[actix_rt::test]

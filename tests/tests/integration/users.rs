@@ -132,7 +132,7 @@ async fn administrators_act_on_behalf_of_users_with_their_rights() {
     let as_app = |station: &'static str| {
         let root = root.clone();
         async move {
-            root.start_produce_as(station, vec![json_message("{}")], "orders-app")
+            root.start_produce_as(station, vec![json_message("{}")], "orders-app".into())
                 .await?
                 .await
         }
@@ -166,7 +166,7 @@ async fn administrators_act_on_behalf_of_users_with_their_rights() {
     // Only administrators may act for someone else.
     let app = connect_app(&broker, "token-of-orders-app").await.unwrap();
     let result = app
-        .start_produce_as("payments", vec![json_message("{}")], "root")
+        .start_produce_as("payments", vec![json_message("{}")], "root".into())
         .await
         .unwrap()
         .await;
