@@ -34,11 +34,14 @@ pub struct ConnectionEntry {
     pub connected_at_ms: u64,
 }
 
-/// What a proxy is asked to send: `data` to each of its `connections`.
+/// What a proxy is asked to do: send `data` to each of its `connections`,
+/// or, when `sessions_ended_before_ms` is not 0, close each of them whose
+/// session (access token) began before that time (`data` is then empty).
 #[derive(Debug, Clone)]
 pub struct Notification {
     pub connections: Vec<String>,
     pub data: Bytes,
+    pub sessions_ended_before_ms: u64,
 }
 
 /// Whom a notification is for.
@@ -122,14 +125,42 @@ impl Connections {
     /// Pushes `data` to the target's connections, wherever they are;
     /// returns how many connections it was handed to.
     pub fn notify(&self, target: &Target, data: Bytes) -> usize {
+        let chosen = |entry: &ConnectionEntry| match target {
+            Target::User(user) => &entry.user == user,
+            Target::Connection(id) => &entry.id == id,
+        };
+        self.push(chosen, |connections| Notification {
+            connections,
+            data: data.clone(),
+            sessions_ended_before_ms: 0,
+        })
+    }
+
+    /// Asks the proxies holding `user`'s connections to close those whose
+    /// session began before `before_ms` (its credentials changed then, or,
+    /// at `u64::MAX`, the user is gone); returns how many were named.
+    pub fn end_sessions(&self, user: &str, before_ms: u64) -> usize {
+        self.push(
+            |entry| entry.user == user,
+            |connections| Notification {
+                connections,
+                data: Bytes::new(),
+                sessions_ended_before_ms: before_ms,
+            },
+        )
+    }
+
+    /// Sends each attachment one notification naming its `chosen`
+    /// connections; returns how many connections were handed one.
+    fn push(
+        &self,
+        chosen: impl Fn(&ConnectionEntry) -> bool,
+        notification: impl Fn(Vec<String>) -> Notification,
+    ) -> usize {
         let state = self.state.lock();
         let mut by_attachment: HashMap<u64, Vec<String>> = HashMap::new();
         for (attachment, entry) in state.entries.values() {
-            let chosen = match target {
-                Target::User(user) => &entry.user == user,
-                Target::Connection(id) => &entry.id == id,
-            };
-            if chosen {
+            if chosen(entry) {
                 by_attachment
                     .entry(*attachment)
                     .or_default()
@@ -142,11 +173,7 @@ impl Connections {
                 continue;
             };
             let count = connections.len();
-            let notification = Notification {
-                connections,
-                data: data.clone(),
-            };
-            if proxy.pushes.try_send(notification).is_ok() {
+            if proxy.pushes.try_send(notification(connections)).is_ok() {
                 delivered += count;
             }
         }
@@ -184,6 +211,11 @@ mod tests {
             connections.notify(&Target::User("eve".into()), data.clone()),
             0
         );
+        assert_eq!(connections.end_sessions("bob", 7_000), 1);
+        let ended = to_b.try_recv().unwrap();
+        assert_eq!(ended.connections, ["c3"]);
+        assert_eq!(ended.sessions_ended_before_ms, 7_000);
+        assert!(ended.data.is_empty());
 
         assert_eq!(connections.list(Some("ana")).len(), 2);
         connections.detach(b);

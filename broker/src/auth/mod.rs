@@ -15,7 +15,7 @@ pub mod principal;
 pub mod users;
 
 pub use password::{PasswordHasher, RELEASE_AFTER as PASSWORD_WORK_AREA_RELEASE_AFTER};
-pub use principal::{Permissions, Principal};
+pub use principal::{Permissions, Principal, session_is_over};
 
 use rand::{Rng, distr::Alphanumeric};
 

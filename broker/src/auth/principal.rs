@@ -94,7 +94,7 @@ impl Principal {
     /// opened with the old one. Token times are whole seconds: a session of
     /// the same second as the change passes.
     pub fn require_session(&self, issued_at_ms: u64) -> BrokerResult<()> {
-        if issued_at_ms / 1000 < self.credentials_changed_at_ms / 1000 {
+        if session_is_over(issued_at_ms, self.credentials_changed_at_ms) {
             return Err(BrokerError::TokenRevoked);
         }
         Ok(())
@@ -140,6 +140,14 @@ impl Principal {
             })
         }
     }
+}
+
+/// Whether a session (a token) issued at `issued_at_ms` is over when its
+/// user's sessions before `ended_before_ms` ended (its credentials changed
+/// then). Token times are whole seconds, so the rule compares seconds: a
+/// session of the same second as the change lives on.
+pub fn session_is_over(issued_at_ms: u64, ended_before_ms: u64) -> bool {
+    issued_at_ms / 1000 < ended_before_ms / 1000
 }
 
 fn matches(patterns: &[Pattern], station: &StationName) -> bool {

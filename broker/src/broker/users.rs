@@ -181,7 +181,8 @@ impl Broker {
         if name == ROOT_USER && change.admin == Some(false) {
             return Err(BrokerError::bad_request("root stays an administrator"));
         }
-        if change.password.is_some() || change.connection_token.is_some() {
+        let credentials_changed = change.password.is_some() || change.connection_token.is_some();
+        if credentials_changed {
             user.credentials_changed_at_ms = now_ms();
         }
         if let Some(password) = change.password {
@@ -213,6 +214,12 @@ impl Broker {
         )?;
         require_a_secret(&user)?;
         self.save_user(&user).await?;
+        if credentials_changed {
+            // Its WebSockets opened with the old credentials close too.
+            self.inner
+                .connections
+                .end_sessions(name, user.credentials_changed_at_ms);
+        }
         Ok(UserSummary::from(&user))
     }
 
@@ -225,7 +232,10 @@ impl Broker {
             return Err(no_such_user(name));
         }
         self.inner.principals.write().remove(name);
-        self.inner.group_commit.commit_metadata().await
+        self.inner.group_commit.commit_metadata().await?;
+        // Its WebSockets close: every session of a deleted user is over.
+        self.inner.connections.end_sessions(name, u64::MAX);
+        Ok(())
     }
 
     pub fn list_users(&self, who: &Principal) -> BrokerResult<Vec<UserSummary>> {

@@ -435,6 +435,7 @@ impl Session {
                 let result = Some(Reply::Notification(wire::Notification {
                     connections: notification.connections,
                     data: notification.data,
+                    sessions_ended_before_ms: notification.sessions_ended_before_ms,
                 }));
                 if responses.send(Response { id, result }).await.is_err() {
                     return;

@@ -165,6 +165,7 @@ impl BrokerLink for EmbeddedBroker {
                     let notification = depot_schemas::wire::Notification {
                         connections: notification.connections,
                         data: notification.data,
+                        sessions_ended_before_ms: notification.sessions_ended_before_ms,
                     };
                     if into.send(notification).await.is_err() {
                         break;

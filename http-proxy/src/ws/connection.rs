@@ -17,8 +17,9 @@ use std::{
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use bytestring::ByteString;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
+use depot_broker::auth::session_is_over;
 use depot_schemas::wire::{Header, NewMessage, produce_outcome::Outcome};
 
 use crate::{
@@ -151,11 +152,15 @@ impl Connection {
             closed: Rc::new(Cell::new(false)),
         };
         let writer = actix_web::rt::spawn(write(session.clone(), outbound));
-        // Notifications for this connection, once it is authorized.
+        // Notifications for this connection, and the word that its user's
+        // sessions before some time are over, once it is authorized.
         let mut notifications = None;
+        let mut sessions_ended = None;
         if let Some(user) = &self.user {
             outbox.send(self.welcome()).await;
-            notifications = Some(self.state.hub.join(&self.id, &user.caller.user).await);
+            let joined = self.state.hub.join(&self.id, &user.caller.user).await;
+            notifications = Some(joined.notifications);
+            sessions_ended = Some(joined.sessions_ended);
         }
         let opened = Instant::now();
         let mut last_heard = Instant::now();
@@ -164,6 +169,11 @@ impl Connection {
         let reason = loop {
             let authorize_by = opened + self.limits.authorize_timeout;
             let expires_at = self.user.as_ref().map(|u| u.expires_at);
+            let session_issued_at_ms = self
+                .user
+                .as_ref()
+                .and_then(|u| u.caller.session_issued_at_ms)
+                .unwrap_or(0);
             tokio::select! {
                 frame = stream.recv() => {
                     last_heard = Instant::now();
@@ -177,7 +187,9 @@ impl Connection {
                                 break reason;
                             }
                             if let (None, Some(user)) = (&notifications, &self.user) {
-                                notifications = Some(self.state.hub.join(&self.id, &user.caller.user).await);
+                                let joined = self.state.hub.join(&self.id, &user.caller.user).await;
+                                notifications = Some(joined.notifications);
+                                sessions_ended = Some(joined.sessions_ended);
                             }
                         }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
@@ -211,6 +223,9 @@ impl Connection {
                 }
                 () = sleep_until_some(expires_at) => {
                     break close(CloseCode::Policy, "the access token expired: reconnect with a new one");
+                }
+                () = session_ends(&mut sessions_ended, session_issued_at_ms) => {
+                    break close(CloseCode::Policy, "the session is over: the user's password or connection token changed, or the user was deleted; authenticate again");
                 }
                 () = self.state.closing.cancelled() => {
                     break close(CloseCode::Away, "the proxy is shutting down: reconnect");
@@ -462,6 +477,23 @@ impl Connection {
     }
 }
 
+/// Resolves when the hub says the user's sessions before a time are over
+/// and this connection's (issued at `issued_at_ms`) is one of them; never
+/// before the connection has joined the hub.
+async fn session_ends(ended: &mut Option<watch::Receiver<u64>>, issued_at_ms: u64) {
+    let Some(ended) = ended else {
+        return std::future::pending().await;
+    };
+    if ended
+        .wait_for(|&before| session_is_over(issued_at_ms, before))
+        .await
+        .is_err()
+    {
+        // The hub let go of the connection: nothing more will come.
+        std::future::pending::<()>().await;
+    }
+}
+
 async fn sleep_until_some(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -496,6 +528,8 @@ fn close_kind(reason: &CloseReason) -> &'static str {
         "idle"
     } else if description.contains("expired") {
         "token_expired"
+    } else if description.starts_with("the session is over") {
+        "session_ended"
     } else {
         "unauthorized"
     }

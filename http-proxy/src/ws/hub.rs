@@ -2,7 +2,8 @@
 //! sees them. The hub attaches the proxy to the broker (re-attaching after
 //! the broker comes back, and registering again every connection it holds),
 //! registers and unregisters connections as they come and go, and hands
-//! each pushed notification to the connections it names.
+//! each pushed notification to the connections it names, including the
+//! broker's word that a user's sessions before some time are over.
 
 use std::{
     collections::HashMap,
@@ -15,7 +16,7 @@ use std::{
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use depot_broker::auth::ROOT_USER;
 use depot_schemas::wire::{self, request::Op};
@@ -31,6 +32,17 @@ const REATTACH_AFTER: Duration = Duration::from_secs(1);
 struct Local {
     user: String,
     notifications: mpsc::Sender<Bytes>,
+    sessions_ended: watch::Sender<u64>,
+}
+
+/// What a connection receives from the hub once it has joined.
+pub struct Joined {
+    /// Notifications' data, in order; dropped when the connection's queue
+    /// is full (it is not keeping up).
+    pub notifications: mpsc::Receiver<Bytes>,
+    /// Sessions of the connection's user that began before this time (ms)
+    /// are over (0: none); never dropped, the latest time wins.
+    pub sessions_ended: watch::Receiver<u64>,
 }
 
 pub struct Hub {
@@ -85,13 +97,15 @@ impl Hub {
     }
 
     /// A connection authorized as `user`: it receives what is pushed to it.
-    pub async fn join(&self, connection: &str, user: &str) -> mpsc::Receiver<Bytes> {
+    pub async fn join(&self, connection: &str, user: &str) -> Joined {
         let (notifications, receiver) = mpsc::channel(NOTIFY_QUEUE);
+        let (sessions_ended, ended) = watch::channel(0);
         self.local.lock().insert(
             connection.to_owned(),
             Local {
                 user: user.to_owned(),
                 notifications,
+                sessions_ended,
             },
         );
         let attachment = self.attachment.load(Ordering::Acquire);
@@ -99,7 +113,10 @@ impl Hub {
             self.register(attachment, connection.to_owned(), user.to_owned())
                 .await;
         }
-        receiver
+        Joined {
+            notifications: receiver,
+            sessions_ended: ended,
+        }
     }
 
     pub async fn leave(&self, connection: &str) {
@@ -125,10 +142,25 @@ impl Hub {
 
     fn deliver(&self, notification: wire::Notification) {
         let local = self.local.lock();
+        let ended_before = notification.sessions_ended_before_ms;
         for connection in &notification.connections {
-            if let Some(local) = local.get(connection) {
+            let Some(local) = local.get(connection) else {
+                continue;
+            };
+            if ended_before == 0 {
                 let _ = local.notifications.try_send(notification.data.clone());
+            } else {
+                local
+                    .sessions_ended
+                    .send_if_modified(|before| raise(before, ended_before));
             }
         }
     }
+}
+
+/// Raises `current` to `to`; whether it rose.
+fn raise(current: &mut u64, to: u64) -> bool {
+    let rose = to > *current;
+    *current = (*current).max(to);
+    rose
 }

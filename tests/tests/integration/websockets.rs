@@ -644,6 +644,62 @@ async fn notifications_reach_a_users_connections_on_every_proxy() {
 }
 
 #[actix_rt::test]
+async fn a_password_change_closes_the_users_older_sockets_on_every_proxy() {
+    let broker = TestBroker::start();
+    let proxy_a = TestProxy::remote(broker.addr, &[]);
+    let proxy_b = TestProxy::remote(broker.addr, &[]);
+    let admin = broker.client().await;
+    let old = producer_user_of(&admin, &proxy_a, "ana", &[]).await;
+    let bob = producer_user_of(&admin, &proxy_a, "bob", &[]).await;
+    let mut on_a = WsClient::authorized(&proxy_a, &old).await;
+    let mut on_b = WsClient::connect(&proxy_b, "").await.unwrap();
+    on_b.send(json!({"action": "authorize", "token": old}))
+        .await;
+    assert_eq!(on_b.json().await["action"], "connected");
+    let mut bobs = WsClient::authorized(&proxy_b, &bob).await;
+    let registered = || {
+        let out = broker.cli_ok(&["--json", "connections", "list"]);
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    crate::webhook_receiver::wait_until("three registered connections", || registered() == 3).await;
+
+    // Token times are whole seconds: change the password in a later one.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    broker.cli_ok(&["users", "update", "ana", "--password", "a-new-password"]);
+    for socket in [&mut on_a, &mut on_b] {
+        let reason = socket.closed().await;
+        assert!(reason.contains("authenticate again"), "{reason}");
+    }
+    // A socket opened with the new password lives on, as do other users'.
+    let (new, _) = login(&proxy_a, "ana", "a-new-password").await;
+    let mut renewed = WsClient::authorized(&proxy_a, &new).await;
+    for socket in [&mut renewed, &mut bobs] {
+        socket.send(json!({"action": "ping"})).await;
+        assert_eq!(socket.json().await["action"], "pong");
+    }
+}
+
+#[actix_rt::test]
+async fn deleting_a_user_closes_its_sockets() {
+    let proxy = TestProxy::embedded(&[]);
+    let jwt = producer_user(&proxy, "leaver", &["*"]).await;
+    let mut socket = WsClient::authorized(&proxy, &jwt).await;
+    let root = proxy.broker_client().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while root.list_connections("leaver").await.unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never registered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    root.delete_user("leaver").await.unwrap();
+    let reason = socket.closed().await;
+    assert!(reason.contains("deleted"), "{reason}");
+}
+
+#[actix_rt::test]
 async fn on_sigterm_sockets_are_told_to_go_away_and_the_proxy_exits_promptly() {
     let mut proxy = TestProxy::embedded(&["--shutdown-timeout", "20s"]);
     let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
