@@ -155,6 +155,13 @@ pub struct BrokerOptions {
     )]
     pub max_subscriptions_per_connection: usize,
 
+    /// The longest a fetch may wait for its first message (a long poll:
+    /// the wire `Fetch.max_wait_ms`, HTTP `?wait_ms=`); a longer wait asked
+    /// for is cut to this. Each waiting fetch holds one of its connection's
+    /// requests in flight.
+    #[arg(long, env = "DEPOT_MAX_FETCH_WAIT", default_value = "30s", value_parser = parse_duration)]
+    pub max_fetch_wait: Duration,
+
     /// Stations the broker holds at most; creating one more (by hand or on
     /// produce) is refused until some are deleted. Each costs an actor and
     /// its trees, so a producer inventing names cannot exhaust memory.
@@ -275,6 +282,7 @@ impl BrokerOptions {
             max_pending_logins: 256,
             max_in_flight_per_connection: 1024,
             max_subscriptions_per_connection: 64,
+            max_fetch_wait: Duration::from_secs(30),
             max_stations: 10_000,
             auto_create: true,
             retention_interval: Duration::from_secs(5),

@@ -158,6 +158,13 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_HTTP_MAX_CONNECTIONS", default_value_t = 25_000)]
     pub http_max_connections: usize,
 
+    /// Fetches waiting for messages (`GET /stations/{name}/messages?wait_ms=`)
+    /// this proxy holds at most; one more is answered 429 at once. Each
+    /// holds a request in flight on a broker connection, so they are kept
+    /// well below the broker's `--max-in-flight` per connection.
+    #[arg(long, env = "DEPOT_HTTP_MAX_WAITING_FETCHES", default_value_t = 256)]
+    pub http_max_waiting_fetches: usize,
+
     /// How long a client may take to send a request's head; a slower one
     /// gets 408 and is closed, so trickled headers cannot hold a connection.
     #[arg(long, env = "DEPOT_HTTP_REQUEST_TIMEOUT", default_value = "5s", value_parser = parse_duration)]

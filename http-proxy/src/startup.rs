@@ -82,6 +82,7 @@ pub fn http_server(
         config,
         metrics: Metrics::new(),
         ws_connections: Default::default(),
+        waiting_fetches: Default::default(),
         hub,
         fanout: Default::default(),
         closing,

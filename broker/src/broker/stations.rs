@@ -2,6 +2,8 @@
 //! management needs the admin right; produce and fetch need the caller's
 //! produce or consume pattern to match the station.
 
+use std::time::Duration;
+
 use tokio::sync::oneshot;
 
 use crate::{
@@ -186,16 +188,31 @@ impl Broker {
     }
 
     /// Reads durable messages from `from` on.
-    pub fn fetch(
+    /// Reads from `from`; when nothing is stored there yet, first waits up
+    /// to `wait` (cut to `--max-fetch-wait`) for a message to land there,
+    /// woken by the station's durable head (a long poll: an HTTP consumer
+    /// learns of a message as soon as it is durable, without polling).
+    pub async fn fetch(
         &self,
         who: &Principal,
         station: &str,
         from: u64,
         limits: ReadLimits,
+        wait: Duration,
     ) -> BrokerResult<(ReadBatch, u64)> {
         let name = StationName::parse(station)?;
         who.require_consume(&name)?;
-        self.station(&name)?.read(from, limits)
+        let station = self.station(&name)?;
+        let wait = wait.min(self.inner.config.options.max_fetch_wait);
+        if !wait.is_zero() {
+            let mut head = station.durable_head.clone();
+            let landed = tokio::time::timeout(wait, head.wait_for(|&head| head > from)).await;
+            if let Ok(Err(_)) = landed {
+                // The station was deleted while we waited.
+                return Err(not_found(&name));
+            }
+        }
+        station.read(from, limits)
     }
 
     /// The station itself, for readers that follow it (subscriptions).

@@ -1,5 +1,7 @@
 //! `depot fetch` and `depot tail`.
 
+use std::time::Duration;
+
 use clap::Args;
 
 use crate::cli::{CliResult, Context, output};
@@ -13,6 +15,10 @@ pub struct FetchArgs {
     /// Messages to print at most.
     #[arg(long, default_value_t = 100)]
     count: u32,
+    /// When nothing is stored at --from yet, wait this long (e.g. 30s; at
+    /// most the broker's --max-fetch-wait) for a message to land there.
+    #[arg(long, value_parser = crate::config::parse_duration, default_value = "0s")]
+    wait: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -29,8 +35,14 @@ const TAIL_CREDIT: u32 = 1000;
 pub async fn run_fetch(context: &Context, args: FetchArgs) -> CliResult {
     let mut from = args.from;
     let mut remaining = args.count;
+    // Only the first fetch waits: once messages come, the rest are there.
+    let mut wait = args.wait;
     while remaining > 0 {
-        let batch = context.client.fetch(&args.station, from, remaining).await?;
+        let batch = context
+            .client
+            .fetch_waiting(&args.station, from, remaining, wait)
+            .await?;
+        wait = Duration::ZERO;
         if batch.messages.is_empty() {
             break;
         }

@@ -20,6 +20,7 @@ use std::{
         Arc, Weak,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
 use futures::StreamExt;
@@ -453,10 +454,26 @@ impl BrokerClient {
         from_offset: u64,
         max_messages: u32,
     ) -> ClientResult<wire::FetchResult> {
+        self.fetch_waiting(station, from_offset, max_messages, Duration::ZERO)
+            .await
+    }
+
+    /// [`fetch`](Self::fetch) as a long poll: when nothing is stored at
+    /// `from_offset` yet, the broker waits up to `wait` (at most its
+    /// `--max-fetch-wait`) for a message to land there; the answer may
+    /// still be empty.
+    pub async fn fetch_waiting(
+        &self,
+        station: &str,
+        from_offset: u64,
+        max_messages: u32,
+        wait: Duration,
+    ) -> ClientResult<wire::FetchResult> {
         let op = Op::Fetch(wire::Fetch {
             station: station.to_owned(),
             from_offset,
             max_messages,
+            max_wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
             ..Default::default()
         });
         match self.call(op).await? {

@@ -2,7 +2,7 @@
 //! [`Broker`] method, and maps the result to a wire answer. Session-level
 //! operations (handshake, subscriptions) live in `connection`.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use depot_schemas::wire::{self, ErrorCode, request::Op, response::Result as Reply};
 
@@ -70,7 +70,7 @@ pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
         Op::Produce(produce) => {
             return finish_produce(start_produce(broker, who, produce).await).await;
         }
-        Op::Fetch(fetch) => fetch_messages(broker, who, fetch),
+        Op::Fetch(fetch) => fetch_messages(broker, who, fetch).await,
         Op::CreateUser(create) => match convert::new_user(create) {
             Ok(new) => broker.create_user(who, new).await.map(user_reply),
             Err(e) => Err(e),
@@ -145,7 +145,7 @@ fn user_reply(user: UserSummary) -> Reply {
     Reply::User(convert::user_info(&user))
 }
 
-fn fetch_messages(
+async fn fetch_messages(
     broker: &Broker,
     who: &Arc<Principal>,
     fetch: wire::Fetch,
@@ -163,7 +163,10 @@ fn fetch_messages(
         }
         .min(frame_room),
     };
-    let (batch, head) = broker.fetch(&reader, &fetch.station, fetch.from_offset, limits)?;
+    let wait = Duration::from_millis(fetch.max_wait_ms.into());
+    let (batch, head) = broker
+        .fetch(&reader, &fetch.station, fetch.from_offset, limits, wait)
+        .await?;
     Ok(Reply::FetchResult(wire::FetchResult {
         messages: batch
             .messages

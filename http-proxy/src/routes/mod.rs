@@ -51,6 +51,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Open WebSocket connections.
     pub ws_connections: crate::ws::WsCounter,
+    /// Fetches waiting for messages now (long polls).
+    pub waiting_fetches: std::sync::atomic::AtomicUsize,
     /// This proxy's connections in the broker's registry.
     pub hub: std::sync::Arc<crate::ws::hub::Hub>,
     /// Shared station feeds for WebSocket subscriptions.

@@ -11,11 +11,13 @@
 //! | `GET /stations/{name}`            | one station                          |
 //! | `PATCH /stations/{name}`          | `{"description"?, "settings"?}`      |
 //! | `DELETE /stations/{name}`         | delete it and its messages           |
-//! | `GET /stations/{name}/messages`   | `?from=&limit=&max_bytes=` fetch     |
+//! | `GET /stations/{name}/messages`   | `?from=&limit=&max_bytes=&wait_ms=` fetch |
 //!
 //! A station is the JSON of `depot stations info --json`
 //! ([`depot_broker::views::station`]); a message is the WebSocket push's
 //! ([`crate::message_view`]).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -105,6 +107,11 @@ pub struct FetchQuery {
     /// 1 MiB); at least one message comes when one is there.
     #[serde(default)]
     max_bytes: u64,
+    /// A long poll: when nothing is stored at `from` yet, wait up to this
+    /// many milliseconds for a message to land there (0: answer at once; at
+    /// most the broker's `--max-fetch-wait`, 30 s by default).
+    #[serde(default)]
+    wait_ms: u64,
     /// The access token, when it comes in the query (browsers).
     #[serde(default, rename = "authorization")]
     _authorization: Option<String>,
@@ -192,14 +199,27 @@ pub async fn fetch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ProxyError> {
     let station = station.into_inner();
+    let _place = match query.wait_ms {
+        0 => None,
+        _ => Some(WaitingFetch::take(&state)?),
+    };
     let op = Op::Fetch(wire::Fetch {
         station: station.clone(),
         from_offset: query.from,
         max_messages: query.limit,
         max_bytes: query.max_bytes,
+        max_wait_ms: u32::try_from(query.wait_ms).unwrap_or(u32::MAX),
         ..Default::default()
     });
-    match call(&request, &state, op).await? {
+    let reply = tokio::select! {
+        reply = call(&request, &state, op) => reply?,
+        () = state.closing.cancelled(), if query.wait_ms > 0 => {
+            return Err(ProxyError::Unavailable(
+                "the proxy is shutting down: fetch again from another".into(),
+            ));
+        }
+    };
+    match reply {
         Reply::FetchResult(fetched) => Ok(succeeded(json!({
             "messages": fetched
                 .messages
@@ -210,5 +230,31 @@ pub async fn fetch(
             "head_offset": fetched.head_offset,
         }))),
         other => Err(unexpected(other)),
+    }
+}
+
+/// One of the proxy's places for a fetch that waits for messages, given
+/// back when dropped.
+struct WaitingFetch<'a>(&'a AtomicUsize);
+
+impl<'a> WaitingFetch<'a> {
+    /// A place, or 429 when `--http-max-waiting-fetches` are waiting.
+    fn take(state: &'a AppState) -> Result<Self, ProxyError> {
+        let waiting = &state.waiting_fetches;
+        let limit = state.config.http_max_waiting_fetches;
+        if waiting.fetch_add(1, Ordering::Relaxed) >= limit {
+            waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(ProxyError::TooManyRequests(format!(
+                "this proxy already holds its maximum of {limit} waiting fetches \
+                 (--http-max-waiting-fetches): fetch without wait_ms, or later"
+            )));
+        }
+        Ok(Self(waiting))
+    }
+}
+
+impl Drop for WaitingFetch<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

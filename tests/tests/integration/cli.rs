@@ -178,3 +178,22 @@ fn tail_prints_new_messages_as_they_arrive() {
     tail.kill().unwrap();
     tail.wait().unwrap();
 }
+
+#[test]
+fn fetch_waits_for_the_first_message_with_wait() {
+    let broker = TestBroker::start();
+    stdout(&broker.cli(&["stations", "create", "cli.later"]));
+    std::thread::scope(|scope| {
+        let waiting =
+            scope.spawn(|| stdout(&broker.cli(&["--json", "fetch", "cli.later", "--wait", "20s"])));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(!waiting.is_finished(), "fetch answered before a message");
+        stdout(&broker.cli(&["produce", "cli.later", r#"{"late":true}"#]));
+        let fetched = waiting.join().unwrap();
+        let message: Value = serde_json::from_str(fetched.trim()).unwrap();
+        assert_eq!(message["payload"], r#"{"late":true}"#);
+    });
+    // Nothing at the offset: nothing printed once the wait is over.
+    let none = stdout(&broker.cli(&["fetch", "cli.later", "--from", "1", "--wait", "300ms"]));
+    assert_eq!(none, "");
+}

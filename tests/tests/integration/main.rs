@@ -12,6 +12,7 @@ mod http_api;
 mod http_connections;
 mod https;
 mod logging;
+mod long_poll;
 mod produce;
 mod protocol;
 mod proxy_harness;

@@ -273,3 +273,36 @@ pub async fn producer_user_of(
         .unwrap();
     login(proxy, name, &password).await.0
 }
+
+/// Creates `station` over HTTP with `jwt`'s rights (200 expected).
+pub async fn create_station(proxy: &TestProxy, jwt: &str, station: &str) {
+    let created = send(
+        "POST",
+        &proxy.url("/stations"),
+        jwt,
+        Some(serde_json::json!({ "name": station })),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+}
+
+/// Produces one message to `station` over HTTP with `jwt` and these
+/// headers (200 expected).
+pub async fn produce_single(
+    proxy: &TestProxy,
+    jwt: &str,
+    station: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) {
+    let auth = format!("Bearer {jwt}");
+    let mut all = vec![("Authorization", auth.as_str())];
+    all.extend_from_slice(headers);
+    let answer = post(
+        &proxy.url(&format!("/stations/{station}/produce/single")),
+        &all,
+        body.to_owned(),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}

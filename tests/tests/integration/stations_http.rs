@@ -7,27 +7,10 @@ use serde_json::{Value, json};
 
 use crate::{
     harness::{ROOT_PASSWORD, TestBroker},
-    proxy_harness::{TestProxy, login, post, producer_user, send},
+    proxy_harness::{
+        TestProxy, create_station, login, post, produce_single as produce, producer_user, send,
+    },
 };
-
-async fn produce(
-    proxy: &TestProxy,
-    jwt: &str,
-    station: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) {
-    let auth = format!("Bearer {jwt}");
-    let mut all = vec![("Authorization", auth.as_str())];
-    all.extend_from_slice(headers);
-    let answer = post(
-        &proxy.url(&format!("/stations/{station}/produce/single")),
-        &all,
-        body.to_owned(),
-    )
-    .await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-}
 
 /// One string field of each object of a JSON array.
 fn field_of_each<'a>(array: &'a Value, field: &str) -> Vec<&'a str> {
@@ -227,14 +210,7 @@ async fn each_station_route_checks_the_users_rights() {
     let proxy = TestProxy::embedded(&[]);
     let (root, _) = login(&proxy, "root", ROOT_PASSWORD).await;
     for name in ["orders.eu", "payments"] {
-        let created = send(
-            "POST",
-            &proxy.url("/stations"),
-            &root,
-            Some(json!({"name": name})),
-        )
-        .await;
-        assert_eq!(created.status, 200, "{}", created.body);
+        create_station(&proxy, &root, name).await;
     }
     produce(
         &proxy,
@@ -289,14 +265,7 @@ async fn station_routes_work_through_a_remote_broker() {
     let broker = TestBroker::start();
     let proxy = TestProxy::remote(broker.addr, &[]);
     let (root, _) = login(&proxy, "root", ROOT_PASSWORD).await;
-    let created = send(
-        "POST",
-        &proxy.url("/stations"),
-        &root,
-        Some(json!({"name": "events"})),
-    )
-    .await;
-    assert_eq!(created.status, 200, "{}", created.body);
+    create_station(&proxy, &root, "events").await;
     produce(
         &proxy,
         &root,
