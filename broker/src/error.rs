@@ -55,7 +55,7 @@ pub enum BrokerError {
     BadCredentials,
 
     #[error(
-        "the token was issued before the user's password or connection token changed; authenticate again"
+        "the session is over: the token was issued before the user's password or connection token changed or its sessions were ended; authenticate again"
     )]
     TokenRevoked,
 

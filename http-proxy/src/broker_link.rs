@@ -52,7 +52,7 @@ impl Caller {
     pub fn of_token(claims: &crate::tokens::Claims) -> Self {
         Self {
             user: claims.sub.clone(),
-            session_issued_at_ms: Some(claims.iat.saturating_mul(1000)),
+            session_issued_at_ms: Some(claims.issued_at_ms()),
         }
     }
 

@@ -49,6 +49,21 @@ pub struct Claims {
     pub iat: u64,
     pub exp: u64,
     pub jti: String,
+    /// The issue time in milliseconds (`iat` is whole seconds), so a
+    /// session ended in the same second as a token was issued is told
+    /// apart from one begun after. 0 (absent): `iat` alone.
+    #[serde(default)]
+    pub iat_ms: u64,
+}
+
+impl Claims {
+    /// When the token was issued, in milliseconds.
+    pub fn issued_at_ms(&self) -> u64 {
+        match self.iat_ms {
+            0 => self.iat.saturating_mul(1000),
+            ms => ms,
+        }
+    }
 }
 
 /// A new access and refresh token pair, as `/auth/*` answers it (times in
@@ -78,9 +93,13 @@ pub struct Tokens {
 }
 
 fn now_seconds() -> u64 {
+    now_millis() / 1000
+}
+
+fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Tokens {
@@ -120,13 +139,15 @@ impl Tokens {
     ) -> Result<TokenPair, ProxyError> {
         let keys = self.keys().await?;
         let sign = |typ, lifetime: Duration| {
-            let iat = now_seconds();
+            let iat_ms = now_millis();
+            let iat = iat_ms / 1000;
             let claims = Claims {
                 sub: username.to_owned(),
                 typ,
                 iat,
                 exp: iat + lifetime.as_secs(),
                 jti: uuid::Uuid::now_v7().to_string(),
+                iat_ms,
             };
             let header = Header {
                 kid: Some(KEY_ID.to_owned()),
@@ -197,7 +218,7 @@ impl Tokens {
                 jti: claims.jti.clone(),
                 expires_at_ms: claims.exp.saturating_mul(1000),
                 username: claims.sub.clone(),
-                issued_at_ms: claims.iat.saturating_mul(1000),
+                issued_at_ms: claims.issued_at_ms(),
             })
             .await?;
         if !first_use {

@@ -66,7 +66,7 @@ pub fn ensure_root(
         admin: true,
         notify: true,
         created_at_ms: crate::clock::now_ms(),
-        credentials_changed_at_ms: 0,
+        sessions_ended_at_ms: 0,
     })?;
     store.db().flush()?;
     Ok(generated.then_some(password))

@@ -67,9 +67,10 @@ impl Permissions {
 pub struct Principal {
     pub username: String,
     pub permissions: Permissions,
-    /// When the user's password or connection token last changed (ms; 0:
-    /// never since creation): sessions opened before it are over.
-    pub credentials_changed_at_ms: u64,
+    /// Sessions (tokens) begun before this time (ms) are over: the user's
+    /// password or connection token changed then, or its sessions were
+    /// ended; 0: never since creation.
+    pub sessions_ended_at_ms: u64,
 }
 
 impl Principal {
@@ -85,16 +86,15 @@ impl Principal {
                     user.admin,
                 )?
             },
-            credentials_changed_at_ms: user.credentials_changed_at_ms,
+            sessions_ended_at_ms: user.sessions_ended_at_ms,
         })
     }
 
     /// Refuses a session (a token) issued at `issued_at_ms` before the
-    /// user's credentials last changed, so a new password ends every session
-    /// opened with the old one. Token times are whole seconds: a session of
-    /// the same second as the change passes.
+    /// user's sessions were last ended, so a new password (or a logout
+    /// everywhere) ends every session opened before it.
     pub fn require_session(&self, issued_at_ms: u64) -> BrokerResult<()> {
-        if session_is_over(issued_at_ms, self.credentials_changed_at_ms) {
+        if session_is_over(issued_at_ms, self.sessions_ended_at_ms) {
             return Err(BrokerError::TokenRevoked);
         }
         Ok(())
@@ -143,11 +143,12 @@ impl Principal {
 }
 
 /// Whether a session (a token) issued at `issued_at_ms` is over when its
-/// user's sessions before `ended_before_ms` ended (its credentials changed
-/// then). Token times are whole seconds, so the rule compares seconds: a
-/// session of the same second as the change lives on.
+/// user's sessions begun before `ended_before_ms` were ended. Both times are
+/// milliseconds of two clocks (the proxy's that issued the token, the
+/// broker's that ended the sessions), so the hosts' clocks must agree, as
+/// they must for token expiry.
 pub fn session_is_over(issued_at_ms: u64, ended_before_ms: u64) -> bool {
-    issued_at_ms / 1000 < ended_before_ms / 1000
+    issued_at_ms < ended_before_ms
 }
 
 fn matches(patterns: &[Pattern], station: &StationName) -> bool {
@@ -163,24 +164,21 @@ mod tests {
         Principal {
             username: "u".into(),
             permissions: Permissions::compile(&produce, &[], false, false).unwrap(),
-            credentials_changed_at_ms: 0,
+            sessions_ended_at_ms: 0,
         }
     }
 
     #[test]
-    fn sessions_from_before_a_credentials_change_are_refused() {
+    fn sessions_from_before_their_end_are_refused() {
         let changed = Principal {
-            credentials_changed_at_ms: 5_500,
+            sessions_ended_at_ms: 5_500,
             ..user(&[])
         };
         assert!(matches!(
-            changed.require_session(4_999),
+            changed.require_session(5_499),
             Err(BrokerError::TokenRevoked)
         ));
-        assert!(
-            changed.require_session(5_000).is_ok(),
-            "the same second passes"
-        );
+        assert!(changed.require_session(5_500).is_ok());
         assert!(changed.require_session(6_000).is_ok());
         assert!(user(&[]).require_session(0).is_ok(), "never changed");
     }

@@ -159,7 +159,7 @@ impl Broker {
             admin: new.admin,
             notify: new.notify,
             created_at_ms: now_ms(),
-            credentials_changed_at_ms: 0,
+            sessions_ended_at_ms: 0,
         };
         require_a_secret(&user)?;
         self.save_user(&user).await?;
@@ -173,17 +173,13 @@ impl Broker {
         change: UserChange,
     ) -> BrokerResult<UserSummary> {
         who.require_admin()?;
-        let mut user = self
-            .inner
-            .store
-            .user(name)?
-            .ok_or_else(|| no_such_user(name))?;
+        let mut user = self.stored_user(name)?;
         if name == ROOT_USER && change.admin == Some(false) {
             return Err(BrokerError::bad_request("root stays an administrator"));
         }
         let credentials_changed = change.password.is_some() || change.connection_token.is_some();
         if credentials_changed {
-            user.credentials_changed_at_ms = now_ms();
+            user.sessions_ended_at_ms = now_ms();
         }
         if let Some(password) = change.password {
             user.password_hash = self.hash_optional(Some(password)).await?;
@@ -216,11 +212,23 @@ impl Broker {
         self.save_user(&user).await?;
         if credentials_changed {
             // Its WebSockets opened with the old credentials close too.
-            self.inner
-                .connections
-                .end_sessions(name, user.credentials_changed_at_ms);
+            self.close_ended_sockets(&user);
         }
         Ok(UserSummary::from(&user))
+    }
+
+    /// Ends every session of `name` begun until now (its tokens and
+    /// WebSockets); its secrets stay. A user may end its own sessions, an
+    /// administrator anyone's.
+    pub async fn end_sessions(&self, who: &Principal, name: &str) -> BrokerResult<()> {
+        if who.username != name {
+            who.require_admin()?;
+        }
+        let mut user = self.stored_user(name)?;
+        user.sessions_ended_at_ms = now_ms();
+        self.save_user(&user).await?;
+        self.close_ended_sockets(&user);
+        Ok(())
     }
 
     pub async fn delete_user(&self, who: &Principal, name: &str) -> BrokerResult<()> {
@@ -254,6 +262,21 @@ impl Broker {
             Some(secret) if !secret.is_empty() => self.inner.passwords.hash(secret).await,
             _ => Ok(String::new()),
         }
+    }
+
+    fn stored_user(&self, name: &str) -> BrokerResult<UserRecord> {
+        self.inner
+            .store
+            .user(name)?
+            .ok_or_else(|| no_such_user(name))
+    }
+
+    /// Asks every proxy to close `user`'s WebSockets begun before its
+    /// sessions were ended (called once the record saying so is durable).
+    fn close_ended_sockets(&self, user: &UserRecord) {
+        self.inner
+            .connections
+            .end_sessions(&user.name, user.sessions_ended_at_ms);
     }
 
     async fn save_user(&self, user: &UserRecord) -> BrokerResult<()> {

@@ -36,8 +36,8 @@ pub enum UsersCommand {
     List,
     /// Change a user: secrets, or permissions (given patterns replace the
     /// old ones; pass --produce '' to clear). A new password or connection
-    /// token refuses the refresh tokens issued before it: the user's HTTP
-    /// sessions end as their access tokens expire.
+    /// token ends every session begun before it: its access and refresh
+    /// tokens are refused and its WebSockets closed.
     Update {
         name: String,
         #[command(flatten)]
@@ -55,6 +55,10 @@ pub enum UsersCommand {
     },
     /// Delete a user.
     Delete { name: String },
+    /// End every session of a user begun until now (its tokens are refused,
+    /// its WebSockets closed, on every proxy); its secrets stay, so it can
+    /// authenticate again.
+    EndSessions { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +144,10 @@ pub async fn run(context: &Context, command: UsersCommand) -> CliResult {
         UsersCommand::Delete { name } => {
             client.delete_user(&name).await?;
             output::done(context, &format!("deleted user {name}"));
+        }
+        UsersCommand::EndSessions { name } => {
+            client.end_sessions(&name).await?;
+            output::done(context, &format!("ended every session of {name}"));
         }
     }
     Ok(())

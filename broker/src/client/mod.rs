@@ -424,6 +424,18 @@ impl BrokerClient {
         }
     }
 
+    /// Ends every session of `user` begun until now (see
+    /// [`wire::EndSessions`]).
+    pub async fn end_sessions(&self, user: &str) -> ClientResult<()> {
+        let op = Op::EndSessions(wire::EndSessions {
+            user: user.to_owned(),
+        });
+        match self.call(op).await? {
+            Reply::Done(_) => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub async fn list_users(&self) -> ClientResult<Vec<wire::UserInfo>> {
         match self.call(Op::ListUsers(wire::ListUsers {})).await? {
             Reply::UserList(list) => Ok(list.users),

@@ -83,6 +83,10 @@ pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
             .delete_user(who, &delete.name)
             .await
             .map(|()| Reply::Done(wire::Done {})),
+        Op::EndSessions(end) => broker
+            .end_sessions(who, &end.user)
+            .await
+            .map(|()| Reply::Done(wire::Done {})),
         Op::GetSigningKey(_) => broker.signing_key(who).map(|key| {
             Reply::SigningKey(wire::SigningKey {
                 key: key.into(),

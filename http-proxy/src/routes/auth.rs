@@ -1,4 +1,5 @@
-//! `POST /auth/authenticate` and `POST /auth/refreshToken`.
+//! `POST /auth/authenticate`, `POST /auth/refreshToken` and
+//! `POST /auth/logout`.
 
 use std::time::Duration;
 
@@ -6,11 +7,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use depot_broker::client::Secret;
+use depot_schemas::wire::{self, request::Op};
 
 use crate::{
     body::RequestBody,
     error::ProxyError,
-    routes::{AppState, bearer_token},
+    routes::{AppState, authenticated_caller, bearer_token, done},
 };
 
 /// Bodies of the auth routes are small; anything larger is refused.
@@ -126,4 +128,21 @@ pub async fn refresh(
         )
         .await?;
     Ok(HttpResponse::Ok().json(pair))
+}
+
+/// `POST /auth/logout` with an access token: ends every session of the
+/// token's user begun until now, on every proxy (its access and refresh
+/// tokens are refused from then on, its WebSockets closed): a log out
+/// everywhere. Its password and connection token stay, so it can
+/// authenticate again.
+pub async fn logout(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
+    let caller = authenticated_caller(&request, &state).await?;
+    let op = Op::EndSessions(wire::EndSessions {
+        user: caller.user.clone(),
+    });
+    state.link.call_as(caller, op).await?;
+    Ok(done())
 }

@@ -90,6 +90,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             [(M::POST, web::to(auth::authenticate))],
         ),
         at("/auth/refreshToken", [(M::POST, web::to(auth::refresh))]),
+        at("/auth/logout", [(M::POST, web::to(auth::logout))]),
         at(
             "/stations",
             [

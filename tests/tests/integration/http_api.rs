@@ -609,9 +609,8 @@ async fn a_password_change_revokes_earlier_refresh_tokens() {
             post(&url, &[(name, value.as_str())], "").await
         }
     };
-    // Token times are whole seconds: change the password in a later one.
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     // A change of permissions only leaves sessions alone.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     root.update_user(UpdateUser {
         name: "mover".into(),
         permissions: Some(Permissions {
@@ -626,7 +625,7 @@ async fn a_password_change_revokes_earlier_refresh_tokens() {
     assert_eq!(still.status, 200, "{}", still.body);
     let old_refresh = still.body["jwt_refresh_token"].as_str().unwrap().to_owned();
 
-    change_password_a_second_later(&root, "mover", "new-password").await;
+    change_password_later(&root, "mover", "new-password").await;
     let refused = refresh(old_refresh).await;
     assert_eq!(refused.status, 401, "{}", refused.body);
     let error = refused.body["error"].as_str().unwrap();
@@ -681,7 +680,7 @@ async fn access_tokens_end_with_a_password_change(
     let first = single(old_jwt.clone(), r#"{"n":0}"#).await;
     assert_eq!(first.status, 200, "{}", first.body);
 
-    change_password_a_second_later(root, "mover", "new-password").await;
+    change_password_later(root, "mover", "new-password").await;
 
     let refused = single(old_jwt.clone(), r#"{"n":"late"}"#).await;
     assert_eq!(refused.status, 401, "{}", refused.body);
@@ -710,14 +709,108 @@ async fn access_tokens_end_with_a_password_change(
     assert_eq!(payloads, [&br#"{"n":0}"#[..], &br#"{"n":1}"#[..]]);
 }
 
-/// Changes `user`'s password in a later second than any token issued so
-/// far (token times are whole seconds).
-async fn change_password_a_second_later(
+#[actix_rt::test]
+async fn logout_ends_every_session_of_the_user_on_every_proxy() {
+    let broker = TestBroker::start();
+    let proxy_a = TestProxy::remote(broker.addr, &[]);
+    let proxy_b = TestProxy::remote(broker.addr, &[]);
+    let root = broker.client().await;
+    root.create_user(CreateUser {
+        password: "leaver-password".into(),
+        ..producer_anywhere("leaver")
+    })
+    .await
+    .unwrap();
+    // Two devices, each with its pair, one with a socket open too.
+    let (phone, phone_refresh) = login(&proxy_a, "leaver", "leaver-password").await;
+    let (laptop, _) = login(&proxy_b, "leaver", "leaver-password").await;
+    let (other, _) = producer_login(&root, &proxy_a, "stayer").await;
+    let mut socket = crate::websockets::WsClient::authorized(&proxy_a, &phone).await;
+    let single = |proxy: &TestProxy, jwt: &str| {
+        let url = proxy.url("/stations/devices/produce/single");
+        let (name, value) = bearer(jwt);
+        async move {
+            post(&url, &[(name, value.as_str()), JSON], "{}")
+                .await
+                .status
+        }
+    };
+    assert_eq!(single(&proxy_a, &phone).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    let (name, value) = bearer(&laptop);
+    let out = post(&proxy_b.url("/auth/logout"), &[(name, value.as_str())], "").await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert_eq!(out.body, json!({"success": true, "error": null}));
+
+    assert_eq!(single(&proxy_a, &phone).await, 401);
+    assert_eq!(single(&proxy_b, &laptop).await, 401);
+    let (name, value) = bearer(&phone_refresh);
+    let refreshed = post(
+        &proxy_b.url("/auth/refreshToken"),
+        &[(name, value.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(refreshed.status, 401, "{}", refreshed.body);
+    let reason = socket.closed().await;
+    assert!(reason.contains("the session is over"), "{reason}");
+    // Another user is untouched, and the leaver may log in again.
+    assert_eq!(single(&proxy_b, &other).await, 200);
+    let (again, _) = login(&proxy_a, "leaver", "leaver-password").await;
+    assert_eq!(single(&proxy_b, &again).await, 200);
+
+    // An administrator ends anyone's sessions; nobody else may.
+    let denied = broker.cli(&[
+        "--user",
+        "leaver",
+        "--password",
+        "leaver-password",
+        "users",
+        "end-sessions",
+        "stayer",
+    ]);
+    assert!(!denied.status.success());
+    let error = String::from_utf8_lossy(&denied.stderr);
+    assert!(error.contains("permission denied"), "{error}");
+    assert!(
+        broker
+            .cli_ok(&["users", "end-sessions", "stayer"])
+            .contains("ended every session of stayer")
+    );
+    assert_eq!(single(&proxy_a, &other).await, 401);
+    assert_eq!(
+        single(&proxy_a, &again).await,
+        200,
+        "the leaver's new session"
+    );
+}
+
+/// Creates `name` (password `<name>-password`, producing anywhere) through
+/// `root` and logs it in on `proxy`.
+async fn producer_login(
+    root: &depot_broker::client::BrokerClient,
+    proxy: &TestProxy,
+    name: &str,
+) -> (String, String) {
+    let password = format!("{name}-password");
+    root.create_user(CreateUser {
+        password: password.clone(),
+        ..producer_anywhere(name)
+    })
+    .await
+    .unwrap();
+    login(proxy, name, &password).await
+}
+
+/// Changes `user`'s password a little later than any token issued so far
+/// (sessions end by the millisecond).
+async fn change_password_later(
     root: &depot_broker::client::BrokerClient,
     user: &str,
     password: &str,
 ) {
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     root.update_user(UpdateUser {
         name: user.into(),
         password: Some(password.into()),
