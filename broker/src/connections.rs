@@ -137,7 +137,7 @@ impl Connections {
     }
 
     /// Asks the proxies holding `user`'s connections to close those whose
-    /// session began before `before_ms` (its credentials changed then, or,
+    /// session began before `before_ms` (its sessions were ended then, or,
     /// at `u64::MAX`, the user is gone); returns how many were named.
     pub fn end_sessions(&self, user: &str, before_ms: u64) -> usize {
         self.push(

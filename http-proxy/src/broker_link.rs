@@ -37,8 +37,9 @@ pub type LinkResult<T> = Result<T, LinkError>;
 
 /// Whom a call is made for: a user, and the session it comes from when a
 /// token brought it. The broker checks the user's permissions on every
-/// call and refuses a session the user ended by changing its password or
-/// connection token, so a new password locks out the old tokens at once.
+/// call and refuses a session begun before the user's sessions were ended
+/// (a new password or connection token, a logout), so the old tokens are
+/// locked out at once.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Caller {
     pub user: String,

@@ -1,5 +1,4 @@
-//! [`ProduceCoalescer`]: single produces of one user (in one token's
-//! session) to one station that
+//! [`ProduceCoalescer`]: single produces of one user to one station that
 //! arrive on one HTTP worker in the same turn of its event loop go to the
 //! broker together, in one call. Under load a worker reads many requests
 //! per turn, and a call carries them all (one wire request, one station
@@ -13,6 +12,13 @@
 //! the order the requests arrived; an error of the whole call (permission,
 //! unknown station, broker unreachable) is every waiting request's error,
 //! as they share the user and the station it depends on.
+//!
+//! Requests of one user may come with different tokens (sessions). A call
+//! names the oldest of its sessions: if the broker refuses it (the user's
+//! sessions were ended after it), nothing was stored, and the call goes
+//! again as one call per session, so only the ended sessions' requests are
+//! refused. Sessions end rarely, so calls keep carrying every token's
+//! requests together.
 //!
 //! Calls never wait for each other: what arrives while a call waits for
 //! its flush goes in the next call at once, so it is appended while that
@@ -28,6 +34,7 @@
 
 use std::{cell::RefCell, collections::HashMap, rc::Rc};
 
+use futures::FutureExt;
 use tokio::sync::oneshot;
 
 use depot_schemas::wire::{ErrorCode, NewMessage, ProduceOutcome};
@@ -46,12 +53,16 @@ const MAX_BYTES: usize = 4 << 20;
 
 type Reply = oneshot::Sender<LinkResult<ProduceOutcome>>;
 
-/// A message and where its outcome goes.
-type Waiting = (NewMessage, Reply);
+/// A message, the session it came in (its token's issue time), and where
+/// its outcome goes.
+struct Waiting {
+    message: NewMessage,
+    session_issued_at_ms: Option<u64>,
+    reply: Reply,
+}
 
-/// A caller (a user in one token's session) and a station: what one call
-/// is made for.
-type Key = (Caller, String);
+/// A user and a station: what one call is made for.
+type Key = (String, String);
 
 /// Coalesces single produces on one HTTP worker; cheap to clone.
 #[derive(Clone)]
@@ -87,17 +98,22 @@ impl ProduceCoalescer {
         message: NewMessage,
     ) -> LinkResult<ProduceOutcome> {
         let (reply, answer) = oneshot::channel();
-        let key = (caller, station);
+        let waiting = Waiting {
+            message,
+            session_issued_at_ms: caller.session_issued_at_ms,
+            reply,
+        };
+        let key = (caller.user, station);
         let first = {
             let mut queues = self.queues.borrow_mut();
             match queues.get_mut(&key) {
-                Some(waiting) => {
-                    waiting.push((message, reply));
+                Some(queue) => {
+                    queue.push(waiting);
                     false
                 }
                 None => {
                     // The key is copied only for a new queue, not per request.
-                    queues.insert(key.clone(), vec![(message, reply)]);
+                    queues.insert(key.clone(), vec![waiting]);
                     true
                 }
             }
@@ -124,12 +140,35 @@ impl ProduceCoalescer {
         futures::future::join_all(calls).await;
     }
 
-    /// Sends one call and answers each of its messages.
+    /// Sends one call and answers each of its messages; when the broker
+    /// refuses the oldest session of several, sends it again per session.
     async fn send(&self, key: &Key, call: Vec<Waiting>) {
-        let (messages, replies): (Vec<_>, Vec<_>) = call.into_iter().unzip();
+        let oldest = call.iter().filter_map(|w| w.session_issued_at_ms).min();
+        let several_sessions = call
+            .iter()
+            .any(|w| w.session_issued_at_ms != call[0].session_issued_at_ms);
+        let caller = Caller {
+            user: key.0.clone(),
+            session_issued_at_ms: oldest,
+        };
+        let (messages, sessions_and_replies): (Vec<_>, Vec<_>) = call
+            .into_iter()
+            .map(|w| (w.message, (w.session_issued_at_ms, w.reply)))
+            .unzip();
         let count = messages.len();
-        let call = self.link.produce(key.0.clone(), key.1.clone(), messages);
-        let answered = self.metrics.produce_call(call).await;
+        let retry_per_session = several_sessions.then(|| messages.clone());
+        let answered = self
+            .metrics
+            .produce_call(self.link.produce(caller, key.1.clone(), messages))
+            .await;
+        if let (Err(error), Some(messages)) = (&answered, retry_per_session)
+            && is_ended_session(error)
+        {
+            return self
+                .send_per_session(key, messages, sessions_and_replies)
+                .await;
+        }
+        let replies: Vec<Reply> = sessions_and_replies.into_iter().map(|(_, r)| r).collect();
         match answered {
             Ok(outcomes) if outcomes.len() == count => {
                 for (outcome, reply) in outcomes.into_iter().zip(replies) {
@@ -151,13 +190,57 @@ impl ProduceCoalescer {
     }
 }
 
+impl ProduceCoalescer {
+    /// A call refused for its oldest session, again as one call per
+    /// session (in arrival order within each), each answered on its own.
+    async fn send_per_session(
+        &self,
+        key: &Key,
+        messages: Vec<NewMessage>,
+        sessions_and_replies: Vec<(Option<u64>, Reply)>,
+    ) {
+        let mut per_session: Vec<(Option<u64>, Vec<Waiting>)> = Vec::new();
+        for (message, (session_issued_at_ms, reply)) in
+            messages.into_iter().zip(sessions_and_replies)
+        {
+            let waiting = Waiting {
+                message,
+                session_issued_at_ms,
+                reply,
+            };
+            match per_session
+                .iter_mut()
+                .find(|(s, _)| *s == session_issued_at_ms)
+            {
+                Some((_, call)) => call.push(waiting),
+                None => per_session.push((session_issued_at_ms, vec![waiting])),
+            }
+        }
+        let calls = per_session
+            .into_iter()
+            .map(|(_, call)| self.send(key, call).boxed_local());
+        futures::future::join_all(calls).await;
+    }
+}
+
+/// Whether the broker refused a call because its session is over.
+fn is_ended_session(error: &LinkError) -> bool {
+    matches!(
+        error,
+        LinkError::Refused {
+            code: ErrorCode::Unauthenticated,
+            ..
+        }
+    )
+}
+
 /// Splits `waiting` into calls of at most [`MAX_MESSAGES`] messages and
 /// `max_bytes` payload bytes (a larger message goes alone), oldest first.
 fn split_within_limits(waiting: Vec<Waiting>, max_bytes: usize) -> Vec<Vec<Waiting>> {
     let mut calls: Vec<Vec<Waiting>> = Vec::new();
     let mut bytes = 0;
-    for (message, reply) in waiting {
-        let size = message.payload.len();
+    for waiting in waiting {
+        let size = waiting.message.payload.len();
         let full = calls
             .last()
             .is_none_or(|call| call.len() == MAX_MESSAGES || bytes + size > max_bytes);
@@ -166,10 +249,7 @@ fn split_within_limits(waiting: Vec<Waiting>, max_bytes: usize) -> Vec<Vec<Waiti
             bytes = 0;
         }
         bytes += size;
-        calls
-            .last_mut()
-            .expect("a call was pushed")
-            .push((message, reply));
+        calls.last_mut().expect("a call was pushed").push(waiting);
     }
     calls
 }
@@ -192,7 +272,11 @@ mod tests {
                     payload: vec![0; size].into(),
                     ..Default::default()
                 };
-                (message, oneshot::channel().0)
+                Waiting {
+                    message,
+                    session_issued_at_ms: None,
+                    reply: oneshot::channel().0,
+                }
             })
             .collect()
     }
@@ -200,7 +284,7 @@ mod tests {
     fn sizes(calls: &[Vec<Waiting>]) -> Vec<Vec<usize>> {
         calls
             .iter()
-            .map(|call| call.iter().map(|(m, _)| m.payload.len()).collect())
+            .map(|call| call.iter().map(|w| w.message.payload.len()).collect())
             .collect()
     }
 

@@ -187,8 +187,7 @@ impl Broker {
         })
     }
 
-    /// Reads durable messages from `from` on.
-    /// Reads from `from`; when nothing is stored there yet, first waits up
+    /// Reads durable messages from `from` on; when nothing is stored there yet, first waits up
     /// to `wait` (cut to `--max-fetch-wait`) for a message to land there,
     /// woken by the station's durable head (a long poll: an HTTP consumer
     /// learns of a message as soon as it is durable, without polling).

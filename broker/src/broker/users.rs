@@ -74,10 +74,10 @@ impl Broker {
         self.principal(on_behalf_of)
     }
 
-    /// The current principal of `username` for a session (an HTTP access
-    /// token) begun at `session_issued_at_ms`: refused as revoked when the
-    /// user changed its password or connection token since, so a new
-    /// password ends the old sessions at once, not when their tokens expire.
+    /// The current principal of `username` for a session (an HTTP token)
+    /// begun at `session_issued_at_ms`: refused as revoked when the user's
+    /// sessions were ended since (a new password or connection token, a
+    /// logout), at once, not when their tokens expire.
     pub fn session_principal(
         &self,
         username: &str,
@@ -124,8 +124,8 @@ impl Broker {
         if token.jti.is_empty() {
             return Err(BrokerError::bad_request("a token id is required"));
         }
-        // A deleted user's tokens die with it, and a changed password or
-        // connection token ends the sessions opened with the old one.
+        // A deleted user's tokens die with it, and so do those issued
+        // before its sessions were ended (a new secret, a logout).
         if self.inner.store.user(&token.username)?.is_none() {
             return Err(BrokerError::BadCredentials);
         }

@@ -69,9 +69,9 @@ impl Endpoint {
 /// `user`: another user, whose permissions apply (the connection must be an
 /// administrator's); empty: the connection's own user. And, for requests an
 /// HTTP proxy makes for a token, when that token was issued
-/// (`session_issued_at_ms`, 0: no session): the broker refuses sessions the
-/// user ended by changing its password or connection token. A user name
-/// alone converts into one.
+/// (`session_issued_at_ms`, 0: no session): the broker refuses a session
+/// begun before the user's sessions were ended (a new password or
+/// connection token, a logout). A user name alone converts into one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ActingFor<'a> {
     pub user: &'a str,

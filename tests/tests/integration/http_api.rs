@@ -363,6 +363,60 @@ async fn concurrent_single_produces_share_calls_and_keep_their_own_outcomes() {
     assert!(answers.iter().all(|a| a.status == 403), "all refused");
 }
 
+/// Single produces of one user with several tokens at once share broker
+/// calls; when one of the tokens' sessions was ended, only its requests
+/// are refused, and only the others' messages are stored.
+#[actix_rt::test]
+async fn an_ended_session_is_refused_alone_among_its_users_concurrent_produces() {
+    let proxy = TestProxy::embedded(&[]);
+    let root = proxy.broker_client().await;
+    let (ended, _) = producer_login(&root, &proxy, "many").await;
+    let (also_ended, _) = login(&proxy, "many", "many-password").await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    root.end_sessions("many").await.unwrap();
+    let (valid, _) = login(&proxy, "many", "many-password").await;
+
+    let url = proxy.url("/stations/mixed/produce/single");
+    let send = |jwt: &str, n: usize| {
+        let (name, value) = bearer(jwt);
+        let url = url.clone();
+        async move {
+            let answer = post(
+                &url,
+                &[(name, value.as_str()), JSON],
+                format!("{{\"n\":{n}}}"),
+            )
+            .await;
+            (n, answer)
+        }
+    };
+    let answers = futures::future::join_all((0..150).map(|n| match n % 3 {
+        0 => futures::future::Either::Left(send(&valid, n)),
+        1 => futures::future::Either::Right(send(&ended, n)),
+        _ => futures::future::Either::Right(send(&also_ended, n)),
+    }))
+    .await;
+    let mut stored_ns = Vec::new();
+    for (n, answer) in &answers {
+        if n % 3 == 0 {
+            assert_eq!(answer.status, 200, "request {n}: {}", answer.body);
+            stored_ns.push(*n as u64);
+        } else {
+            assert_eq!(answer.status, 401, "request {n}: {}", answer.body);
+        }
+    }
+    let stored = fetch_all(&root, "mixed", 0).await;
+    let mut got: Vec<u64> = stored
+        .iter()
+        .map(|m| {
+            let payload: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+            payload["n"].as_u64().unwrap()
+        })
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, stored_ns);
+}
+
 /// Batches of several MiB, one after another, all land. Each moves sled's
 /// log over several segments in one go; the zeroes Depot writes ahead of
 /// the log once waited, under a lock, for sled's IO pool, whose log writes
