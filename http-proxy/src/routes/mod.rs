@@ -224,6 +224,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 (M::DELETE, web::to(users::delete)),
             ],
         ),
+        at(
+            "/users/{name}/end-sessions",
+            [(M::POST, web::to(users::end_sessions))],
+        ),
         at("/users/{user}/notify", [(M::POST, web::to(notify::user))]),
         at(
             "/connections/{id}/notify",

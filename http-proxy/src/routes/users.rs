@@ -1,5 +1,6 @@
-//! Users over HTTP (administrators only; the broker checks the token's
-//! user on every call), for operators without the CLI:
+//! Users over HTTP (administrators only, but a user may end its own
+//! sessions; the broker checks the token's user on every call), for
+//! operators without the CLI:
 //!
 //! | method & path           | does                                          |
 //! |-------------------------|-----------------------------------------------|
@@ -7,6 +8,7 @@
 //! | `POST /users`           | create: `{"name", "password"?, "connection_token"?, "produce"?, "consume"?, "create_stations"?, "notify"?, "admin"?}` |
 //! | `PATCH /users/{name}`   | change the secrets or permissions given       |
 //! | `DELETE /users/{name}`  | delete: its tokens stop working at once       |
+//! | `POST /users/{name}/end-sessions` | end every session begun until now (its secrets stay) |
 //!
 //! A user is the JSON of `depot --json users list`
 //! ([`depot_broker::views::user`]).
@@ -162,6 +164,20 @@ pub async fn delete(
 ) -> Result<HttpResponse, ProxyError> {
     let op = Op::DeleteUser(wire::DeleteUser {
         name: name.into_inner(),
+    });
+    call(&request, &state, op).await?;
+    Ok(done())
+}
+
+/// Ends every session of the user begun until now: its tokens are refused
+/// and its WebSockets closed on every proxy (`depot users end-sessions`).
+pub async fn end_sessions(
+    request: HttpRequest,
+    name: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
+    let op = Op::EndSessions(wire::EndSessions {
+        user: name.into_inner(),
     });
     call(&request, &state, op).await?;
     Ok(done())

@@ -838,6 +838,18 @@ async fn logout_ends_every_session_of_the_user_on_every_proxy() {
         200,
         "the leaver's new session"
     );
+
+    // The same over HTTP: not with another user's token, but with root's.
+    let url = proxy_b.url("/users/leaver/end-sessions");
+    let (stayer_again, _) = login(&proxy_a, "stayer", "stayer-password").await;
+    let (name, value) = bearer(&stayer_again);
+    let refused = post(&url, &[(name, value.as_str())], "").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let (admin, _) = login(&proxy_a, "root", ROOT_PASSWORD).await;
+    let (name, value) = bearer(&admin);
+    let ended = post(&url, &[(name, value.as_str())], "").await;
+    assert_eq!(ended.status, 200, "{}", ended.body);
+    assert_eq!(single(&proxy_a, &again).await, 401);
 }
 
 /// Creates `name` (password `<name>-password`, producing anywhere) through
