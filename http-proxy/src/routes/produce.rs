@@ -57,10 +57,39 @@ const EXCLUDED_HEADERS: &[&str] = &[
     "msg-id",
 ];
 
+/// Headers a client that cannot set them puts in the query string instead:
+/// a browser's `navigator.sendBeacon` sends no `Authorization`, no `msg-id`
+/// and only `text/plain`, and a page's `fetch` avoids the CORS preflight
+/// (a round trip per event) only with such a "simple" request. So
+/// `?content_type=` and `?msg_id=` stand for `Content-Type` and `msg-id`
+/// and win over them (as `?authorization=` stands for the token).
+#[derive(Debug, Default, Deserialize)]
+struct HeadersInQuery {
+    content_type: Option<String>,
+    msg_id: Option<String>,
+}
+
+impl HeadersInQuery {
+    /// The request's, or none when it has no query string (the usual case,
+    /// which costs nothing); a query string that does not parse is 400.
+    fn of(request: &HttpRequest) -> Result<Self, ProxyError> {
+        let query = request.query_string();
+        if query.is_empty() {
+            return Ok(Self::default());
+        }
+        web::Query::<Self>::from_query(query)
+            .map(web::Query::into_inner)
+            .map_err(|e| ProxyError::bad_request(format!("bad query string: {e}")))
+    }
+}
+
 /// The media type without parameters, lowercased (`text/plain; charset=utf-8`
-/// is `text/plain`).
-fn media_type(request: &HttpRequest) -> Option<String> {
-    let value = request.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+/// is `text/plain`): `?content_type=`'s, else the `Content-Type` header's.
+fn media_type(request: &HttpRequest, in_query: &HeadersInQuery) -> Option<String> {
+    let value = match &in_query.content_type {
+        Some(value) => value.as_str(),
+        None => request.headers().get(header::CONTENT_TYPE)?.to_str().ok()?,
+    };
     Some(value.split(';').next()?.trim().to_ascii_lowercase())
 }
 
@@ -78,13 +107,15 @@ fn message_headers(request: &HttpRequest) -> Vec<Header> {
         .collect()
 }
 
-fn msg_id(request: &HttpRequest) -> String {
-    request
-        .headers()
-        .get("msg-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+fn msg_id(request: &HttpRequest, in_query: HeadersInQuery) -> String {
+    in_query.msg_id.unwrap_or_else(|| {
+        request
+            .headers()
+            .get("msg-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    })
 }
 
 /// Checks a body against its content type.
@@ -115,7 +146,8 @@ pub async fn single(
     payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let caller = authenticated_caller(&request, &state).await?;
-    let content_type = media_type(&request);
+    let in_query = HeadersInQuery::of(&request)?;
+    let content_type = media_type(&request, &in_query);
     let content_type = match content_type.as_deref() {
         Some(t @ (JSON | TEXT | PROTOBUF)) => t.to_owned(),
         other => {
@@ -130,7 +162,7 @@ pub async fn single(
         .await?;
     check_payload(&content_type, &body).map_err(ProxyError::BadRequest)?;
     let message = NewMessage {
-        msg_id: msg_id(&request),
+        msg_id: msg_id(&request, in_query),
         headers: message_headers(&request),
         content_type,
         payload: body,
@@ -257,7 +289,7 @@ pub async fn batch(
     payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
     let caller = authenticated_caller(&request, &state).await?;
-    let content_type = media_type(&request);
+    let content_type = media_type(&request, &HeadersInQuery::of(&request)?);
     if content_type.as_deref() != Some(JSON) {
         return Err(unsupported(
             content_type.as_deref(),

@@ -215,3 +215,62 @@ async fn a_person_logs_in_subscribes_and_sees_produced_messages_arrive() {
     )
     .await;
 }
+
+/// A page on another origin emits events as browsers do without setting
+/// headers: `navigator.sendBeacon` (no `Authorization`, only `text/plain`)
+/// and a CORS "simple" `fetch` (no preflight), with the token, the content
+/// type and the msg-id in the query string; both land as JSON messages,
+/// and the page may read the proxy's answer.
+#[actix_rt::test]
+async fn a_page_on_another_origin_sends_beacons_and_simple_requests() {
+    let page_origin = TestProxy::embedded(&[]);
+    let broker = page_origin.broker_addr.expect("an embedded broker");
+    let origin = format!("http://{}", page_origin.addr);
+    let proxy = TestProxy::remote(broker, &["--cors-origin", &origin]);
+    let root = page_origin.broker_client().await;
+    root.create_station("beacons", Default::default())
+        .await
+        .unwrap();
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let endpoint = proxy.url(&format!(
+        "/stations/beacons/produce/single?authorization={jwt}&content_type=application/json"
+    ));
+
+    let browser = Browser::open(&page_origin.url("/console"));
+    let mut page = Page::attach(&browser).await;
+    page.wait_for("the page", "document.readyState === 'complete'")
+        .await;
+    let queued = page
+        .eval(&format!(
+            "navigator.sendBeacon({}, JSON.stringify({{event: 'unload'}}))",
+            json!(format!("{endpoint}&msg_id=beacon-1"))
+        ))
+        .await;
+    assert_eq!(queued, json!(true));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crate::harness::fetch_all(&root, "beacons", 0)
+        .await
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the beacon never landed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let answer = page
+        .eval(&format!(
+            "fetch({}, {{method: 'POST', headers: {{'Content-Type': 'text/plain'}}, body: JSON.stringify({{event: 'click'}})}}).then(r => r.json())",
+            json!(endpoint)
+        ))
+        .await;
+    assert_eq!(answer["success"], true, "{answer}");
+    assert_eq!(answer["offset"], 1, "{answer}");
+
+    let stored = crate::harness::fetch_all(&root, "beacons", 0).await;
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].id, "beacon-1");
+    for (message, event) in stored.iter().zip(["unload", "click"]) {
+        assert_eq!(message.content_type, "application/json");
+        let payload: Value = serde_json::from_slice(&message.payload).unwrap();
+        assert_eq!(payload, json!({ "event": event }));
+    }
+}

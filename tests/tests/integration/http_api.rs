@@ -363,6 +363,58 @@ async fn concurrent_single_produces_share_calls_and_keep_their_own_outcomes() {
     assert!(answers.iter().all(|a| a.status == 403), "all refused");
 }
 
+/// `?content_type=` and `?msg_id=` stand for their headers (for clients
+/// that cannot set them) and win over them; they are checked the same way.
+#[actix_rt::test]
+async fn the_query_string_may_carry_the_content_type_and_msg_id() {
+    let proxy = TestProxy::embedded(&[]);
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let url = |query: &str| {
+        proxy.url(&format!(
+            "/stations/query/produce/single?authorization={jwt}&{query}"
+        ))
+    };
+    let text = [("Content-Type", "text/plain;charset=UTF-8")];
+    let first = post(
+        &url("content_type=application/json&msg_id=q-1"),
+        &text,
+        r#"{"a":1}"#,
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let again = post(
+        &url("content_type=application/json&msg_id=q-1"),
+        &text,
+        r#"{"a":1}"#,
+    )
+    .await;
+    assert_eq!(again.body["duplicate"], true, "{}", again.body);
+    let malformed = post(&url("content_type=application/json"), &text, "{nope").await;
+    assert_eq!(malformed.status, 400, "{}", malformed.body);
+    let unknown = post(&url("content_type=image/png"), &text, "x").await;
+    assert_eq!(unknown.status, 415, "{}", unknown.body);
+    let batch = post(
+        &proxy.url(&format!(
+            "/stations/query/produce/batch?authorization={jwt}&content_type=application/json"
+        )),
+        &text,
+        r#"[{"b":1},{"b":2}]"#,
+    )
+    .await;
+    assert_eq!(batch.status, 200, "{}", batch.body);
+    assert_eq!(batch.body["sent"], 2);
+
+    let root = proxy.broker_client().await;
+    let stored = fetch_all(&root, "query", 0).await;
+    assert_eq!(
+        stored.len(),
+        3,
+        "the duplicate and the refusals stored nothing"
+    );
+    assert_eq!(stored[0].id, "q-1");
+    assert!(stored.iter().all(|m| m.content_type == "application/json"));
+}
+
 /// Single produces of one user with several tokens at once share broker
 /// calls; when one of the tokens' sessions was ended, only its requests
 /// are refused, and only the others' messages are stored.
