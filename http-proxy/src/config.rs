@@ -113,6 +113,17 @@ pub struct ProxyConfig {
     #[arg(long, env = "DEPOT_WS_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub ws_max_connections: usize,
 
+    /// Server-Sent Event streams (`GET /stations/{name}/events`) this proxy
+    /// holds at most; more are refused with 503.
+    #[arg(long, env = "DEPOT_SSE_MAX_STREAMS", default_value_t = 10_000)]
+    pub sse_max_streams: usize,
+
+    /// How often an event stream gets a comment line when nothing else is
+    /// sent (at least 1 s): idle streams stay open through other proxies,
+    /// and a client that went away is found.
+    #[arg(long, env = "DEPOT_SSE_KEEPALIVE", default_value = "15s", value_parser = parse_duration)]
+    pub sse_keepalive: Duration,
+
     /// Largest WebSocket frame (or fragmented message) accepted; a larger
     /// one closes the connection.
     #[arg(long, env = "DEPOT_WS_MAX_FRAME", default_value = "64KiB", value_parser = parse_bytes)]

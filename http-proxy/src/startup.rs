@@ -83,6 +83,7 @@ pub fn http_server(
         metrics: Metrics::new(),
         ws_connections: Default::default(),
         waiting_fetches: Default::default(),
+        sse_streams: Default::default(),
         hub,
         fanout: Default::default(),
         closing,

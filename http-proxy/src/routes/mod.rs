@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod dead_letters;
 pub mod deliveries;
+pub mod events;
 pub mod health;
 pub mod notify;
 pub mod produce;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub ws_connections: crate::ws::WsCounter,
     /// Fetches waiting for messages now (long polls).
     pub waiting_fetches: std::sync::atomic::AtomicUsize,
+    /// Open Server-Sent Event streams.
+    pub sse_streams: events::StreamCounter,
     /// This proxy's connections in the broker's registry.
     pub hub: std::sync::Arc<crate::ws::hub::Hub>,
     /// Shared station feeds for WebSocket subscriptions.
@@ -109,6 +112,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         at(
             "/stations/{station}/messages",
             [(M::GET, web::to(stations::fetch))],
+        ),
+        at(
+            "/stations/{station}/events",
+            [(M::GET, web::to(events::follow))],
         ),
         at(
             "/schemas",

@@ -120,7 +120,7 @@ impl Authorized {
 }
 
 /// Seconds since the epoch to an `Instant` (tokens carry `exp`).
-fn instant_of(exp_seconds: u64) -> Instant {
+pub(crate) fn instant_of(exp_seconds: u64) -> Instant {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -480,7 +480,7 @@ impl Connection {
 /// Resolves when the hub says the user's sessions before a time are over
 /// and this connection's (issued at `issued_at_ms`) is one of them; never
 /// before the connection has joined the hub.
-async fn session_ends(ended: &mut Option<watch::Receiver<u64>>, issued_at_ms: u64) {
+pub(crate) async fn session_ends(ended: &mut Option<watch::Receiver<u64>>, issued_at_ms: u64) {
     let Some(ended) = ended else {
         return std::future::pending().await;
     };

@@ -274,3 +274,48 @@ async fn a_page_on_another_origin_sends_beacons_and_simple_requests() {
         assert_eq!(payload, json!({ "event": event }));
     }
 }
+
+/// A page follows a station with the browser's own `EventSource`: the
+/// stored messages, then new ones, each with its offset as the event id.
+#[actix_rt::test]
+async fn a_page_follows_a_station_with_event_source() {
+    let proxy = TestProxy::embedded(&[]);
+    let root = proxy.broker_client().await;
+    root.create_station("feed", Default::default())
+        .await
+        .unwrap();
+    let (jwt, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    let auth = format!("Bearer {jwt}");
+    let produce = |body: &'static str| {
+        let url = proxy.url("/stations/feed/produce/single");
+        let auth = auth.clone();
+        async move {
+            let headers = [
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/json"),
+            ];
+            assert_eq!(post(&url, &headers, body).await.status, 200);
+        }
+    };
+    produce(r#"{"n":0}"#).await;
+
+    let browser = Browser::open(&proxy.url("/console"));
+    let mut page = Page::attach(&browser).await;
+    page.wait_for("the page", "document.readyState === 'complete'")
+        .await;
+    page.eval(&format!(
+        "window.got = []; window.feed = new EventSource({}); \
+         feed.onmessage = e => got.push(e.lastEventId + ':' + JSON.stringify(JSON.parse(e.data).data)); true",
+        json!(format!("/stations/feed/events?authorization={jwt}&from=0"))
+    ))
+    .await;
+    page.wait_for("the stored message", "got.length === 1")
+        .await;
+    produce(r#"{"n":1}"#).await;
+    page.wait_for("the new message", "got.length === 2").await;
+    assert_eq!(
+        page.eval("got").await,
+        json!([r#"0:{"n":0}"#, r#"1:{"n":1}"#])
+    );
+    page.eval("feed.close(); true").await;
+}

@@ -23,6 +23,7 @@ mod schemas_http;
 mod schemas_json;
 mod schemas_protobuf;
 mod schemas_versions;
+mod sse;
 mod stations;
 mod stations_http;
 mod subscribe;

@@ -1,0 +1,232 @@
+//! `GET /stations/{name}/events`: a station followed as Server-Sent Events,
+//! for pages that only listen. A browser's `EventSource` reconnects by
+//! itself and says where it was (`Last-Event-ID`, the last offset it got),
+//! so a page resumes without losing or repeating a message, with no
+//! protocol of its own.
+//!
+//! - Each message is one event: `id:` its offset, `data:` the message as
+//!   WebSocket pushes and HTTP fetches show it ([`crate::message_view`]).
+//! - Where it starts: after `Last-Event-ID` (a reconnect), else `?from=`,
+//!   else at the next message.
+//! - Notifications for the token's user (`POST /users/{user}/notify`)
+//!   arrive as `event: notification`: the stream is a connection in the
+//!   broker's registry, as a WebSocket is.
+//! - It ends with `event: end` (`data: {"error": ...}`) when the token
+//!   expires, the user's sessions are ended, the station goes away or the
+//!   proxy shuts down; `EventSource` then reconnects and a refusal (401,
+//!   403, 404, all before the stream starts) stops it for good.
+//! - A comment line every `--sse-keepalive` keeps idle streams open
+//!   through other proxies and finds clients that went away.
+//! - At most `--sse-max-streams` per proxy (503 beyond). A client that
+//!   reads slowly holds the station's reading back (the follow is bounded),
+//!   never the proxy's memory.
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use depot_schemas::wire::StoredMessage;
+
+use crate::{
+    broker_link::{Caller, LinkResult},
+    error::ProxyError,
+    message_view::stored_message,
+    routes::{AppState, bearer_token},
+    tokens::TokenType,
+    ws::connection::{instant_of, session_ends},
+};
+
+/// Chunks waiting for the client, at most: the writer task waits beyond it.
+const OUTBOX: usize = 16;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// The first offset wanted (default: the next message).
+    #[serde(default)]
+    from: Option<u64>,
+    /// The access token, when it comes in the query (browsers).
+    #[serde(default, rename = "authorization")]
+    _authorization: Option<String>,
+}
+
+/// Open event streams of this proxy, against `--sse-max-streams`.
+#[derive(Default)]
+pub struct StreamCounter(AtomicUsize);
+
+/// A stream's place, given back when the stream ends.
+struct Place(Arc<AppState>);
+
+impl Place {
+    /// A place, or 503 when `--sse-max-streams` are open.
+    fn take(state: Arc<AppState>) -> Result<Self, ProxyError> {
+        let limit = state.config.sse_max_streams;
+        if state.sse_streams.0.fetch_add(1, Ordering::Relaxed) >= limit {
+            state.sse_streams.0.fetch_sub(1, Ordering::Relaxed);
+            return Err(ProxyError::Unavailable(format!(
+                "this proxy holds its maximum of {limit} event streams (--sse-max-streams)"
+            )));
+        }
+        Ok(Self(state))
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.sse_streams.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub async fn follow(
+    request: HttpRequest,
+    station: web::Path<String>,
+    query: web::Query<EventsQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
+    let token = bearer_token(&request).ok_or_else(|| {
+        ProxyError::Unauthorized(
+            "an access token is required: ?authorization=<jwt> or Authorization: Bearer <jwt>"
+                .into(),
+        )
+    })?;
+    let claims = state.tokens.verify(&token, TokenType::Access).await?;
+    let from = match last_event_id(&request)? {
+        Some(last) => Some(last.saturating_add(1)),
+        None => query.from,
+    };
+    let place = Place::take(state.clone().into_inner())?;
+    let caller = Caller::of_token(&claims);
+    let station = station.into_inner();
+    let (into, batches) = mpsc::channel(2);
+    // Refusals (rights, unknown station) come here, before any byte of
+    // the stream: EventSource then stops instead of reconnecting.
+    let start = state
+        .link
+        .follow(caller.clone(), station.clone(), from, into)
+        .await?;
+    let stream = Stream {
+        id: format!("sse-{}", uuid::Uuid::now_v7()),
+        caller,
+        station,
+        expires_at: instant_of(claims.exp),
+    };
+    let (outbox, chunks) = mpsc::channel::<Bytes>(OUTBOX);
+    actix_web::rt::spawn(async move {
+        stream.run(&place.0, start, batches, outbox).await;
+        drop(place);
+    });
+    let body = futures::stream::unfold(chunks, |mut chunks| async move {
+        let chunk = chunks.recv().await?;
+        Some((Ok::<_, Infallible>(chunk), chunks))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        // Tells nginx and its kind not to hold events back.
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(body))
+}
+
+/// The offset in `Last-Event-ID`, which `EventSource` sends when it
+/// reconnects; an id that is not an offset is 400.
+fn last_event_id(request: &HttpRequest) -> Result<Option<u64>, ProxyError> {
+    let Some(value) = request.headers().get("last-event-id") else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or_default().trim();
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| ProxyError::bad_request(format!("Last-Event-ID '{value}' is not an offset")))
+}
+
+/// One open stream.
+struct Stream {
+    /// Its id in the broker's connection registry.
+    id: String,
+    caller: Caller,
+    station: String,
+    expires_at: Instant,
+}
+
+impl Stream {
+    /// Writes events until the client goes away or the stream must end.
+    async fn run(
+        self,
+        state: &AppState,
+        start: u64,
+        mut batches: mpsc::Receiver<LinkResult<Vec<StoredMessage>>>,
+        outbox: mpsc::Sender<Bytes>,
+    ) {
+        let joined = state.hub.join(&self.id, &self.caller.user).await;
+        let mut notifications = joined.notifications;
+        let mut sessions_ended = Some(joined.sessions_ended);
+        let issued_at_ms = self.caller.session_issued_at_ms.unwrap_or(0);
+        let every = state.config.sse_keepalive.max(Duration::from_secs(1));
+        let mut keepalive = tokio::time::interval(every);
+        keepalive.reset();
+        let hello = format!(
+            ": following {} from offset {start}\nretry: 2000\n\n",
+            self.station
+        );
+        let mut sent = outbox.send(Bytes::from(hello)).await.is_ok();
+        while sent {
+            let chunk = tokio::select! {
+                batch = batches.recv() => match batch {
+                    Some(Ok(messages)) => Some(self.events(&messages)),
+                    Some(Err(error)) => break_with(&outbox, &format!("the stream of {} ended: {error}", self.station)).await,
+                    None => break_with(&outbox, "the station's stream ended").await,
+                },
+                Some(data) = notifications.recv() => Some(notification(&data)),
+                _ = keepalive.tick() => Some(Bytes::from_static(b":\n\n")),
+                () = session_ends(&mut sessions_ended, issued_at_ms) => {
+                    break_with(&outbox, "the session is over: the user's password or connection token changed, or its sessions were ended; authenticate again").await
+                }
+                () = tokio::time::sleep_until(self.expires_at.into()) => {
+                    break_with(&outbox, "the access token expired: open the stream with a new one").await
+                }
+                () = state.closing.cancelled() => {
+                    break_with(&outbox, "the proxy is shutting down: reconnect").await
+                }
+            };
+            sent = match chunk {
+                Some(chunk) => outbox.send(chunk).await.is_ok(),
+                None => false,
+            };
+        }
+        state.hub.leave(&self.id).await;
+    }
+
+    /// One event per message, in one chunk.
+    fn events(&self, messages: &[StoredMessage]) -> Bytes {
+        let mut chunk = String::new();
+        for message in messages {
+            let data = Value::Object(stored_message(&self.station, message));
+            chunk.push_str(&format!("id: {}\ndata: {data}\n\n", message.offset));
+        }
+        Bytes::from(chunk)
+    }
+}
+
+fn notification(data: &[u8]) -> Bytes {
+    let data = serde_json::from_slice::<Value>(data).unwrap_or(Value::Null);
+    Bytes::from(format!("event: notification\ndata: {data}\n\n"))
+}
+
+/// Sends the `end` event saying why the stream ends; nothing more follows.
+async fn break_with(outbox: &mpsc::Sender<Bytes>, reason: &str) -> Option<Bytes> {
+    let end = format!("event: end\ndata: {}\n\n", json!({ "error": reason }));
+    let _ = outbox.send(Bytes::from(end)).await;
+    None
+}
