@@ -238,8 +238,11 @@ async fn a_page_on_another_origin_sends_beacons_and_simple_requests() {
 
     let browser = Browser::open(&page_origin.url("/console"));
     let mut page = Page::attach(&browser).await;
-    page.wait_for("the page", "document.readyState === 'complete'")
-        .await;
+    page.wait_for(
+        "the page",
+        "location.pathname === '/console' && document.readyState === 'complete'",
+    )
+    .await;
     let queued = page
         .eval(&format!(
             "navigator.sendBeacon({}, JSON.stringify({{event: 'unload'}}))",
@@ -301,8 +304,11 @@ async fn a_page_follows_a_station_with_event_source() {
 
     let browser = Browser::open(&proxy.url("/console"));
     let mut page = Page::attach(&browser).await;
-    page.wait_for("the page", "document.readyState === 'complete'")
-        .await;
+    page.wait_for(
+        "the page",
+        "location.pathname === '/console' && document.readyState === 'complete'",
+    )
+    .await;
     page.eval(&format!(
         "window.got = []; window.feed = new EventSource({}); \
          feed.onmessage = e => got.push(e.lastEventId + ':' + JSON.stringify(JSON.parse(e.data).data)); true",
