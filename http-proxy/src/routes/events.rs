@@ -4,10 +4,15 @@
 //! so a page resumes without losing or repeating a message, with no
 //! protocol of its own.
 //!
-//! - Each message is one event: `id:` its offset, `data:` the message as
-//!   WebSocket pushes and HTTP fetches show it ([`crate::message_view`]).
+//! - Each message is one event: `id:` its offset, `data:` the WebSocket
+//!   push of the message (`{"action":"message", ...}`, the view of
+//!   [`crate::message_view`]).
 //! - Where it starts: after `Last-Event-ID` (a reconnect), else `?from=`,
-//!   else at the next message.
+//!   else at the next message. From the next message, every stream of a
+//!   station shares the WebSockets' feed ([`crate::ws::fanout`]: the
+//!   station is read and each message serialised once for all); a stream
+//!   that falls behind the feed's buffer ends as too slow, and its
+//!   reconnect resumes from its offset on a follow of its own.
 //! - Notifications for the token's user (`POST /users/{user}/notify`)
 //!   arrive as `event: notification`: the stream is a connection in the
 //!   broker's registry, as a WebSocket is.
@@ -36,15 +41,20 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use tokio::sync::broadcast::error::RecvError;
+
 use depot_schemas::wire::StoredMessage;
 
 use crate::{
     broker_link::{Caller, LinkResult},
     error::ProxyError,
-    message_view::stored_message,
     routes::{AppState, bearer_token},
     tokens::TokenType,
-    ws::connection::{instant_of, session_ends},
+    ws::{
+        connection::{instant_of, session_ends},
+        fanout::FeedReceiver,
+        protocol,
+    },
 };
 
 /// Chunks waiting for the client, at most: the writer task waits beyond it.
@@ -108,13 +118,26 @@ pub async fn follow(
     let place = Place::take(state.clone().into_inner())?;
     let caller = Caller::of_token(&claims);
     let station = station.into_inner();
-    let (into, batches) = mpsc::channel(2);
+    // On the shared feed first (from the next message), then the caller's
+    // right and the start offset, so nothing from there on is missed.
     // Refusals (rights, unknown station) come here, before any byte of
     // the stream: EventSource then stops instead of reconnecting.
+    // (A feed that cannot start leaves the follow below to say why, or,
+    // should it succeed after all, to be the source.)
+    let feed = match from {
+        None => state.fanout.receiver(&state.link, &station).await.ok(),
+        Some(_) => None,
+    };
+    let (into, batches) = mpsc::channel(2);
     let start = state
         .link
         .follow(caller.clone(), station.clone(), from, into)
         .await?;
+    let source = match feed {
+        // The follow only checked the right and named the start.
+        Some(feed) => Source::Feed { feed, start },
+        None => Source::Follow(batches),
+    };
     let stream = Stream {
         id: format!("sse-{}", uuid::Uuid::now_v7()),
         caller,
@@ -123,7 +146,7 @@ pub async fn follow(
     };
     let (outbox, chunks) = mpsc::channel::<Bytes>(OUTBOX);
     actix_web::rt::spawn(async move {
-        stream.run(&place.0, start, batches, outbox).await;
+        stream.run(&place.0, start, source, outbox).await;
         drop(place);
     });
     let body = futures::stream::unfold(chunks, |mut chunks| async move {
@@ -151,6 +174,56 @@ fn last_event_id(request: &HttpRequest) -> Result<Option<u64>, ProxyError> {
         .map_err(|_| ProxyError::bad_request(format!("Last-Event-ID '{value}' is not an offset")))
 }
 
+/// Where a stream's messages come from.
+enum Source {
+    /// A follow of its own, from an offset.
+    Follow(mpsc::Receiver<LinkResult<Vec<StoredMessage>>>),
+    /// The station's shared feed, from `start` on.
+    Feed { feed: FeedReceiver, start: u64 },
+}
+
+impl Source {
+    /// The next chunk of events, or why the stream ends.
+    async fn next(&mut self, station: &str) -> Result<Bytes, String> {
+        match self {
+            Source::Follow(batches) => match batches.recv().await {
+                Some(Ok(messages)) => Ok(events(station, &messages)),
+                Some(Err(error)) => Err(format!("the stream of {station} ended: {error}")),
+                None => Err("the station's stream ended".into()),
+            },
+            Source::Feed { feed, start } => loop {
+                match feed.recv().await {
+                    Ok(pushed) if pushed.ended => {
+                        return Err(format!("the stream of {station} ended"));
+                    }
+                    Ok(pushed) if pushed.offset >= *start => {
+                        let event = format!("id: {}\ndata: {}\n\n", pushed.offset, pushed.frame);
+                        return Ok(Bytes::from(event));
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => {
+                        return Err(
+                            "too slow: the stream fell behind the station; reconnect to resume"
+                                .into(),
+                        );
+                    }
+                    Err(RecvError::Closed) => return Err("the station's stream ended".into()),
+                }
+            },
+        }
+    }
+}
+
+/// One event per message, in one chunk.
+fn events(station: &str, messages: &[StoredMessage]) -> Bytes {
+    let mut chunk = String::new();
+    for message in messages {
+        let data = protocol::message(station, message);
+        chunk.push_str(&format!("id: {}\ndata: {data}\n\n", message.offset));
+    }
+    Bytes::from(chunk)
+}
+
 /// One open stream.
 struct Stream {
     /// Its id in the broker's connection registry.
@@ -166,7 +239,7 @@ impl Stream {
         self,
         state: &AppState,
         start: u64,
-        mut batches: mpsc::Receiver<LinkResult<Vec<StoredMessage>>>,
+        mut source: Source,
         outbox: mpsc::Sender<Bytes>,
     ) {
         let joined = state.hub.join(&self.id, &self.caller.user).await;
@@ -183,10 +256,9 @@ impl Stream {
         let mut sent = outbox.send(Bytes::from(hello)).await.is_ok();
         while sent {
             let chunk = tokio::select! {
-                batch = batches.recv() => match batch {
-                    Some(Ok(messages)) => Some(self.events(&messages)),
-                    Some(Err(error)) => break_with(&outbox, &format!("the stream of {} ended: {error}", self.station)).await,
-                    None => break_with(&outbox, "the station's stream ended").await,
+                next = source.next(&self.station) => match next {
+                    Ok(chunk) => Some(chunk),
+                    Err(reason) => break_with(&outbox, &reason).await,
                 },
                 Some(data) = notifications.recv() => Some(notification(&data)),
                 _ = keepalive.tick() => Some(Bytes::from_static(b":\n\n")),
@@ -206,16 +278,6 @@ impl Stream {
             };
         }
         state.hub.leave(&self.id).await;
-    }
-
-    /// One event per message, in one chunk.
-    fn events(&self, messages: &[StoredMessage]) -> Bytes {
-        let mut chunk = String::new();
-        for message in messages {
-            let data = Value::Object(stored_message(&self.station, message));
-            chunk.push_str(&format!("id: {}\ndata: {data}\n\n", message.offset));
-        }
-        Bytes::from(chunk)
     }
 }
 

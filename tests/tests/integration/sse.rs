@@ -106,10 +106,15 @@ async fn a_station_streams_in_order_resumes_and_ends_with_the_session() {
         assert_eq!(message["data"], json!({ "n": n }));
         assert_eq!(message["offset"], n);
     }
+    // From the next message (on the station's shared feed).
+    let mut latest = EventStream::open(&proxy, &path, &[]).await.unwrap();
     produce_single(&proxy, &root, "live", &[JSON], r#"{"n":2}"#).await;
-    let (event, message) = stream.data(None).await;
-    assert_eq!(event["id"], "2");
-    assert_eq!(message["data"], json!({"n": 2}));
+    for stream in [&mut stream, &mut latest] {
+        let (event, message) = stream.data(None).await;
+        assert_eq!(event["id"], "2");
+        assert_eq!(message["action"], "message");
+        assert_eq!(message["data"], json!({"n": 2}));
+    }
 
     // A notification for the token's user arrives on the stream.
     let auth = format!("Bearer {root}");
@@ -119,9 +124,11 @@ async fn a_station_streams_in_order_resumes_and_ends_with_the_session() {
         r#"{"data":{"hi":"stream"}}"#,
     )
     .await;
-    assert_eq!(sent.body["delivered"], 1, "{}", sent.body);
-    let (_, data) = stream.data(Some("notification")).await;
-    assert_eq!(data, json!({"hi": "stream"}));
+    assert_eq!(sent.body["delivered"], 2, "{}", sent.body);
+    for stream in [&mut stream, &mut latest] {
+        let (_, data) = stream.data(Some("notification")).await;
+        assert_eq!(data, json!({"hi": "stream"}));
+    }
 
     // A reconnect says where it was, and resumes after it (over ?from=).
     let mut resumed =
@@ -139,7 +146,7 @@ async fn a_station_streams_in_order_resumes_and_ends_with_the_session() {
     )
     .await;
     assert_eq!(out.status, 200, "{}", out.body);
-    for stream in [&mut stream, &mut resumed] {
+    for stream in [&mut stream, &mut latest, &mut resumed] {
         let (_, end) = stream.data(Some("end")).await;
         let reason = end["error"].as_str().unwrap();
         assert!(reason.contains("the session is over"), "{reason}");
