@@ -57,6 +57,12 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// When the token expires, as an `Instant` (for timers).
+    pub fn expires_at(&self) -> std::time::Instant {
+        let left = self.exp.saturating_sub(now_seconds());
+        std::time::Instant::now() + Duration::from_secs(left)
+    }
+
     /// When the token was issued, in milliseconds.
     pub fn issued_at_ms(&self) -> u64 {
         match self.iat_ms {

@@ -50,11 +50,7 @@ use crate::{
     error::ProxyError,
     routes::{AppState, bearer_token},
     tokens::TokenType,
-    ws::{
-        connection::{instant_of, session_ends},
-        fanout::FeedReceiver,
-        protocol,
-    },
+    ws::{fanout::FeedReceiver, hub::session_ends, protocol},
 };
 
 /// Chunks waiting for the client, at most: the writer task waits beyond it.
@@ -142,7 +138,7 @@ pub async fn follow(
         id: format!("sse-{}", uuid::Uuid::now_v7()),
         caller,
         station,
-        expires_at: instant_of(claims.exp),
+        expires_at: claims.expires_at(),
     };
     let (outbox, chunks) = mpsc::channel::<Bytes>(OUTBOX);
     actix_web::rt::spawn(async move {

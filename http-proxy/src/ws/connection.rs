@@ -17,9 +17,8 @@ use std::{
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use bytestring::ByteString;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 
-use depot_broker::auth::session_is_over;
 use depot_schemas::wire::{Header, NewMessage, produce_outcome::Outcome};
 
 use crate::{
@@ -28,6 +27,7 @@ use crate::{
     tokens::{Claims, TokenType},
     ws::{
         WsLimits,
+        hub::session_ends,
         protocol::{self, Action, From},
     },
 };
@@ -114,17 +114,9 @@ impl Authorized {
     fn of_token(claims: &Claims) -> Self {
         Self {
             caller: Caller::of_token(claims),
-            expires_at: instant_of(claims.exp),
+            expires_at: claims.expires_at(),
         }
     }
-}
-
-/// Seconds since the epoch to an `Instant` (tokens carry `exp`).
-pub(crate) fn instant_of(exp_seconds: u64) -> Instant {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    Instant::now() + Duration::from_secs(exp_seconds.saturating_sub(now))
 }
 
 impl Connection {
@@ -474,23 +466,6 @@ impl Connection {
         });
         self.subscriptions.insert(station.clone(), task);
         json!({ "action": "subscribed", "station": station, "from": start })
-    }
-}
-
-/// Resolves when the hub says the user's sessions before a time are over
-/// and this connection's (issued at `issued_at_ms`) is one of them; never
-/// before the connection has joined the hub.
-pub(crate) async fn session_ends(ended: &mut Option<watch::Receiver<u64>>, issued_at_ms: u64) {
-    let Some(ended) = ended else {
-        return std::future::pending().await;
-    };
-    if ended
-        .wait_for(|&before| session_is_over(issued_at_ms, before))
-        .await
-        .is_err()
-    {
-        // The hub let go of the connection: nothing more will come.
-        std::future::pending::<()>().await;
     }
 }
 

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
-use depot_broker::auth::ROOT_USER;
+use depot_broker::auth::{ROOT_USER, session_is_over};
 use depot_schemas::wire::{self, request::Op};
 
 use crate::broker_link::{Caller, SharedLink};
@@ -163,4 +163,21 @@ fn raise(current: &mut u64, to: u64) -> bool {
     let rose = to > *current;
     *current = (*current).max(to);
     rose
+}
+
+/// Resolves when the hub says the user's sessions before a time are over
+/// and this connection's (issued at `issued_at_ms`) is one of them; never
+/// before the connection has joined the hub.
+pub async fn session_ends(ended: &mut Option<watch::Receiver<u64>>, issued_at_ms: u64) {
+    let Some(ended) = ended else {
+        return std::future::pending().await;
+    };
+    if ended
+        .wait_for(|&before| session_is_over(issued_at_ms, before))
+        .await
+        .is_err()
+    {
+        // The hub let go of the connection: nothing more will come.
+        std::future::pending::<()>().await;
+    }
 }
