@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod message_view;
 pub mod metrics;
+pub mod places;
 pub mod routes;
 pub mod startup;
 pub mod streams;

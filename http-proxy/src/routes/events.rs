@@ -28,10 +28,6 @@
 
 use std::{
     convert::Infallible,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
     time::{Duration, Instant},
 };
 
@@ -67,33 +63,6 @@ pub struct EventsQuery {
     _authorization: Option<String>,
 }
 
-/// Open event streams of this proxy, against `--sse-max-streams`.
-#[derive(Default)]
-pub struct StreamCounter(AtomicUsize);
-
-/// A stream's place, given back when the stream ends.
-struct Place(Arc<AppState>);
-
-impl Place {
-    /// A place, or 503 when `--sse-max-streams` are open.
-    fn take(state: Arc<AppState>) -> Result<Self, ProxyError> {
-        let limit = state.config.sse_max_streams;
-        if state.sse_streams.0.fetch_add(1, Ordering::Relaxed) >= limit {
-            state.sse_streams.0.fetch_sub(1, Ordering::Relaxed);
-            return Err(ProxyError::Unavailable(format!(
-                "this proxy holds its maximum of {limit} event streams (--sse-max-streams)"
-            )));
-        }
-        Ok(Self(state))
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        self.0.sse_streams.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 pub async fn follow(
     request: HttpRequest,
     station: web::Path<String>,
@@ -111,7 +80,12 @@ pub async fn follow(
         Some(last) => Some(last.saturating_add(1)),
         None => query.from,
     };
-    let place = Place::take(state.clone().into_inner())?;
+    let limit = state.config.sse_max_streams;
+    let place = state.sse_streams.take(limit).ok_or_else(|| {
+        ProxyError::Unavailable(format!(
+            "this proxy holds its maximum of {limit} event streams (--sse-max-streams)"
+        ))
+    })?;
     let caller = Caller::of_token(&claims);
     let station = station.into_inner();
     // On the shared feed first (from the next message), then the caller's
@@ -141,8 +115,9 @@ pub async fn follow(
         expires_at: claims.expires_at(),
     };
     let (outbox, chunks) = mpsc::channel::<Bytes>(OUTBOX);
+    let state = state.into_inner();
     actix_web::rt::spawn(async move {
-        stream.run(&place.0, start, source, outbox).await;
+        stream.run(&state, start, source, outbox).await;
         drop(place);
     });
     let body = futures::stream::unfold(chunks, |mut chunks| async move {

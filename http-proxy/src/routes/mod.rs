@@ -51,11 +51,11 @@ pub struct AppState {
     pub config: ProxyConfig,
     pub metrics: Metrics,
     /// Open WebSocket connections.
-    pub ws_connections: crate::ws::WsCounter,
+    pub ws_connections: crate::places::Places,
     /// Fetches waiting for messages now (long polls).
-    pub waiting_fetches: std::sync::atomic::AtomicUsize,
+    pub waiting_fetches: crate::places::Places,
     /// Open Server-Sent Event streams.
-    pub sse_streams: events::StreamCounter,
+    pub sse_streams: crate::places::Places,
     /// This proxy's connections in the broker's registry.
     pub hub: std::sync::Arc<crate::ws::hub::Hub>,
     /// Shared station feeds for WebSocket subscriptions.

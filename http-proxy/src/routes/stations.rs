@@ -17,8 +17,6 @@
 //! ([`depot_broker::views::station`]); a message is the WebSocket push's
 //! ([`crate::message_view`]).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
@@ -201,7 +199,7 @@ pub async fn fetch(
     let station = station.into_inner();
     let _place = match query.wait_ms {
         0 => None,
-        _ => Some(WaitingFetch::take(&state)?),
+        _ => Some(waiting_place(&state)?),
     };
     let op = Op::Fetch(wire::Fetch {
         station: station.clone(),
@@ -233,28 +231,14 @@ pub async fn fetch(
     }
 }
 
-/// One of the proxy's places for a fetch that waits for messages, given
-/// back when dropped.
-struct WaitingFetch<'a>(&'a AtomicUsize);
-
-impl<'a> WaitingFetch<'a> {
-    /// A place, or 429 when `--http-max-waiting-fetches` are waiting.
-    fn take(state: &'a AppState) -> Result<Self, ProxyError> {
-        let waiting = &state.waiting_fetches;
-        let limit = state.config.http_max_waiting_fetches;
-        if waiting.fetch_add(1, Ordering::Relaxed) >= limit {
-            waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(ProxyError::TooManyRequests(format!(
-                "this proxy already holds its maximum of {limit} waiting fetches \
-                 (--http-max-waiting-fetches): fetch without wait_ms, or later"
-            )));
-        }
-        Ok(Self(waiting))
-    }
-}
-
-impl Drop for WaitingFetch<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
+/// A place for a fetch that waits for messages, or 429 when
+/// `--http-max-waiting-fetches` are waiting.
+fn waiting_place(state: &AppState) -> Result<crate::places::Place, ProxyError> {
+    let limit = state.config.http_max_waiting_fetches;
+    state.waiting_fetches.take(limit).ok_or_else(|| {
+        ProxyError::TooManyRequests(format!(
+            "this proxy already holds its maximum of {limit} waiting fetches \
+             (--http-max-waiting-fetches): fetch without wait_ms, or later"
+        ))
+    })
 }

@@ -19,10 +19,7 @@ pub mod fanout;
 pub mod hub;
 pub mod protocol;
 
-use std::{
-    sync::atomic::{AtomicUsize, Ordering},
-    time::Duration,
-};
+use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -50,19 +47,6 @@ pub struct WsLimits {
     pub max_subscriptions: usize,
 }
 
-/// Open connections of this proxy, against `--ws-max-connections`.
-#[derive(Default)]
-pub struct WsCounter(AtomicUsize);
-
-/// Releases a connection's place when it ends.
-struct Place<'a>(&'a AtomicUsize);
-
-impl Drop for Place<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// `GET /ws`: authenticates, upgrades, and serves the connection.
 pub async fn connect(
     request: HttpRequest,
@@ -88,23 +72,17 @@ pub async fn connect(
         }
         None => None,
     };
-    let open = &state.ws_connections.0;
-    if open.fetch_add(1, Ordering::Relaxed) >= config.ws_max_connections {
-        open.fetch_sub(1, Ordering::Relaxed);
-        return Err(ProxyError::Unavailable(format!(
-            "this proxy holds its maximum of {} WebSocket connections",
-            config.ws_max_connections
-        )));
-    }
-    let (response, session, stream) = match actix_ws::handle(&request, body) {
-        Ok(upgraded) => upgraded,
-        Err(error) => {
-            open.fetch_sub(1, Ordering::Relaxed);
-            return Err(ProxyError::bad_request(format!(
-                "not a WebSocket upgrade: {error}"
-            )));
-        }
-    };
+    let place = state
+        .ws_connections
+        .take(config.ws_max_connections)
+        .ok_or_else(|| {
+            ProxyError::Unavailable(format!(
+                "this proxy holds its maximum of {} WebSocket connections",
+                config.ws_max_connections
+            ))
+        })?;
+    let (response, session, stream) = actix_ws::handle(&request, body)
+        .map_err(|error| ProxyError::bad_request(format!("not a WebSocket upgrade: {error}")))?;
     let stream = stream
         .max_frame_size(limits.max_frame)
         .aggregate_continuations()
@@ -112,9 +90,9 @@ pub async fn connect(
     let connection = connection::Connection::new(state.clone(), limits, token.as_ref());
     state.metrics.ws_connections.inc();
     actix_web::rt::spawn(async move {
-        let _place = Place(&state.ws_connections.0);
         connection.run(session, stream).await;
         state.metrics.ws_connections.dec();
+        drop(place);
     });
     Ok(response)
 }
