@@ -168,6 +168,16 @@ pub struct BrokerOptions {
     #[arg(long, env = "DEPOT_MAX_STATIONS", default_value_t = 10_000)]
     pub max_stations: usize,
 
+    /// Consumers with a position in one station, at most; committing for a
+    /// new one beyond it is refused until some are deleted, so a reader
+    /// inventing names cannot grow a station's tree without bound.
+    #[arg(
+        long = "max-consumers",
+        env = "DEPOT_MAX_CONSUMERS",
+        default_value_t = 1_000
+    )]
+    pub max_consumers_per_station: usize,
+
     /// Create unknown stations on produce (for users allowed to create them).
     #[arg(long, env = "DEPOT_AUTO_CREATE", default_value_t = true, action = ArgAction::Set)]
     pub auto_create: bool,
@@ -284,6 +294,7 @@ impl BrokerOptions {
             max_subscriptions_per_connection: 64,
             max_fetch_wait: Duration::from_secs(30),
             max_stations: 10_000,
+            max_consumers_per_station: 1_000,
             auto_create: true,
             retention_interval: Duration::from_secs(5),
             allow_private_urls: false,

@@ -41,6 +41,9 @@ pub enum BrokerError {
     #[error("delivery not found: {id}")]
     DeliveryNotFound { id: String },
 
+    #[error("consumer {consumer} has no position in station {station}")]
+    ConsumerNotFound { station: String, consumer: String },
+
     #[error("dead letter {id} not found in station {station}")]
     DeadLetterNotFound { station: String, id: u64 },
 

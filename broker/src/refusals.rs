@@ -17,6 +17,8 @@ pub enum Limit {
     MaxPendingLogins,
     /// `--max-stations`: a station not created.
     MaxStations,
+    /// `--max-consumers`: a consumer's first position not committed.
+    MaxConsumers,
 }
 
 impl Limit {
@@ -26,6 +28,7 @@ impl Limit {
             Self::HandshakeTimeout => "handshake_timeout",
             Self::MaxPendingLogins => "max_pending_logins",
             Self::MaxStations => "max_stations",
+            Self::MaxConsumers => "max_consumers",
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use depot_schemas::wire::{StationInfo, UserInfo};
+use depot_schemas::wire::{ConsumerInfo, StationInfo, UserInfo};
 
 /// A time in milliseconds since the epoch as RFC 3339 (UTC, milliseconds).
 pub fn time(ms: u64) -> String {
@@ -63,5 +63,17 @@ pub fn user(u: &UserInfo) -> Value {
         "has_password": u.has_password,
         "has_connection_token": u.has_connection_token,
         "created_at": time(u.created_at_ms),
+    })
+}
+
+/// A consumer's position in a station, and how far behind it is.
+pub fn consumer(c: &ConsumerInfo) -> Value {
+    json!({
+        "station": c.station,
+        "consumer": c.consumer,
+        "next_offset": c.next_offset,
+        "lag": c.lag,
+        "updated_at": time(c.updated_at_ms),
+        "updated_by": c.updated_by,
     })
 }

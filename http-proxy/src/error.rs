@@ -57,6 +57,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::SubscriptionNotFound
         | ErrorCode::SchemaNotFound
         | ErrorCode::DeadLetterNotFound
+        | ErrorCode::ConsumerNotFound
         | ErrorCode::DeliveryNotFound => StatusCode::NOT_FOUND,
         ErrorCode::SchemaExists | ErrorCode::SchemaInUse | ErrorCode::StationExists => {
             StatusCode::CONFLICT

@@ -13,6 +13,7 @@
 //! - [`users`]: authentication and the user store.
 
 mod connections;
+mod consumers;
 mod dead_letters;
 mod notifications;
 mod relay;
@@ -22,8 +23,10 @@ mod subscriptions;
 mod users;
 mod validation;
 
+pub use consumers::ConsumerSummary;
 pub use dead_letters::{ResendOutcome, ResendSelection};
 pub use schemas::SchemaSummary;
+pub use stations::FetchFrom;
 pub use subscriptions::{DeliveryView, NewSubscription, SubscriptionChange, SubscriptionState};
 pub use users::{SpentToken, UserSummary};
 

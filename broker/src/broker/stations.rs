@@ -20,6 +20,15 @@ use crate::{
     },
 };
 
+/// Where a fetch starts.
+#[derive(Debug, Clone, Copy)]
+pub enum FetchFrom<'a> {
+    Offset(u64),
+    /// At this consumer's position (the station's oldest message when it
+    /// has none yet).
+    Consumer(&'a str),
+}
+
 impl Broker {
     pub async fn create_station(
         &self,
@@ -195,13 +204,17 @@ impl Broker {
         &self,
         who: &Principal,
         station: &str,
-        from: u64,
+        from: FetchFrom<'_>,
         limits: ReadLimits,
         wait: Duration,
     ) -> BrokerResult<(ReadBatch, u64)> {
         let name = StationName::parse(station)?;
         who.require_consume(&name)?;
         let station = self.station(&name)?;
+        let from = match from {
+            FetchFrom::Offset(offset) => offset,
+            FetchFrom::Consumer(consumer) => self.consumer_start(&station, consumer)?,
+        };
         let wait = wait.min(self.inner.config.options.max_fetch_wait);
         if !wait.is_zero() {
             let mut head = station.durable_head.clone();
@@ -262,7 +275,7 @@ pub(super) async fn describe(station: &StationHandle) -> BrokerResult<StationSta
     Ok(stats)
 }
 
-fn not_found(name: &StationName) -> BrokerError {
+pub(super) fn not_found(name: &StationName) -> BrokerError {
     BrokerError::StationNotFound {
         name: name.to_string(),
     }

@@ -10,8 +10,16 @@ use crate::cli::{CliResult, Context, output};
 pub struct FetchArgs {
     station: String,
     /// First offset to print (default: the oldest stored).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "consumer")]
     from: u64,
+    /// Start where this consumer left off (its committed position; the
+    /// oldest message when it has none yet) instead of at --from.
+    #[arg(long)]
+    consumer: Option<String>,
+    /// Once the messages are printed, commit the consumer's position past
+    /// them, so its next fetch goes on after them.
+    #[arg(long, requires = "consumer")]
+    commit: bool,
     /// Messages to print at most.
     #[arg(long, default_value_t = 100)]
     count: u32,
@@ -33,24 +41,41 @@ pub struct TailArgs {
 const TAIL_CREDIT: u32 = 1000;
 
 pub async fn run_fetch(context: &Context, args: FetchArgs) -> CliResult {
-    let mut from = args.from;
+    let client = &context.client;
     let mut remaining = args.count;
-    // Only the first fetch waits: once messages come, the rest are there.
-    let mut wait = args.wait;
-    while remaining > 0 {
-        let batch = context
-            .client
-            .fetch_waiting(&args.station, from, remaining, wait)
-            .await?;
-        wait = Duration::ZERO;
-        if batch.messages.is_empty() {
-            break;
+    // The consumer's position is read once, by the first fetch; the rest
+    // go on from offsets, as a consumer that commits at the end would.
+    let mut batch = match &args.consumer {
+        Some(consumer) => {
+            client
+                .fetch_for_consumer(&args.station, consumer, remaining, args.wait)
+                .await?
         }
+        None => {
+            client
+                .fetch_waiting(&args.station, args.from, remaining, args.wait)
+                .await?
+        }
+    };
+    loop {
         remaining -= batch.messages.len() as u32;
         for message in &batch.messages {
             output::message(context, message);
         }
-        from = batch.next_offset;
+        if batch.messages.is_empty() || remaining == 0 {
+            break;
+        }
+        // Only the first fetch waits: once messages come, the rest are there.
+        batch = client
+            .fetch_waiting(&args.station, batch.next_offset, remaining, Duration::ZERO)
+            .await?;
+    }
+    if let (Some(consumer), true) = (&args.consumer, args.commit) {
+        // After printing: a crash before this prints them again next time
+        // (at least once), never skips them.
+        client
+            .commit_position(&args.station, consumer, batch.next_offset)
+            .await?;
     }
     Ok(())
 }

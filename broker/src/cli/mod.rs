@@ -11,6 +11,7 @@ macro_rules! outln {
 }
 
 mod connections;
+mod consumers;
 mod dead_letters;
 mod deliveries;
 mod fetch;
@@ -74,13 +75,17 @@ enum Command {
     Users(users::UsersCommand),
     /// Produce one message, or every line of a file.
     Produce(produce::ProduceArgs),
-    /// Print stored messages from an offset.
+    /// Print stored messages from an offset, or from where a consumer left
+    /// off.
     Fetch(fetch::FetchArgs),
     /// Follow a station, printing new messages until Ctrl-C.
     Tail(fetch::TailArgs),
     /// Create, version, roll back and delete station schemas.
     #[command(subcommand)]
     Schemas(schemas::SchemasCommand),
+    /// Consumer positions: how far each named reader of a station got.
+    #[command(subcommand)]
+    Consumers(consumers::ConsumersCommand),
     /// Inspect and resend messages a station's schema refused.
     #[command(subcommand)]
     DeadLetters(dead_letters::DeadLettersCommand),
@@ -149,6 +154,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Fetch(args) => fetch::run_fetch(&context, args).await,
         Command::Tail(args) => fetch::run_tail(&context, args).await,
         Command::Schemas(command) => schemas::run(&context, command).await,
+        Command::Consumers(command) => consumers::run(&context, command).await,
         Command::DeadLetters(command) => dead_letters::run(&context, command).await,
         Command::Subscriptions(command) => webhooks::run(&context, command).await,
         Command::Relay(args) => relay::run(&context, args).await,

@@ -8,6 +8,7 @@
 //! grant credit back as they consume.
 
 mod connections;
+mod consumers;
 mod produce;
 mod schemas;
 mod subscription;
@@ -481,14 +482,19 @@ impl BrokerClient {
         max_messages: u32,
         wait: Duration,
     ) -> ClientResult<wire::FetchResult> {
-        let op = Op::Fetch(wire::Fetch {
+        self.fetch_with(wire::Fetch {
             station: station.to_owned(),
             from_offset,
             max_messages,
-            max_wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
+            max_wait_ms: wait_ms(wait),
             ..Default::default()
-        });
-        match self.call(op).await? {
+        })
+        .await
+    }
+
+    /// Any fetch, as the request says.
+    pub async fn fetch_with(&self, fetch: wire::Fetch) -> ClientResult<wire::FetchResult> {
+        match self.call(Op::Fetch(fetch)).await? {
             Reply::FetchResult(result) => Ok(result),
             other => Err(unexpected(other)),
         }
@@ -625,6 +631,12 @@ fn expect_station(reply: Reply) -> ClientResult<wire::StationInfo> {
         Reply::Station(info) => Ok(info),
         other => Err(unexpected(other)),
     }
+}
+
+/// A fetch's wait as the wire's milliseconds (a longer one is cut by the
+/// broker anyway).
+fn wait_ms(wait: Duration) -> u32 {
+    u32::try_from(wait.as_millis()).unwrap_or(u32::MAX)
 }
 
 fn unexpected(reply: Reply) -> ClientError {

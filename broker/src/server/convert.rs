@@ -38,6 +38,7 @@ pub fn error_code(e: &BrokerError) -> ErrorCode {
         BrokerError::InvalidSchema { .. } => ErrorCode::InvalidSchema,
         BrokerError::SchemaInUse { .. } => ErrorCode::SchemaInUse,
         BrokerError::DeadLetterNotFound { .. } => ErrorCode::DeadLetterNotFound,
+        BrokerError::ConsumerNotFound { .. } => ErrorCode::ConsumerNotFound,
         BrokerError::SubscriptionNotFound { .. } => ErrorCode::SubscriptionNotFound,
         BrokerError::DeliveryNotFound { .. } => ErrorCode::DeliveryNotFound,
         BrokerError::Rejected(reason) => reject_code(reason),

@@ -13,6 +13,7 @@
 
 pub mod connection;
 pub mod connection_operations;
+pub mod consumer_operations;
 pub mod convert;
 pub mod metrics_http;
 pub mod operations;

@@ -8,9 +8,11 @@ use depot_schemas::wire::{self, ErrorCode, request::Op, response::Result as Repl
 
 use crate::{
     auth::Principal,
-    broker::{Broker, UserSummary},
+    broker::{Broker, FetchFrom, UserSummary},
     error::BrokerResult,
-    server::{connection_operations, convert, schema_operations, webhook_operations},
+    server::{
+        connection_operations, consumer_operations, convert, schema_operations, webhook_operations,
+    },
     station::{ProduceOutcome, ReadLimits, StationSettings},
 };
 
@@ -33,6 +35,10 @@ pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
         Err(op) => op,
     };
     let op = match connection_operations::run(broker, who, op).await {
+        Ok(answer) => return answer.unwrap_or_else(|e| Reply::Error(convert::broker_error(&e))),
+        Err(op) => op,
+    };
+    let op = match consumer_operations::run(broker, who, op).await {
         Ok(answer) => return answer.unwrap_or_else(|e| Reply::Error(convert::broker_error(&e))),
         Err(op) => op,
     };
@@ -168,8 +174,12 @@ async fn fetch_messages(
         .min(frame_room),
     };
     let wait = Duration::from_millis(fetch.max_wait_ms.into());
+    let from = match fetch.consumer.as_str() {
+        "" => FetchFrom::Offset(fetch.from_offset),
+        consumer => FetchFrom::Consumer(consumer),
+    };
     let (batch, head) = broker
-        .fetch(&reader, &fetch.station, fetch.from_offset, limits, wait)
+        .fetch(&reader, &fetch.station, from, limits, wait)
         .await?;
     Ok(Reply::FetchResult(wire::FetchResult {
         messages: batch

@@ -13,6 +13,8 @@
 //! an encode); decoding requests and schema validation happen on the
 //! connection threads before.
 
+mod positions;
+
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use actix::prelude::*;
@@ -38,6 +40,8 @@ use crate::{
 /// small values keep the broker's memory down (measured: 64 KiB records held
 /// ~4x the memory of 4 KiB ones for the same messages, at the same speed).
 const RECORD_TARGET_BYTES: usize = 4 * 1024;
+
+pub use positions::{CommitPosition, DeletePosition};
 
 pub type ProduceReply = oneshot::Sender<BrokerResult<Vec<ProduceOutcome>>>;
 

@@ -11,6 +11,7 @@
 //!   ([`StationLog::expired_dedup`]), instead of reading every entry of the
 //!   window; one key per write, not per message, costs the producers little.
 //! - `c`: the `StationCounters` (next offset, first offset, bytes).
+//! - `p` + consumer name: a consumer's position ([`super::positions`]).
 //!
 //! A group of produces is written with plain inserts, in this order: its
 //! records, its dedup entries and their group, then the counters
@@ -35,6 +36,7 @@ use crate::{
     station::{
         Message,
         packing::{pack, unpack},
+        positions::Positions,
     },
 };
 
@@ -106,6 +108,11 @@ pub struct ExpiredDedupGroup {
 impl StationLog {
     pub fn new(tree: sled::Tree) -> Self {
         Self { tree }
+    }
+
+    /// The consumer positions kept in the same tree.
+    pub fn positions(&self) -> Positions {
+        Positions::new(self.tree.clone())
     }
 
     pub fn counters(&self) -> BrokerResult<StationCounters> {

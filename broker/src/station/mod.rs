@@ -8,6 +8,7 @@
 //! - [`actor`]: [`StationActor`], the single writer of a station.
 //! - [`retention`]: removing the oldest messages, run by the actor.
 //! - [`dead_letters`]: messages the station's schema refused.
+//! - [`positions`]: how far each named consumer got.
 
 pub mod actor;
 pub mod dead_letters;
@@ -15,6 +16,7 @@ pub mod log;
 pub mod message;
 pub mod name;
 pub mod packing;
+pub mod positions;
 pub mod retention;
 pub mod settings;
 
@@ -31,6 +33,7 @@ pub use dead_letters::DeadLetters;
 pub use log::{ReadBatch, ReadLimits, StationLog};
 pub use message::{Message, NewMessage, ProduceOutcome, RejectReason};
 pub use name::StationName;
+pub use positions::{ConsumerName, Positions};
 pub use settings::{SettingsChange, StationSettings};
 
 /// Everything needed to use a station: its actor for writes, its log and

@@ -4,6 +4,7 @@
 //! - [`auth`]: `/auth/authenticate`, `/auth/refreshToken`.
 //! - [`produce`]: `/stations/{name}/produce/single` and `.../batch`.
 //! - [`stations`]: station administration and fetching messages.
+//! - [`consumers`]: consumer positions, where named readers left off.
 //! - [`topics`]: the seed webhook service's `/v1/topics` and `/v1/messages`.
 //! - [`users`]: user administration (admins).
 //! - [`schemas`]: schema administration and attachments (admins).
@@ -16,6 +17,7 @@
 //!   `/metrics`, and the `/console` page.
 
 pub mod auth;
+pub mod consumers;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod events;
@@ -116,6 +118,18 @@ pub fn configure(config: &mut web::ServiceConfig) {
         at(
             "/stations/{station}/events",
             [(M::GET, web::to(events::follow))],
+        ),
+        at(
+            "/stations/{station}/consumers",
+            [(M::GET, web::to(consumers::list))],
+        ),
+        at(
+            "/stations/{station}/consumers/{consumer}",
+            [
+                (M::GET, web::to(consumers::show)),
+                (M::PUT, web::to(consumers::commit)),
+                (M::DELETE, web::to(consumers::delete)),
+            ],
         ),
         at(
             "/schemas",

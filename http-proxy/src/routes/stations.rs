@@ -11,7 +11,7 @@
 //! | `GET /stations/{name}`            | one station                          |
 //! | `PATCH /stations/{name}`          | `{"description"?, "settings"?}`      |
 //! | `DELETE /stations/{name}`         | delete it and its messages           |
-//! | `GET /stations/{name}/messages`   | `?from=&limit=&max_bytes=&wait_ms=` fetch |
+//! | `GET /stations/{name}/messages`   | `?from=&limit=&max_bytes=&wait_ms=` fetch; `?consumer=` instead of `from`: where that consumer left off ([`super::consumers`]) |
 //!
 //! A station is the JSON of `depot stations info --json`
 //! ([`depot_broker::views::station`]); a message is the WebSocket push's
@@ -95,8 +95,9 @@ struct Change {
 #[serde(deny_unknown_fields)]
 pub struct FetchQuery {
     /// The first offset wanted (default 0: the oldest stored).
-    #[serde(default)]
-    from: u64,
+    from: Option<u64>,
+    /// Start at this consumer's position instead (not with `from`).
+    consumer: Option<String>,
     /// At most this many messages (0: the broker's default, 100; at most
     /// 10,000).
     #[serde(default)]
@@ -197,13 +198,19 @@ pub async fn fetch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ProxyError> {
     let station = station.into_inner();
+    if query.from.is_some() && query.consumer.is_some() {
+        return Err(ProxyError::bad_request(
+            "fetch from an offset (from=) or from a consumer's position (consumer=), not both",
+        ));
+    }
     let _place = match query.wait_ms {
         0 => None,
         _ => Some(waiting_place(&state)?),
     };
     let op = Op::Fetch(wire::Fetch {
         station: station.clone(),
-        from_offset: query.from,
+        from_offset: query.from.unwrap_or(0),
+        consumer: query.consumer.clone().unwrap_or_default(),
         max_messages: query.limit,
         max_bytes: query.max_bytes,
         max_wait_ms: u32::try_from(query.wait_ms).unwrap_or(u32::MAX),

@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod compressed_bodies;
 mod console;
+mod consumers;
 mod crash;
 mod durability;
 mod http_api;

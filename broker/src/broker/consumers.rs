@@ -1,0 +1,143 @@
+//! Consumer positions of the core ([`crate::station::positions`]): commit,
+//! list, delete, and where a fetch for a consumer starts. Each needs the
+//! caller's consume pattern to match the station, as fetching does.
+
+use tokio::sync::oneshot;
+
+use depot_schemas::storage::ConsumerPosition;
+
+use crate::{
+    auth::Principal,
+    broker::{Broker, stations::not_found},
+    error::{BrokerError, BrokerResult},
+    refusals::Limit,
+    station::{
+        ConsumerName, StationHandle, StationName,
+        actor::{CommitPosition, DeletePosition},
+    },
+};
+
+/// A consumer's position as callers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerSummary {
+    pub station: String,
+    pub consumer: String,
+    pub next_offset: u64,
+    /// Messages stored at or after `next_offset`.
+    pub lag: u64,
+    pub updated_at_ms: u64,
+    pub updated_by: String,
+}
+
+impl Broker {
+    /// Sets `consumer`'s position in `station` to `next_offset` (creating
+    /// the consumer), durable before it returns.
+    pub async fn commit_position(
+        &self,
+        who: &Principal,
+        station: &str,
+        consumer: &str,
+        next_offset: u64,
+    ) -> BrokerResult<ConsumerSummary> {
+        let (station, consumer) = self.consumer_station(who, station, consumer)?;
+        let (reply, committed) = oneshot::channel();
+        station.actor.do_send(CommitPosition {
+            consumer: consumer.clone(),
+            next_offset,
+            committer: who.username.clone(),
+            max_consumers: self.inner.config.options.max_consumers_per_station,
+            reply,
+        });
+        let committed = committed
+            .await
+            .unwrap_or_else(|_| Err(not_found(&station.name)));
+        if let Err(BrokerError::LimitReached { .. }) = &committed {
+            self.inner.refusals.count(Limit::MaxConsumers);
+        }
+        summary(&station, consumer.as_str(), committed?)
+    }
+
+    /// Every consumer with a position in `station`, by name.
+    pub fn list_consumers(
+        &self,
+        who: &Principal,
+        station: &str,
+    ) -> BrokerResult<Vec<ConsumerSummary>> {
+        let name = StationName::parse(station)?;
+        who.require_consume(&name)?;
+        let station = self.station(&name)?;
+        station
+            .log
+            .positions()
+            .all()?
+            .into_iter()
+            .map(|(consumer, position)| summary(&station, &consumer, position))
+            .collect()
+    }
+
+    /// Removes `consumer`'s position; an unknown consumer is an error.
+    pub async fn delete_consumer(
+        &self,
+        who: &Principal,
+        station: &str,
+        consumer: &str,
+    ) -> BrokerResult<()> {
+        let (station, consumer) = self.consumer_station(who, station, consumer)?;
+        let (reply, deleted) = oneshot::channel();
+        station.actor.do_send(DeletePosition {
+            consumer: consumer.clone(),
+            reply,
+        });
+        match deleted
+            .await
+            .unwrap_or_else(|_| Err(not_found(&station.name)))?
+        {
+            true => Ok(()),
+            false => Err(BrokerError::ConsumerNotFound {
+                station: station.name.to_string(),
+                consumer: consumer.as_str().to_owned(),
+            }),
+        }
+    }
+
+    /// Where a fetch for `consumer` starts: its position, or the station's
+    /// oldest message when it has none yet.
+    pub(super) fn consumer_start(
+        &self,
+        station: &StationHandle,
+        consumer: &str,
+    ) -> BrokerResult<u64> {
+        let consumer = ConsumerName::parse(consumer)?;
+        let position = station.log.positions().get(&consumer)?;
+        Ok(position.map_or(0, |p| p.next_offset))
+    }
+
+    fn consumer_station(
+        &self,
+        who: &Principal,
+        station: &str,
+        consumer: &str,
+    ) -> BrokerResult<(StationHandle, ConsumerName)> {
+        let name = StationName::parse(station)?;
+        who.require_consume(&name)?;
+        let consumer = ConsumerName::parse(consumer)?;
+        Ok((self.station(&name)?, consumer))
+    }
+}
+
+fn summary(
+    station: &StationHandle,
+    consumer: &str,
+    position: ConsumerPosition,
+) -> BrokerResult<ConsumerSummary> {
+    let head = *station.durable_head.borrow();
+    let first = station.log.counters()?.first_offset;
+    Ok(ConsumerSummary {
+        station: station.name.to_string(),
+        consumer: consumer.to_owned(),
+        next_offset: position.next_offset,
+        lag: head.saturating_sub(position.next_offset.max(first)),
+        updated_at_ms: position.updated_at_ms,
+        updated_by: position.updated_by,
+    })
+}

@@ -1,0 +1,71 @@
+//! Consumer positions through [`BrokerClient`]: fetch where a consumer left
+//! off, commit how far it got, list and delete positions.
+
+use std::time::Duration;
+
+use depot_schemas::wire::{self, request::Op, response::Result as Reply};
+
+use super::{BrokerClient, ClientResult, unexpected, wait_ms};
+
+impl BrokerClient {
+    /// Up to `max_messages` from `consumer`'s position in `station` (the
+    /// oldest message when it has none yet), waiting up to `wait` when
+    /// there is nothing yet (see [`BrokerClient::fetch_waiting`]). Commit
+    /// the result's `next_offset` once the messages are handled.
+    pub async fn fetch_for_consumer(
+        &self,
+        station: &str,
+        consumer: &str,
+        max_messages: u32,
+        wait: Duration,
+    ) -> ClientResult<wire::FetchResult> {
+        self.fetch_with(wire::Fetch {
+            station: station.to_owned(),
+            consumer: consumer.to_owned(),
+            max_messages,
+            max_wait_ms: wait_ms(wait),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Sets `consumer`'s position in `station`: the first offset it has
+    /// not handled. Durable when this returns.
+    pub async fn commit_position(
+        &self,
+        station: &str,
+        consumer: &str,
+        next_offset: u64,
+    ) -> ClientResult<wire::ConsumerInfo> {
+        let op = Op::CommitPosition(wire::CommitPosition {
+            station: station.to_owned(),
+            consumer: consumer.to_owned(),
+            next_offset,
+        });
+        match self.call(op).await? {
+            Reply::Consumer(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn list_consumers(&self, station: &str) -> ClientResult<Vec<wire::ConsumerInfo>> {
+        let op = Op::ListConsumers(wire::ListConsumers {
+            station: station.to_owned(),
+        });
+        match self.call(op).await? {
+            Reply::ConsumerList(list) => Ok(list.consumers),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn delete_consumer(&self, station: &str, consumer: &str) -> ClientResult<()> {
+        let op = Op::DeleteConsumer(wire::DeleteConsumer {
+            station: station.to_owned(),
+            consumer: consumer.to_owned(),
+        });
+        match self.call(op).await? {
+            Reply::Done(_) => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Consumer positions' operations (commit, list, delete); a fetch at a
+//! consumer's position is a `Fetch` with `consumer` set (`operations`).
+
+use depot_schemas::wire::{self, request::Op, response::Result as Reply};
+
+use crate::{
+    auth::Principal,
+    broker::{Broker, ConsumerSummary},
+    error::BrokerResult,
+};
+
+/// Runs `op` if it is a consumer operation; gives it back otherwise.
+pub async fn run(broker: &Broker, who: &Principal, op: Op) -> Result<BrokerResult<Reply>, Op> {
+    let answer = match op {
+        Op::CommitPosition(commit) => broker
+            .commit_position(who, &commit.station, &commit.consumer, commit.next_offset)
+            .await
+            .map(|summary| Reply::Consumer(consumer_info(summary))),
+        Op::ListConsumers(list) => broker.list_consumers(who, &list.station).map(|all| {
+            Reply::ConsumerList(wire::ConsumerList {
+                consumers: all.into_iter().map(consumer_info).collect(),
+            })
+        }),
+        Op::DeleteConsumer(delete) => broker
+            .delete_consumer(who, &delete.station, &delete.consumer)
+            .await
+            .map(|()| Reply::Done(wire::Done {})),
+        other => return Err(other),
+    };
+    Ok(answer)
+}
+
+fn consumer_info(summary: ConsumerSummary) -> wire::ConsumerInfo {
+    wire::ConsumerInfo {
+        station: summary.station,
+        consumer: summary.consumer,
+        next_offset: summary.next_offset,
+        lag: summary.lag,
+        updated_at_ms: summary.updated_at_ms,
+        updated_by: summary.updated_by,
+    }
+}

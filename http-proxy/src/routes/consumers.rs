@@ -1,0 +1,109 @@
+//! Consumer positions over HTTP: a reader names itself with
+//! `GET /stations/{station}/messages?consumer=NAME` to start where it left
+//! off, and commits the answer's `next_offset` once it has handled the
+//! messages. Each call needs consume permission on the station.
+//!
+//! | method & path                                   | does                        |
+//! |-------------------------------------------------|-----------------------------|
+//! | `GET /stations/{station}/consumers`             | every position, with lag    |
+//! | `GET /stations/{station}/consumers/{consumer}`  | one                         |
+//! | `PUT /stations/{station}/consumers/{consumer}`  | `{"next_offset": N}`: commit |
+//! | `DELETE /stations/{station}/consumers/{consumer}` | forget it                 |
+//!
+//! A consumer is the JSON of `depot consumers list --json`
+//! ([`depot_broker::views::consumer`]).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use depot_broker::views;
+use depot_schemas::wire::{self, request::Op, response::Result as Reply};
+
+use crate::{
+    body::RequestBody,
+    error::ProxyError,
+    routes::{AppState, auth::parse_json, call_as_user as call, done, succeeded, unexpected},
+};
+
+const MAX_BODY: u64 = 4 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Commit {
+    next_offset: u64,
+}
+
+async fn list_of(
+    request: &HttpRequest,
+    state: &AppState,
+    station: String,
+) -> Result<Vec<wire::ConsumerInfo>, ProxyError> {
+    match call(
+        request,
+        state,
+        Op::ListConsumers(wire::ListConsumers { station }),
+    )
+    .await?
+    {
+        Reply::ConsumerList(list) => Ok(list.consumers),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn list(
+    request: HttpRequest,
+    station: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
+    let consumers = list_of(&request, &state, station.into_inner()).await?;
+    Ok(succeeded(json!({
+        "consumers": consumers.iter().map(views::consumer).collect::<Vec<_>>(),
+    })))
+}
+
+pub async fn show(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
+    let (station, consumer) = path.into_inner();
+    let consumers = list_of(&request, &state, station.clone()).await?;
+    match consumers.iter().find(|c| c.consumer == consumer) {
+        Some(found) => Ok(succeeded(json!({ "consumer": views::consumer(found) }))),
+        None => Err(ProxyError::NotFound(format!(
+            "consumer {consumer} has no position in station {station}"
+        ))),
+    }
+}
+
+pub async fn commit(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    payload: RequestBody,
+) -> Result<HttpResponse, ProxyError> {
+    let (station, consumer) = path.into_inner();
+    let body = state.read_body(payload, MAX_BODY).await?;
+    let Commit { next_offset } = parse_json(&body)?;
+    let op = Op::CommitPosition(wire::CommitPosition {
+        station,
+        consumer,
+        next_offset,
+    });
+    match call(&request, &state, op).await? {
+        Reply::Consumer(info) => Ok(succeeded(json!({ "consumer": views::consumer(&info) }))),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn delete(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
+    let (station, consumer) = path.into_inner();
+    let op = Op::DeleteConsumer(wire::DeleteConsumer { station, consumer });
+    call(&request, &state, op).await?;
+    Ok(done())
+}
