@@ -19,7 +19,9 @@ use bytestring::ByteString;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
-use depot_schemas::wire::{Header, NewMessage, produce_outcome::Outcome};
+use depot_schemas::wire::{
+    self, Header, NewMessage, produce_outcome::Outcome, request::Op, response::Result as Reply,
+};
 
 use crate::{
     broker_link::Caller,
@@ -289,6 +291,31 @@ impl Connection {
                     filter,
                 },
             ) => self.subscribe(station, from, filter, outbox).await,
+            (
+                Some(user),
+                Action::Commit {
+                    station,
+                    consumer,
+                    next_offset,
+                },
+            ) => {
+                let op = Op::CommitPosition(wire::CommitPosition {
+                    station,
+                    consumer,
+                    next_offset,
+                });
+                match self.state.link.call_as(user.caller.clone(), op).await {
+                    Ok(Reply::Consumer(info)) => json!({
+                        "action": "committed",
+                        "station": info.station,
+                        "consumer": info.consumer,
+                        "next_offset": info.next_offset,
+                        "lag": info.lag,
+                    }),
+                    Ok(_) => protocol::error("the broker answered a commit with something else"),
+                    Err(error) => protocol::error(error.to_string()),
+                }
+            }
             (Some(_), Action::Unsubscribe { station }) => match self.subscriptions.remove(&station)
             {
                 Some(task) => {
@@ -364,6 +391,10 @@ impl Connection {
         let from = match from {
             From::Latest => None,
             From::Offset(offset) => Some(offset),
+            From::Consumer(consumer) => match self.position(&user, &station, &consumer).await {
+                Ok(offset) => Some(offset),
+                Err(error) => return protocol::error(error),
+            },
         };
         let start = match self
             .state
@@ -401,6 +432,26 @@ impl Connection {
         });
         self.subscriptions.insert(station.clone(), task);
         json!({ "action": "subscribed", "station": station, "from": start })
+    }
+}
+
+impl Connection {
+    /// Where `consumer` left off in `station`: its committed position, or
+    /// the oldest message when it has none yet.
+    async fn position(&self, user: &Caller, station: &str, consumer: &str) -> Result<u64, String> {
+        depot_broker::station::ConsumerName::parse(consumer).map_err(|e| e.to_string())?;
+        let op = Op::ListConsumers(wire::ListConsumers {
+            station: station.to_owned(),
+        });
+        match self.state.link.call_as(user.clone(), op).await {
+            Ok(Reply::ConsumerList(list)) => Ok(list
+                .consumers
+                .iter()
+                .find(|c| c.consumer == consumer)
+                .map_or(0, |c| c.next_offset)),
+            Ok(_) => Err("the broker answered a list of consumers with something else".into()),
+            Err(error) => Err(error.to_string()),
+        }
     }
 }
 

@@ -11,10 +11,12 @@ use serde_json::{Map, Value, json};
 use depot_schemas::wire::StoredMessage;
 
 /// Where a subscription starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum From {
     Latest,
     Offset(u64),
+    /// Where this consumer left off (its committed position).
+    Consumer(String),
 }
 
 /// What a client asked for.
@@ -32,6 +34,12 @@ pub enum Action {
     },
     Unsubscribe {
         station: String,
+    },
+    /// Sets a consumer's position (see `depot_broker::station::positions`).
+    Commit {
+        station: String,
+        consumer: String,
+        next_offset: u64,
     },
     Produce {
         station: String,
@@ -52,8 +60,19 @@ struct SubscribeFields {
     station: String,
     #[serde(default)]
     from: Option<Value>,
+    /// Instead of `from`: start at this consumer's position.
+    #[serde(default)]
+    consumer: Option<String>,
     #[serde(default)]
     filter: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitFields {
+    station: String,
+    consumer: String,
+    next_offset: u64,
 }
 
 #[derive(Deserialize)]
@@ -94,13 +113,19 @@ pub fn parse(text: &str) -> Result<(Action, Option<Value>), (Refusal, Option<Val
         "subscribe" => {
             let fields: SubscribeFields =
                 serde_json::from_value(fields).map_err(|e| refuse(format!("subscribe: {e}")))?;
-            let from = match fields.from {
-                None => From::Latest,
-                Some(Value::String(s)) if s == "latest" => From::Latest,
-                Some(Value::Number(n)) if n.as_u64().is_some() => {
+            let from = match (fields.from, fields.consumer) {
+                (Some(_), Some(_)) => {
+                    return Err(refuse(
+                        "subscribe: give \"from\" or \"consumer\", not both".into(),
+                    ));
+                }
+                (None, Some(consumer)) => From::Consumer(consumer),
+                (None, None) => From::Latest,
+                (Some(Value::String(s)), None) if s == "latest" => From::Latest,
+                (Some(Value::Number(n)), None) if n.as_u64().is_some() => {
                     From::Offset(n.as_u64().expect("checked"))
                 }
-                Some(other) => {
+                (Some(other), None) => {
                     return Err(refuse(format!(
                         "subscribe: \"from\" is \"latest\" or an offset, not {other}"
                     )));
@@ -110,6 +135,15 @@ pub fn parse(text: &str) -> Result<(Action, Option<Value>), (Refusal, Option<Val
                 station: fields.station,
                 from,
                 filter: fields.filter.into_iter().collect(),
+            }
+        }
+        "commit" => {
+            let fields: CommitFields =
+                serde_json::from_value(fields).map_err(|e| refuse(format!("commit: {e}")))?;
+            Action::Commit {
+                station: fields.station,
+                consumer: fields.consumer,
+                next_offset: fields.next_offset,
             }
         }
         "unsubscribe" => match object.remove("station") {

@@ -2,7 +2,7 @@
 //! how far it got; positions are durable (a SIGKILL keeps every
 //! acknowledged commit), bounded, checked against the station's end and
 //! the consume right, and go with their station. Over the wire, HTTP
-//! (embedded and remote) and the CLI.
+//! (embedded and remote), the CLI and WebSockets.
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use depot_schemas::wire::{self, ErrorCode};
 use crate::{
     harness::{ROOT_PASSWORD, TestBroker, broker_refusal, json_message},
     proxy_harness::{TestProxy, create_station, login, produce_single, producer_user_of, send},
+    websockets::WsClient,
 };
 
 fn offsets(batch: &wire::FetchResult) -> Vec<u64> {
@@ -305,4 +306,65 @@ async fn the_cli_fetches_for_a_consumer_and_commits_after_printing() {
     assert!(!broker.cli(&["fetch", "mail", "--commit"]).status.success());
     let both = broker.cli(&["fetch", "mail", "--from", "1", "--consumer", "x"]);
     assert!(!both.status.success());
+}
+
+#[actix_rt::test]
+async fn a_websocket_subscribes_where_its_consumer_left_off_and_commits() {
+    let proxy = TestProxy::embedded(&[]);
+    let (root, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    create_station(&proxy, &root, "ticks").await;
+    for n in 0..3 {
+        let body = format!(r#"{{"n":{n}}}"#);
+        produce_single(
+            &proxy,
+            &root,
+            "ticks",
+            &[("Content-Type", "application/json")],
+            &body,
+        )
+        .await;
+    }
+    let mut socket = WsClient::authorized(&proxy, &root).await;
+    let subscribe = json!({"action": "subscribe", "station": "ticks", "consumer": "screen"});
+
+    // No position yet: from the oldest message.
+    socket.send(subscribe.clone()).await;
+    let subscribed = socket.json().await;
+    assert_eq!(
+        (&subscribed["action"], &subscribed["from"]),
+        (&json!("subscribed"), &json!(0))
+    );
+    for n in 0..3 {
+        assert_eq!(socket.json().await["offset"], n);
+    }
+    let commit = json!({"action": "commit", "station": "ticks", "consumer": "screen", "next_offset": 2, "id": 9});
+    socket.send(commit).await;
+    let committed = socket.json().await;
+    assert_eq!(committed["action"], "committed", "{committed}");
+    assert_eq!(
+        (&committed["next_offset"], &committed["lag"]),
+        (&json!(2), &json!(1))
+    );
+    assert_eq!(committed["id"], 9);
+
+    // Again, on a new socket: from the committed position.
+    let mut again = WsClient::authorized(&proxy, &root).await;
+    again.send(subscribe).await;
+    assert_eq!(again.json().await["from"], 2);
+    assert_eq!(again.json().await["offset"], 2);
+
+    // Refusals come as error frames; the socket lives on.
+    let refused = [
+        json!({"action": "subscribe", "station": "ticks", "consumer": "x", "from": 0}),
+        json!({"action": "subscribe", "station": "ticks", "consumer": "Not/Valid"}),
+        json!({"action": "commit", "station": "ticks", "consumer": "screen", "next_offset": 7}),
+        json!({"action": "commit", "station": "ticks", "consumer": "screen"}),
+    ];
+    for frame in refused {
+        socket.send(frame.clone()).await;
+        let answer = socket.json().await;
+        assert_eq!(answer["action"], "error", "{frame} -> {answer}");
+    }
+    socket.send(json!({"action": "ping"})).await;
+    assert_eq!(socket.json().await["action"], "pong");
 }
