@@ -37,7 +37,8 @@ pub struct DeletePosition {
 }
 
 impl StationActor {
-    fn position_to_commit(&self, commit: &CommitPosition) -> BrokerResult<ConsumerPosition> {
+    /// Checks a commit and writes its position (not yet flushed).
+    fn write_position(&self, commit: &CommitPosition) -> BrokerResult<ConsumerPosition> {
         if self.deleted {
             return Err(self.not_found());
         }
@@ -73,7 +74,7 @@ impl Handler<CommitPosition> for StationActor {
     type Result = ();
 
     fn handle(&mut self, commit: CommitPosition, _: &mut Self::Context) {
-        match self.position_to_commit(&commit) {
+        match self.write_position(&commit) {
             Ok(position) => self.group_commit.commit_then(move |outcome| {
                 let _ = commit.reply.send(outcome.map(|()| position));
             }),
