@@ -18,6 +18,8 @@
 //!   the HTTP proxy against a remote broker.
 //! - [`cli`]: the `depot` admin CLI; [`views`]: the JSON it and the proxy
 //!   print for people's scripts.
+//! - [`refusals`] and [`consumer_lag`]: metrics for operators (work a
+//!   limit refused; how far behind each consumer is).
 //! - [`tls`]: TLS identities (wire port, proxy HTTPS) and what clients and
 //!   deliveries trust.
 
@@ -28,6 +30,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod consumer_lag;
 pub mod delivery;
 pub mod error;
 mod frames;

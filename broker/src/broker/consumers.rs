@@ -136,7 +136,7 @@ fn summary(
         station: station.name.to_string(),
         consumer: consumer.to_owned(),
         next_offset: position.next_offset,
-        lag: head.saturating_sub(position.next_offset.max(first)),
+        lag: crate::consumer_lag::lag(position.next_offset, first, head),
         updated_at_ms: position.updated_at_ms,
         updated_by: position.updated_by,
     })

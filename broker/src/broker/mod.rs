@@ -156,6 +156,11 @@ impl Broker {
             workers.clone(),
         )?;
         let registry = registry.start();
+        metrics
+            .register(Box::new(crate::consumer_lag::ConsumerLag::new(
+                directory.clone(),
+            )))
+            .expect("the consumer lag metric is registered once");
         let delivery_settings = DeliverySettings {
             policy: UrlPolicy {
                 allow_private: options.allow_private_urls,

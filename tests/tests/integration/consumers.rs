@@ -98,6 +98,19 @@ async fn a_consumer_goes_on_where_it_left_off_even_after_a_kill() {
         .unwrap();
     let caught_up = client.list_consumers("orders").await.unwrap();
     assert_eq!(caught_up[0].lag, 0);
+
+    // The lag is a metric too, read from the positions at each scrape.
+    client.commit_position("orders", "audit", 1).await.unwrap();
+    produce(&client, "orders", 2).await;
+    let metrics = client.metrics().await.unwrap();
+    for (consumer, lag) in [("audit", 6), ("billing", 2)] {
+        let series =
+            format!(r#"depot_broker_consumer_lag{{consumer="{consumer}",station="orders"}} {lag}"#);
+        assert!(
+            metrics.lines().any(|line| line == series),
+            "{series} in\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test]
