@@ -33,8 +33,13 @@ pub struct FetchArgs {
 pub struct TailArgs {
     station: String,
     /// Start at this offset instead of at the newest message.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "consumer")]
     from: Option<u64>,
+    /// Start where this consumer left off (the oldest message when it has
+    /// no position yet), and commit its position past each batch once it
+    /// is printed, so a tail started again goes on after it.
+    #[arg(long)]
+    consumer: Option<String>,
 }
 
 /// Messages the broker may push to `tail` ahead of printing.
@@ -81,21 +86,44 @@ pub async fn run_fetch(context: &Context, args: FetchArgs) -> CliResult {
 }
 
 pub async fn run_tail(context: &Context, args: TailArgs) -> CliResult {
-    let mut subscription = context
-        .client
-        .subscribe(&args.station, args.from, TAIL_CREDIT)
-        .await?;
+    let client = &context.client;
+    let start = match &args.consumer {
+        Some(consumer) => Some(position(context, &args.station, consumer).await?),
+        None => args.from,
+    };
+    let mut subscription = client.subscribe(&args.station, start, TAIL_CREDIT).await?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
             batch = subscription.next_batch() => match batch {
                 Some(batch) => {
-                    for message in &batch? {
+                    let batch = batch?;
+                    for message in &batch {
                         output::message(context, message);
+                    }
+                    if let (Some(consumer), Some(last)) = (&args.consumer, batch.last()) {
+                        client
+                            .commit_position(&args.station, consumer, last.offset + 1)
+                            .await?;
                     }
                 }
                 None => return Err("the connection to the broker closed".into()),
             },
         }
     }
+}
+
+/// Where `consumer` left off in `station`: its position, or 0 (the oldest
+/// message) when it has none yet.
+async fn position(
+    context: &Context,
+    station: &str,
+    consumer: &str,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    crate::station::ConsumerName::parse(consumer)?;
+    let consumers = context.client.list_consumers(station).await?;
+    Ok(consumers
+        .iter()
+        .find(|c| c.consumer == consumer)
+        .map_or(0, |c| c.next_offset))
 }

@@ -78,7 +78,8 @@ enum Command {
     /// Print stored messages from an offset, or from where a consumer left
     /// off.
     Fetch(fetch::FetchArgs),
-    /// Follow a station, printing new messages until Ctrl-C.
+    /// Follow a station, printing new messages until Ctrl-C (or from where
+    /// a consumer left off, committing as it goes).
     Tail(fetch::TailArgs),
     /// Create, version, roll back and delete station schemas.
     #[command(subcommand)]

@@ -381,3 +381,71 @@ async fn a_websocket_subscribes_where_its_consumer_left_off_and_commits() {
     socket.send(json!({"action": "ping"})).await;
     assert_eq!(socket.json().await["action"], "pong");
 }
+
+/// `depot tail --consumer NAME` as a child process: the offsets of the
+/// first `count` messages it prints. It is killed once its position has
+/// moved past them (it commits after printing).
+fn tail_offsets(broker: &TestBroker, station: &str, consumer: &str, count: usize) -> Vec<u64> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut tail = Command::new(crate::harness::CLI_BIN)
+        .args(["--json", "tail", station, "--consumer", consumer])
+        .env("DEPOT_BROKER", broker.addr.to_string())
+        .env("DEPOT_PASSWORD", ROOT_PASSWORD)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (printed, lines) = std::sync::mpsc::channel();
+    let stdout = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let line: Value = serde_json::from_str(&line).unwrap();
+            let _ = printed.send(line["offset"].as_u64().unwrap());
+        }
+    });
+    let mut offsets = Vec::new();
+    while offsets.len() < count {
+        match lines.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(offset) => offsets.push(offset),
+            Err(_) => {
+                tail.kill().unwrap();
+                panic!("the tail printed {offsets:?} and then nothing for 10 s");
+            }
+        }
+    }
+    let wanted = offsets.last().map(|last| last + 1);
+    for attempt in 0.. {
+        let listed: Value =
+            serde_json::from_str(&broker.cli_ok(&["--json", "consumers", "list", station]))
+                .unwrap();
+        let at = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["consumer"] == consumer);
+        if at.and_then(|c| c["next_offset"].as_u64()) == wanted {
+            break;
+        }
+        assert!(
+            attempt < 100,
+            "{consumer} never committed past {offsets:?}: {listed}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+    offsets
+}
+
+#[test]
+fn a_tail_for_a_consumer_goes_on_where_the_last_one_stopped() {
+    let broker = TestBroker::start();
+    for n in 0..3 {
+        broker.cli_ok(&["produce", "feed", &n.to_string()]);
+    }
+    // From the oldest message, committing past each printed batch.
+    assert_eq!(tail_offsets(&broker, "feed", "screen", 3), [0, 1, 2]);
+    broker.cli_ok(&["produce", "feed", "3"]);
+    assert_eq!(tail_offsets(&broker, "feed", "screen", 1), [3]);
+}
