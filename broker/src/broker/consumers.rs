@@ -100,13 +100,10 @@ impl Broker {
         }
     }
 
-    /// Where a fetch for `consumer` starts: its position, or the station's
-    /// oldest message when it has none yet.
-    pub(super) fn consumer_start(
-        &self,
-        station: &StationHandle,
-        consumer: &str,
-    ) -> BrokerResult<u64> {
+    /// Where a fetch or a subscription for `consumer` starts: its position,
+    /// or the station's oldest message when it has none yet. The caller
+    /// has checked the consume right on `station`.
+    pub fn consumer_start(&self, station: &StationHandle, consumer: &str) -> BrokerResult<u64> {
         let consumer = ConsumerName::parse(consumer)?;
         let position = station.log.positions().get(&consumer)?;
         Ok(position.map_or(0, |p| p.next_offset))

@@ -87,11 +87,18 @@ pub async fn run_fetch(context: &Context, args: FetchArgs) -> CliResult {
 
 pub async fn run_tail(context: &Context, args: TailArgs) -> CliResult {
     let client = &context.client;
-    let start = match &args.consumer {
-        Some(consumer) => Some(position(context, &args.station, consumer).await?),
-        None => args.from,
+    let mut subscription = match &args.consumer {
+        Some(consumer) => {
+            client
+                .subscribe_for_consumer(&args.station, consumer, TAIL_CREDIT)
+                .await?
+        }
+        None => {
+            client
+                .subscribe(&args.station, args.from, TAIL_CREDIT)
+                .await?
+        }
     };
-    let mut subscription = client.subscribe(&args.station, start, TAIL_CREDIT).await?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
@@ -111,19 +118,4 @@ pub async fn run_tail(context: &Context, args: TailArgs) -> CliResult {
             },
         }
     }
-}
-
-/// Where `consumer` left off in `station`: its position, or 0 (the oldest
-/// message) when it has none yet.
-async fn position(
-    context: &Context,
-    station: &str,
-    consumer: &str,
-) -> Result<u64, Box<dyn std::error::Error>> {
-    crate::station::ConsumerName::parse(consumer)?;
-    let consumers = context.client.list_consumers(station).await?;
-    Ok(consumers
-        .iter()
-        .find(|c| c.consumer == consumer)
-        .map_or(0, |c| c.next_offset))
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
-use super::{BrokerClient, ClientResult, unexpected, wait_ms};
+use super::{BrokerClient, ClientResult, Subscription, unexpected, wait_ms};
 
 impl BrokerClient {
     /// Up to `max_messages` from `consumer`'s position in `station` (the
@@ -27,6 +27,20 @@ impl BrokerClient {
             ..Default::default()
         })
         .await
+    }
+
+    /// Follows `station` from `consumer`'s position (the oldest message when
+    /// it has none yet); [`Subscription::start_offset`] says where that was.
+    /// Commit with [`BrokerClient::commit_position`] as messages are
+    /// handled.
+    pub async fn subscribe_for_consumer(
+        &self,
+        station: &str,
+        consumer: &str,
+        credit: u32,
+    ) -> ClientResult<Subscription> {
+        let start = wire::subscribe::Start::Consumer(consumer.to_owned());
+        self.subscribe_with(station, start, credit, "".into()).await
     }
 
     /// Sets `consumer`'s position in `station`: the first offset it has

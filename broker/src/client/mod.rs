@@ -519,14 +519,25 @@ impl BrokerClient {
         credit: u32,
         acting_for: impl Into<ActingFor<'a>>,
     ) -> ClientResult<Subscription> {
-        let acting_for = acting_for.into();
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let (pushed, batches) = mpsc::unbounded_channel();
-        self.shared.wait_for(id, Waiter::Stream(pushed))?;
         let start = match start {
             Some(offset) => wire::subscribe::Start::FromOffset(offset),
             None => wire::subscribe::Start::Latest(true),
         };
+        self.subscribe_with(station, start, credit, acting_for.into())
+            .await
+    }
+
+    /// Follows a station from `start`, for `acting_for`.
+    async fn subscribe_with(
+        &self,
+        station: &str,
+        start: wire::subscribe::Start,
+        credit: u32,
+        acting_for: ActingFor<'_>,
+    ) -> ClientResult<Subscription> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (pushed, batches) = mpsc::unbounded_channel();
+        self.shared.wait_for(id, Waiter::Stream(pushed))?;
         let op = Op::Subscribe(wire::Subscribe {
             station: station.to_owned(),
             start: Some(start),

@@ -386,6 +386,16 @@ impl Session {
         let start = match subscribe.start {
             Some(wire::subscribe::Start::FromOffset(offset)) => offset,
             Some(wire::subscribe::Start::Latest(_)) | None => head,
+            Some(wire::subscribe::Start::Consumer(consumer)) => {
+                match self.broker.consumer_start(&station, &consumer) {
+                    Ok(offset) => offset,
+                    Err(e) => {
+                        return self
+                            .answer(id, Reply::Error(convert::broker_error(&e)))
+                            .await;
+                    }
+                }
+            }
         };
         self.answer(
             id,

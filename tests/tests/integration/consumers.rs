@@ -65,6 +65,15 @@ async fn a_consumer_goes_on_where_it_left_off_even_after_a_kill() {
         .unwrap();
     assert_eq!(offsets(&audit), [0, 1, 2, 3, 4]);
 
+    // A subscription can start there too.
+    let mut following = client
+        .subscribe_for_consumer("orders", "billing", 10)
+        .await
+        .unwrap();
+    assert_eq!(following.start_offset(), 2);
+    let pushed = following.next_batch().await.unwrap().unwrap();
+    assert_eq!(pushed.first().map(|m| m.offset), Some(2), "{pushed:?}");
+
     // SIGKILL: no final flush; the acknowledged commit is on disk.
     let broker = broker.restart(&[]);
     let client = broker.client().await;
@@ -172,6 +181,10 @@ async fn positions_are_checked_bounded_and_go_with_their_station() {
             .await,
     );
     assert_eq!(code, ErrorCode::PermissionDenied);
+    let (code, _) = broker_refusal(reader.subscribe_for_consumer("jobs", "b", 1).await);
+    assert_eq!(code, ErrorCode::PermissionDenied);
+    let (code, _) = broker_refusal(client.subscribe_for_consumer("jobs", "Not/Valid", 1).await);
+    assert_eq!(code, ErrorCode::BadRequest);
 
     // Deleted with the station: a new one of the same name starts afresh.
     client.delete_station("jobs").await.unwrap();
