@@ -68,6 +68,8 @@ pub async fn show(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ProxyError> {
     let (station, consumer) = path.into_inner();
+    depot_broker::station::ConsumerName::parse(&consumer)
+        .map_err(|e| ProxyError::bad_request(e.to_string()))?;
     let consumers = list_of(&request, &state, station.clone()).await?;
     match consumers.iter().find(|c| c.consumer == consumer) {
         Some(found) => Ok(succeeded(json!({ "consumer": views::consumer(found) }))),

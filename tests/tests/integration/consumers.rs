@@ -243,6 +243,9 @@ async fn consumers_over_http(proxy: &TestProxy, broker: &BrokerClient) {
     let missing = send("GET", &unknown, &root, None).await;
     assert_eq!(missing.status, 404, "{}", missing.body);
     assert_eq!(missing.body["success"], false);
+    let invalid = proxy.url("/stations/clicks/consumers/Not.Valid");
+    let refused = send("GET", &invalid, &root, None).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
 
     // Refusals, each in the JSON error shape.
     let both = send("GET", &fetch("from=0&consumer=web"), &root, None).await;
