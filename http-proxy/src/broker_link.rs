@@ -98,15 +98,14 @@ pub trait BrokerLink: Send + Sync {
     fn ready(&self) -> BoxFuture<'_, bool>;
 
     /// Follows `station` as `caller` (whose consume right applies) from
-    /// `from` (`None`: new messages only): answers with the first offset it
-    /// will push, then pushes batches into `into`, in offset order, until
+    /// `from`: answers with the first offset it will push, then pushes batches into `into`, in offset order, until
     /// `into` is closed or an error ends it (sent as the last item). The
     /// bounded `into` is the backpressure: nothing is read ahead of it.
     fn follow(
         &self,
         caller: Caller,
         station: String,
-        from: Option<u64>,
+        from: FollowFrom,
         into: FollowSender,
     ) -> BoxFuture<'_, LinkResult<u64>>;
 
@@ -126,6 +125,36 @@ pub type SharedLink = Arc<dyn BrokerLink>;
 
 /// Where [`BrokerLink::attach`] pushes.
 pub type NotificationSender = tokio::sync::mpsc::Sender<Notification>;
+
+/// Where [`BrokerLink::follow`] starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowFrom {
+    /// New messages only.
+    Latest,
+    Offset(u64),
+    /// Where this consumer left off (its committed position; the oldest
+    /// message when it has none yet).
+    Consumer(String),
+}
+
+/// An offset, or new messages only.
+impl From<Option<u64>> for FollowFrom {
+    fn from(offset: Option<u64>) -> Self {
+        offset.map_or(Self::Latest, Self::Offset)
+    }
+}
+
+impl FollowFrom {
+    /// As a wire subscription's start.
+    pub fn to_wire(&self) -> depot_schemas::wire::subscribe::Start {
+        use depot_schemas::wire::subscribe::Start;
+        match self {
+            Self::Latest => Start::Latest(true),
+            Self::Offset(offset) => Start::FromOffset(*offset),
+            Self::Consumer(consumer) => Start::Consumer(consumer.clone()),
+        }
+    }
+}
 
 /// Where [`BrokerLink::follow`] pushes.
 pub type FollowSender = tokio::sync::mpsc::Sender<LinkResult<Vec<StoredMessage>>>;

@@ -18,16 +18,14 @@
 //! checked on every hit, and a token at its last second takes the full
 //! check again.
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{sync::Arc, time::Duration};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use parking_lot::RwLock;
 use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
 
+use depot_broker::clock::now_ms;
 use depot_schemas::wire::ConsumeToken;
 
 use crate::{broker_link::SharedLink, error::ProxyError};
@@ -99,13 +97,7 @@ pub struct Tokens {
 }
 
 fn now_seconds() -> u64 {
-    now_millis() / 1000
-}
-
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    now_ms() / 1000
 }
 
 impl Tokens {
@@ -145,7 +137,7 @@ impl Tokens {
     ) -> Result<TokenPair, ProxyError> {
         let keys = self.keys().await?;
         let sign = |typ, lifetime: Duration| {
-            let iat_ms = now_millis();
+            let iat_ms = now_ms();
             let iat = iat_ms / 1000;
             let claims = Claims {
                 sub: username.to_owned(),

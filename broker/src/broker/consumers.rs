@@ -54,7 +54,8 @@ impl Broker {
         if let Err(BrokerError::LimitReached { .. }) = &committed {
             self.inner.refusals.count(Limit::MaxConsumers);
         }
-        summary(&station, consumer.as_str(), committed?)
+        let first = station.log.counters()?.first_offset;
+        Ok(summary(&station, first, consumer.as_str(), committed?))
     }
 
     /// Every consumer with a position in `station`, by name.
@@ -66,13 +67,12 @@ impl Broker {
         let name = StationName::parse(station)?;
         who.require_consume(&name)?;
         let station = self.station(&name)?;
-        station
-            .log
-            .positions()
-            .all()?
+        let first = station.log.counters()?.first_offset;
+        let positions = station.log.positions().all()?;
+        Ok(positions
             .into_iter()
-            .map(|(consumer, position)| summary(&station, &consumer, position))
-            .collect()
+            .map(|(consumer, position)| summary(&station, first, &consumer, position))
+            .collect())
     }
 
     /// Removes `consumer`'s position; an unknown consumer is an error.
@@ -122,19 +122,21 @@ impl Broker {
     }
 }
 
+/// `position` as callers see it, with its lag among the messages stored
+/// from `first` (the station's first offset) to the durable head.
 fn summary(
     station: &StationHandle,
+    first: u64,
     consumer: &str,
     position: ConsumerPosition,
-) -> BrokerResult<ConsumerSummary> {
+) -> ConsumerSummary {
     let head = *station.durable_head.borrow();
-    let first = station.log.counters()?.first_offset;
-    Ok(ConsumerSummary {
+    ConsumerSummary {
         station: station.name.to_string(),
         consumer: consumer.to_owned(),
         next_offset: position.next_offset,
         lag: crate::consumer_lag::lag(position.next_offset, first, head),
         updated_at_ms: position.updated_at_ms,
         updated_by: position.updated_by,
-    })
+    }
 }

@@ -40,7 +40,7 @@ impl BrokerClient {
         credit: u32,
     ) -> ClientResult<Subscription> {
         let start = wire::subscribe::Start::Consumer(consumer.to_owned());
-        self.subscribe_with(station, start, credit, "".into()).await
+        self.subscribe_from(station, start, credit, "").await
     }
 
     /// Sets `consumer`'s position in `station`: the first offset it has

@@ -523,18 +523,20 @@ impl BrokerClient {
             Some(offset) => wire::subscribe::Start::FromOffset(offset),
             None => wire::subscribe::Start::Latest(true),
         };
-        self.subscribe_with(station, start, credit, acting_for.into())
+        self.subscribe_from(station, start, credit, acting_for)
             .await
     }
 
-    /// Follows a station from `start`, for `acting_for`.
-    async fn subscribe_with(
+    /// Follows a station from `start` (an offset, the newest message or a
+    /// consumer's position), for `acting_for`.
+    pub async fn subscribe_from<'a>(
         &self,
         station: &str,
         start: wire::subscribe::Start,
         credit: u32,
-        acting_for: ActingFor<'_>,
+        acting_for: impl Into<ActingFor<'a>>,
     ) -> ClientResult<Subscription> {
+        let acting_for = acting_for.into();
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (pushed, batches) = mpsc::unbounded_channel();
         self.shared.wait_for(id, Waiter::Stream(pushed))?;

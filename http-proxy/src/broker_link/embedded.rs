@@ -20,7 +20,9 @@ use depot_schemas::wire::{
     ConsumeToken, ErrorCode, NewMessage, ProduceOutcome, request::Op, response::Result as Reply,
 };
 
-use super::{BrokerLink, Caller, FollowSender, LinkError, LinkResult, NotificationSender};
+use super::{
+    BrokerLink, Caller, FollowFrom, FollowSender, LinkError, LinkResult, NotificationSender,
+};
 
 /// Messages (and bytes of payload) pushed at a time by `follow`.
 const FOLLOW_BATCH: ReadLimits = ReadLimits {
@@ -182,7 +184,7 @@ impl BrokerLink for EmbeddedBroker {
         &self,
         caller: Caller,
         station: String,
-        from: Option<u64>,
+        from: FollowFrom,
         into: FollowSender,
     ) -> BoxFuture<'_, LinkResult<u64>> {
         async move {
@@ -191,7 +193,13 @@ impl BrokerLink for EmbeddedBroker {
             let handle = broker
                 .station_for_reading(&reader, &station)
                 .map_err(refused)?;
-            let start = from.unwrap_or_else(|| *handle.durable_head.borrow());
+            let start = match from {
+                FollowFrom::Latest => *handle.durable_head.borrow(),
+                FollowFrom::Offset(offset) => offset,
+                FollowFrom::Consumer(consumer) => {
+                    broker.consumer_start(&handle, &consumer).map_err(refused)?
+                }
+            };
             tokio::spawn(follow_station(handle, start, into));
             Ok(start)
         }

@@ -24,7 +24,9 @@ use depot_schemas::wire::{
     ConsumeToken, NewMessage, ProduceOutcome, request::Op, response::Result as Reply,
 };
 
-use super::{BrokerLink, Caller, FollowSender, LinkError, LinkResult, NotificationSender};
+use super::{
+    BrokerLink, Caller, FollowFrom, FollowSender, LinkError, LinkResult, NotificationSender,
+};
 
 /// First wait after a failed connection attempt; doubles up to the maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -264,14 +266,15 @@ impl BrokerLink for RemoteBroker {
         &self,
         caller: Caller,
         station: String,
-        from: Option<u64>,
+        from: FollowFrom,
         into: FollowSender,
     ) -> BoxFuture<'_, LinkResult<u64>> {
         async move {
+            let start = from.to_wire();
             let subscription = self
                 .with_client(|client| async move {
                     client
-                        .subscribe_as(&station, from, FOLLOW_CREDIT, caller.acting_for())
+                        .subscribe_from(&station, start, FOLLOW_CREDIT, caller.acting_for())
                         .await
                 })
                 .await?;

@@ -101,7 +101,7 @@ pub async fn follow(
     let (into, batches) = mpsc::channel(2);
     let start = state
         .link
-        .follow(caller.clone(), station.clone(), from, into)
+        .follow(caller.clone(), station.clone(), from.into(), into)
         .await?;
     let source = match feed {
         // The follow only checked the right and named the start.

@@ -388,14 +388,6 @@ impl Connection {
             return self.subscribe_latest(user, station, filter, outbox).await;
         }
         let (into, mut batches) = mpsc::channel(2);
-        let from = match from {
-            From::Latest => None,
-            From::Offset(offset) => Some(offset),
-            From::Consumer(consumer) => match self.position(&user, &station, &consumer).await {
-                Ok(offset) => Some(offset),
-                Err(error) => return protocol::error(error),
-            },
-        };
         let start = match self
             .state
             .link
@@ -435,26 +427,6 @@ impl Connection {
     }
 }
 
-impl Connection {
-    /// Where `consumer` left off in `station`: its committed position, or
-    /// the oldest message when it has none yet.
-    async fn position(&self, user: &Caller, station: &str, consumer: &str) -> Result<u64, String> {
-        depot_broker::station::ConsumerName::parse(consumer).map_err(|e| e.to_string())?;
-        let op = Op::ListConsumers(wire::ListConsumers {
-            station: station.to_owned(),
-        });
-        match self.state.link.call_as(user.clone(), op).await {
-            Ok(Reply::ConsumerList(list)) => Ok(list
-                .consumers
-                .iter()
-                .find(|c| c.consumer == consumer)
-                .map_or(0, |c| c.next_offset)),
-            Ok(_) => Err("the broker answered a list of consumers with something else".into()),
-            Err(error) => Err(error.to_string()),
-        }
-    }
-}
-
 /// The next item of a receiver that may not exist yet (never, if not).
 async fn recv_some<T>(receiver: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match receiver {
@@ -482,7 +454,7 @@ impl Connection {
         let start = match self
             .state
             .link
-            .follow(user, station.clone(), None, check)
+            .follow(user, station.clone(), From::Latest, check)
             .await
         {
             Ok(start) => start,

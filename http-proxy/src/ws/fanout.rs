@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc};
 use depot_broker::auth::ROOT_USER;
 
 use crate::{
-    broker_link::{Caller, SharedLink},
+    broker_link::{Caller, FollowFrom, SharedLink},
     ws::protocol,
 };
 
@@ -84,9 +84,14 @@ impl Fanout {
             ended: Default::default(),
         });
         let (into, batches) = mpsc::channel(4);
-        link.follow(Caller::internal(ROOT_USER), station.to_owned(), None, into)
-            .await
-            .map_err(|e| e.to_string())?;
+        link.follow(
+            Caller::internal(ROOT_USER),
+            station.to_owned(),
+            FollowFrom::Latest,
+            into,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         actix_web::rt::spawn(run_feed(station.to_owned(), batches, Arc::downgrade(&feed)));
         self.feeds
             .lock()

@@ -10,14 +10,8 @@ use serde_json::{Map, Value, json};
 
 use depot_schemas::wire::StoredMessage;
 
-/// Where a subscription starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum From {
-    Latest,
-    Offset(u64),
-    /// Where this consumer left off (its committed position).
-    Consumer(String),
-}
+/// Where a subscription starts: where a station follow does.
+pub use crate::broker_link::FollowFrom as From;
 
 /// What a client asked for.
 #[derive(Debug, Clone, PartialEq)]
