@@ -8,7 +8,9 @@
 //!   push of the message (`{"action":"message", ...}`, the view of
 //!   [`crate::message_view`]).
 //! - Where it starts: after `Last-Event-ID` (a reconnect), else `?from=`,
-//!   else at the next message. From the next message, every stream of a
+//!   else where `?consumer=` left off (its committed position: the page
+//!   commits with `PUT /stations/{name}/consumers/{consumer}` once it has
+//!   handled events), else at the next message. From the next message, every stream of a
 //!   station shares the WebSockets' feed ([`crate::ws::fanout`]: the
 //!   station is read and each message serialised once for all); a stream
 //!   that falls behind the feed's buffer ends as too slow, and its
@@ -42,7 +44,7 @@ use tokio::sync::broadcast::error::RecvError;
 use depot_schemas::wire::StoredMessage;
 
 use crate::{
-    broker_link::{Caller, LinkResult},
+    broker_link::{Caller, FollowFrom, LinkResult},
     error::ProxyError,
     routes::{AppState, bearer_token},
     tokens::TokenType,
@@ -58,6 +60,9 @@ pub struct EventsQuery {
     /// The first offset wanted (default: the next message).
     #[serde(default)]
     from: Option<u64>,
+    /// Start where this consumer left off instead (not with `from`).
+    #[serde(default)]
+    consumer: Option<String>,
     /// The access token, when it comes in the query (browsers).
     #[serde(default, rename = "authorization")]
     _authorization: Option<String>,
@@ -76,10 +81,8 @@ pub async fn follow(
         )
     })?;
     let claims = state.tokens.verify(&token, TokenType::Access).await?;
-    let from = match last_event_id(&request)? {
-        Some(last) => Some(last.saturating_add(1)),
-        None => query.from,
-    };
+    let query = query.into_inner();
+    let from = start(last_event_id(&request)?, query.from, query.consumer)?;
     let limit = state.config.sse_max_streams;
     let place = state.sse_streams.take(limit).ok_or_else(|| {
         ProxyError::Unavailable(format!(
@@ -95,13 +98,13 @@ pub async fn follow(
     // (A feed that cannot start leaves the follow below to say why, or,
     // should it succeed after all, to be the source.)
     let feed = match from {
-        None => state.fanout.receiver(&state.link, &station).await.ok(),
-        Some(_) => None,
+        FollowFrom::Latest => state.fanout.receiver(&state.link, &station).await.ok(),
+        FollowFrom::Offset(_) | FollowFrom::Consumer(_) => None,
     };
     let (into, batches) = mpsc::channel(2);
     let start = state
         .link
-        .follow(caller.clone(), station.clone(), from.into(), into)
+        .follow(caller.clone(), station.clone(), from, into)
         .await?;
     let source = match feed {
         // The follow only checked the right and named the start.
@@ -130,6 +133,28 @@ pub async fn follow(
         // Tells nginx and its kind not to hold events back.
         .insert_header(("x-accel-buffering", "no"))
         .streaming(body))
+}
+
+/// Where a stream starts. A reconnect's `Last-Event-ID` wins over the
+/// query, which named where the first connection started: resuming after
+/// the last event received repeats nothing, even for a consumer whose
+/// page has not committed it yet.
+fn start(
+    last_event_id: Option<u64>,
+    from: Option<u64>,
+    consumer: Option<String>,
+) -> Result<FollowFrom, ProxyError> {
+    if from.is_some() && consumer.is_some() {
+        return Err(ProxyError::bad_request(
+            "follow from an offset (from=) or from a consumer's position (consumer=), not both",
+        ));
+    }
+    Ok(match (last_event_id, from, consumer) {
+        (Some(last), _, _) => FollowFrom::Offset(last.saturating_add(1)),
+        (None, Some(offset), _) => FollowFrom::Offset(offset),
+        (None, None, Some(consumer)) => FollowFrom::Consumer(consumer),
+        (None, None, None) => FollowFrom::Latest,
+    })
 }
 
 /// The offset in `Last-Event-ID`, which `EventSource` sends when it

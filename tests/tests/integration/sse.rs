@@ -1,7 +1,8 @@
 //! Server-Sent Events (`GET /stations/{name}/events`) read with a real HTTP
 //! client as a byte stream: events in offset order, a resume after
-//! `Last-Event-ID`, notifications, refusals before the stream, the end of
-//! a session and the stream limit.
+//! `Last-Event-ID`, a start at a consumer's position (embedded and remote),
+//! notifications, refusals before the stream, the end of a session and the
+//! stream limit.
 
 use std::time::Duration;
 
@@ -9,8 +10,8 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::{
-    harness::ROOT_PASSWORD,
-    proxy_harness::{TestProxy, create_station, login, post, produce_single, producer_user},
+    harness::{ROOT_PASSWORD, TestBroker},
+    proxy_harness::{TestProxy, create_station, login, post, produce_single, producer_user, send},
 };
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -155,6 +156,63 @@ async fn a_station_streams_in_order_resumes_and_ends_with_the_session() {
     // ... and the token opens no new one.
     let (status, _) = EventStream::open(&proxy, &path, &[]).await.err().unwrap();
     assert_eq!(status, 401);
+}
+
+/// A page following for a consumer starts where the consumer's commits
+/// left it, resumes after `Last-Event-ID` (not at the older position), and
+/// a commit moves where the next page starts.
+async fn a_stream_starts_where_its_consumer_left_off(proxy: &TestProxy) {
+    let (root, _) = login(proxy, "root", ROOT_PASSWORD).await;
+    create_station(proxy, &root, "feed").await;
+    for n in 0..3 {
+        produce_single(proxy, &root, "feed", &[JSON], &format!("{{\"n\":{n}}}")).await;
+    }
+    let path = format!("/stations/feed/events?authorization={root}&consumer=page");
+
+    // No position yet: from the oldest message.
+    let mut first = EventStream::open(proxy, &path, &[]).await.unwrap();
+    let (event, _) = first.data(None).await;
+    assert_eq!(event["id"], "0");
+    drop(first);
+
+    let position = proxy.url("/stations/feed/consumers/page");
+    let committed = send("PUT", &position, &root, Some(json!({ "next_offset": 2 }))).await;
+    assert_eq!(committed.status, 200, "{}", committed.body);
+    let mut next = EventStream::open(proxy, &path, &[]).await.unwrap();
+    let (event, message) = next.data(None).await;
+    assert_eq!(event["id"], "2");
+    assert_eq!(message["data"], json!({ "n": 2 }));
+    // New messages follow on the same stream.
+    produce_single(proxy, &root, "feed", &[JSON], r#"{"n":3}"#).await;
+    let (event, _) = next.data(None).await;
+    assert_eq!(event["id"], "3");
+
+    // A reconnect resumes after the last event it got, not at the commit.
+    let mut resumed = EventStream::open(proxy, &path, &[("Last-Event-ID", "2")])
+        .await
+        .unwrap();
+    let (event, _) = resumed.data(None).await;
+    assert_eq!(event["id"], "3");
+
+    // Refused before the stream: an offset and a consumer, a bad name.
+    let both = EventStream::open(proxy, &format!("{path}&from=0"), &[]).await;
+    let (status, body) = both.err().unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["success"], false);
+    let bad = format!("/stations/feed/events?authorization={root}&consumer=Not.Valid");
+    let (status, body) = EventStream::open(proxy, &bad, &[]).await.err().unwrap();
+    assert_eq!(status, 400, "{body}");
+}
+
+#[actix_rt::test]
+async fn a_stream_starts_where_its_consumer_left_off_embedded() {
+    a_stream_starts_where_its_consumer_left_off(&TestProxy::embedded(&[])).await;
+}
+
+#[actix_rt::test]
+async fn a_stream_starts_where_its_consumer_left_off_remote() {
+    let broker = TestBroker::start();
+    a_stream_starts_where_its_consumer_left_off(&TestProxy::remote(broker.addr, &[])).await;
 }
 
 #[actix_rt::test]
