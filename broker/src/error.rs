@@ -68,6 +68,11 @@ pub enum BrokerError {
     #[error("storage failure: {0}")]
     Storage(#[from] sled::Error),
 
+    #[error(
+        "the data directory {path} is in use by another process (a broker, or a proxy with its embedded broker): stop it, or choose another --data"
+    )]
+    DataDirectoryInUse { path: String },
+
     #[error("flushing to disk failed: {reason}")]
     FlushFailed { reason: String },
 

@@ -20,7 +20,11 @@ use prost::Message;
 
 use depot_schemas::storage::{SchemaRecord, StationDefinition, SubscriptionRecord, UserRecord};
 
-use crate::{config::BrokerOptions, error::BrokerResult, station::StationName};
+use crate::{
+    config::BrokerOptions,
+    error::{BrokerError, BrokerResult},
+    station::StationName,
+};
 
 const STATIONS_TREE: &str = "stations";
 const USERS_TREE: &str = "users";
@@ -35,6 +39,19 @@ const SUBSCRIPTIONS_TREE: &str = "subscriptions";
 const SUBSCRIPTION_TREE_PREFIX: &str = "subscription/";
 const STATION_TREE_PREFIX: &str = "station/";
 const DEAD_LETTER_TREE_PREFIX: &str = "dead-letters/";
+
+/// Why the database did not open: sled locks its file, so a second process
+/// on the same directory fails with `WouldBlock`, which is worth naming.
+fn opening_failed(error: sled::Error, data_dir: &std::path::Path) -> BrokerError {
+    match error {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+            BrokerError::DataDirectoryInUse {
+                path: data_dir.display().to_string(),
+            }
+        }
+        other => other.into(),
+    }
+}
 
 /// The open database; cheap to clone (sled handles are reference counted).
 #[derive(Clone)]
@@ -56,7 +73,8 @@ impl Store {
             // Depot decides when to fsync (`persist::group_commit`); sled's
             // own timer would only add flushes nobody waits for.
             .flush_every_ms(None)
-            .open()?;
+            .open()
+            .map_err(|error| opening_failed(error, &options.data_dir))?;
         Ok(Self {
             stations: db.open_tree(STATIONS_TREE)?,
             users: db.open_tree(USERS_TREE)?,

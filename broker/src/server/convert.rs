@@ -44,6 +44,7 @@ pub fn error_code(e: &BrokerError) -> ErrorCode {
         BrokerError::Rejected(reason) => reject_code(reason),
         BrokerError::LimitReached { .. } => ErrorCode::LimitExceeded,
         BrokerError::Storage(_)
+        | BrokerError::DataDirectoryInUse { .. }
         | BrokerError::FlushFailed { .. }
         | BrokerError::Corrupt(_)
         | BrokerError::CorruptValue { .. }

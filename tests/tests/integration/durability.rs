@@ -74,3 +74,26 @@ async fn a_clean_shutdown_flushes_even_without_fsync() {
     let client = broker.client().await;
     assert_eq!(fetch_all(&client, "graceful", 0).await.len(), 500);
 }
+
+/// Two processes on one data directory would corrupt it: sled locks the
+/// directory, and the second broker says so, exits non-zero, and leaves
+/// the first serving.
+#[tokio::test]
+async fn a_second_broker_on_the_same_data_directory_is_refused() {
+    let broker = TestBroker::start();
+    let output = std::process::Command::new(crate::harness::BROKER_BIN)
+        .arg("--data")
+        .arg(broker.data.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .env("DEPOT_ROOT_PASSWORD", crate::harness::ROOT_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is in use by another process"), "{stderr}");
+    let client = broker.client().await;
+    client
+        .create_station("still-here", Default::default())
+        .await
+        .unwrap();
+}

@@ -596,8 +596,11 @@ impl Config {
             };
 
             if let Err(e) = try_lock {
+                // Depot: the lock error keeps its kind (`WouldBlock` when
+                // another process holds the directory), so the broker can
+                // say so instead of quoting an OS error.
                 return Err(Error::Io(io::Error::new(
-                    ErrorKind::Other,
+                    e.kind(),
                     format!(
                         "could not acquire lock on {:?}: {:?}",
                         self.db_path().to_string_lossy(),
