@@ -76,6 +76,9 @@ pub enum BrokerError {
     #[error("flushing to disk failed: {reason}")]
     FlushFailed { reason: String },
 
+    #[error("purging station {station} failed: {reason}")]
+    PurgeFailed { station: String, reason: String },
+
     #[error("stored data is corrupt: {0}")]
     Corrupt(#[from] prost::DecodeError),
 

@@ -16,7 +16,7 @@ use crate::{
     station::{
         NewMessage, ProduceOutcome, ReadBatch, ReadLimits, SettingsChange, StationHandle,
         StationMeta, StationName, StationSettings,
-        actor::{Describe, Produce, StationStats},
+        actor::{Describe, Produce, Purge, Purged, StationStats},
     },
 };
 
@@ -100,6 +100,25 @@ impl Broker {
         let name = StationName::parse(name)?;
         refuse_reserved(&name, "deleted")?;
         self.registry(DeleteStation { name }).await?
+    }
+
+    /// Removes the station's messages below `before` (`None`: every one
+    /// stored now), keeping the station, its settings, offsets, consumers
+    /// and subscriptions ([`crate::station::actor::Purge`]); durable before
+    /// it returns.
+    pub async fn purge_station(
+        &self,
+        who: &Principal,
+        name: &str,
+        before: Option<u64>,
+    ) -> BrokerResult<Purged> {
+        who.require_admin()?;
+        let name = StationName::parse(name)?;
+        refuse_reserved(&name, "purged")?;
+        let station = self.station(&name)?;
+        let (reply, purged) = oneshot::channel();
+        station.actor.do_send(Purge { before, reply });
+        purged.await.unwrap_or_else(|_| Err(not_found(&name)))
     }
 
     /// The stations the caller may produce to or consume from (all, for an

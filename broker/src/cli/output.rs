@@ -7,7 +7,7 @@ use base64::Engine as _;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 
-use depot_schemas::wire::{StationInfo, StoredMessage, UserInfo};
+use depot_schemas::wire::{Purged, StationInfo, StoredMessage, UserInfo};
 
 pub(super) use crate::views::time;
 use crate::{cli::Context, views, views::last_offset};
@@ -175,6 +175,24 @@ pub fn user_list(context: &Context, users: &[UserInfo]) {
         ]);
     }
     outln!("{table}");
+}
+
+pub fn purged(context: &Context, station: &str, purged: &Purged) {
+    if context.json {
+        let fields = json!({ "removed": purged.removed, "first_offset": purged.first_offset });
+        outln!("{fields}");
+    } else {
+        let noun = if purged.removed == 1 {
+            "message"
+        } else {
+            "messages"
+        };
+        outln!(
+            "purged {} {noun} from {station}; its oldest offset is now {}",
+            purged.removed,
+            purged.first_offset
+        );
+    }
 }
 
 pub fn done(context: &Context, what: &str) {

@@ -35,6 +35,14 @@ pub enum StationsCommand {
     },
     /// Delete a station and all its messages.
     Delete { name: String },
+    /// Remove a station's stored messages (all, or those below --before);
+    /// the station, its settings, offsets, consumers and subscriptions stay.
+    Purge {
+        name: String,
+        /// Remove only the messages below this offset.
+        #[arg(long)]
+        before: Option<u64>,
+    },
     /// Validate the station's new messages against a schema.
     AttachSchema {
         station: String,
@@ -133,6 +141,10 @@ pub async fn run(context: &Context, command: StationsCommand) -> CliResult {
         StationsCommand::Delete { name } => {
             client.delete_station(&name).await?;
             output::done(context, &format!("deleted station {name}"));
+        }
+        StationsCommand::Purge { name, before } => {
+            let purged = client.purge_station(&name, before).await?;
+            output::purged(context, &name, &purged);
         }
         StationsCommand::AttachSchema {
             station,

@@ -394,6 +394,23 @@ impl BrokerClient {
         }
     }
 
+    /// Removes the station's messages below `before` (`None`: every one
+    /// stored now); the station, its offsets and consumers stay.
+    pub async fn purge_station(
+        &self,
+        name: &str,
+        before: Option<u64>,
+    ) -> ClientResult<wire::Purged> {
+        let op = Op::PurgeStation(wire::PurgeStation {
+            name: name.to_owned(),
+            before_offset: before,
+        });
+        match self.call(op).await? {
+            Reply::Purged(purged) => Ok(purged),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub async fn list_stations(&self) -> ClientResult<Vec<wire::StationInfo>> {
         match self.call(Op::ListStations(wire::ListStations {})).await? {
             Reply::StationList(list) => Ok(list.stations),

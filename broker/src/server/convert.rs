@@ -46,6 +46,7 @@ pub fn error_code(e: &BrokerError) -> ErrorCode {
         BrokerError::Storage(_)
         | BrokerError::DataDirectoryInUse { .. }
         | BrokerError::FlushFailed { .. }
+        | BrokerError::PurgeFailed { .. }
         | BrokerError::Corrupt(_)
         | BrokerError::CorruptValue { .. }
         | BrokerError::ShuttingDown => ErrorCode::Internal,

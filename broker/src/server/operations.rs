@@ -64,6 +64,15 @@ pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
             .delete_station(who, &delete.name)
             .await
             .map(|()| Reply::Done(wire::Done {})),
+        Op::PurgeStation(purge) => broker
+            .purge_station(who, &purge.name, purge.before_offset)
+            .await
+            .map(|purged| {
+                Reply::Purged(wire::Purged {
+                    removed: purged.removed,
+                    first_offset: purged.first_offset,
+                })
+            }),
         Op::ListStations(_) => broker.list_stations(who).await.map(|stations| {
             Reply::StationList(wire::StationList {
                 stations: stations.iter().map(convert::station_info).collect(),

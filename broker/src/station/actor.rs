@@ -14,6 +14,7 @@
 //! connection threads before.
 
 mod positions;
+mod purge;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -42,6 +43,7 @@ use crate::{
 const RECORD_TARGET_BYTES: usize = 4 * 1024;
 
 pub use positions::{CommitPosition, DeletePosition};
+pub use purge::{Purge, Purged};
 
 pub type ProduceReply = oneshot::Sender<BrokerResult<Vec<ProduceOutcome>>>;
 
@@ -132,6 +134,10 @@ pub struct StationActor {
     write_scheduled: bool,
     /// Set once the station is being deleted: nothing more is written.
     deleted: bool,
+    /// Retention removes every message below this offset (a purge; 0: none).
+    purge_before: u64,
+    /// Purges waiting for retention's passes to reach their offset.
+    purges: Vec<purge::PendingPurge>,
     durable_head: Arc<watch::Sender<u64>>,
 }
 
@@ -164,6 +170,8 @@ impl StationActor {
             staged_ids: HashMap::new(),
             write_scheduled: false,
             deleted: false,
+            purge_before: 0,
+            purges: Vec::new(),
             durable_head: Arc::new(durable_head),
         };
         Ok((actor, readers))
@@ -328,6 +336,7 @@ impl StationActor {
             &self.settings,
             self.counters,
             now_ms(),
+            self.purge_before,
             retention::RECORDS_PER_PASS,
         );
         match pass {
@@ -338,8 +347,12 @@ impl StationActor {
                     ctx.notify(ContinueRetention);
                     return;
                 }
+                self.answer_purges(None);
             }
-            Err(error) => tracing::error!(station = %self.name, %error, "retention failed"),
+            Err(error) => {
+                tracing::error!(station = %self.name, %error, "retention failed");
+                self.answer_purges(Some(&error));
+            }
         }
         self.trim_dead_letters(ctx);
     }
@@ -506,20 +519,23 @@ mod tests {
         station::{NewMessage, SettingsChange, StationSettings, retention::RECORDS_PER_PASS},
     };
 
-    #[actix_rt::test]
-    async fn retention_beyond_one_pass_continues_without_waiting_for_the_timer() {
-        let dir = tempfile::tempdir().unwrap();
-        let broker = Broker::open_for_test(dir.path(), |config| {
-            config.options.retention_interval = Duration::from_secs(1);
+    /// A broker with station "big" holding a little over two retention
+    /// passes of messages (4 KiB each: a record each); retention runs every
+    /// `retention_interval`. Returns the broker and the messages stored.
+    async fn big_station(
+        dir: &std::path::Path,
+        retention_interval: Duration,
+    ) -> (Broker, std::sync::Arc<crate::auth::Principal>, u64) {
+        let broker = Broker::open_for_test(dir, |config| {
+            config.options.retention_interval = retention_interval;
         });
         let root = broker.principal("root").unwrap();
         broker
             .create_station(&root, "big", StationSettings::default(), String::new())
             .await
             .unwrap();
-        // 4 KiB messages are a record each: a little over two passes.
-        let messages = 2 * RECORDS_PER_PASS + 50;
-        for _ in 0..messages / 150 + 1 {
+        let batches = (2 * RECORDS_PER_PASS + 50) / 150 + 1;
+        for _ in 0..batches {
             let batch = (0..150)
                 .map(|_| NewMessage {
                     content_type: "text/plain".into(),
@@ -529,6 +545,13 @@ mod tests {
                 .collect();
             broker.produce(&root, "big", batch).await.unwrap();
         }
+        (broker, root, (batches * 150) as u64)
+    }
+
+    #[actix_rt::test]
+    async fn retention_beyond_one_pass_continues_without_waiting_for_the_timer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (broker, root, _) = big_station(dir.path(), Duration::from_secs(1)).await;
         let keep_one = SettingsChange {
             retention_messages: Some(1),
             ..Default::default()
@@ -554,6 +577,41 @@ mod tests {
             );
             actix_rt::time::sleep(Duration::from_millis(20)).await;
         }
+        broker.shutdown();
+    }
+
+    #[actix_rt::test]
+    async fn a_purge_beyond_one_pass_is_answered_once_it_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        // Retention's timer stays out of the way: only the purge removes.
+        let (broker, root, stored) = big_station(dir.path(), Duration::from_secs(3600)).await;
+        let keep_from = stored - 10;
+
+        let purged = broker
+            .purge_station(&root, "big", Some(keep_from))
+            .await
+            .unwrap();
+        assert_eq!(purged.removed, keep_from);
+        assert_eq!(purged.first_offset, keep_from);
+        let stats = broker.describe_station(&root, "big").await.unwrap();
+        assert_eq!((stats.message_count, stats.first_offset), (10, keep_from));
+        assert_eq!(stats.bytes, 10 * 4096);
+
+        // Everything, then nothing more to do; offsets go on.
+        let all = broker.purge_station(&root, "big", None).await.unwrap();
+        assert_eq!((all.removed, all.first_offset), (10, stored));
+        let again = broker.purge_station(&root, "big", None).await.unwrap();
+        assert_eq!((again.removed, again.first_offset), (0, stored));
+        let next = NewMessage {
+            content_type: "text/plain".into(),
+            payload: b"after".to_vec().into(),
+            ..Default::default()
+        };
+        let outcomes = broker.produce(&root, "big", vec![next]).await.unwrap();
+        assert!(
+            matches!(outcomes[..], [crate::station::ProduceOutcome::Stored { offset }] if offset == stored),
+            "{outcomes:?}"
+        );
         broker.shutdown();
     }
 }

@@ -1,6 +1,7 @@
 //! Retention: removes a station's oldest messages once they are older than
 //! the retention age, or beyond the retention count or bytes (0 = no limit),
-//! and expires dedup entries older than the idempotency window.
+//! or below the offset an operator purged the station to, and expires dedup
+//! entries older than the idempotency window.
 //!
 //! Run by the station actor on a timer, never on the produce path, in passes
 //! of at most [`RECORDS_PER_PASS`] records: the actor shares its thread with
@@ -32,8 +33,9 @@ pub struct Pass {
     pub more: bool,
 }
 
-/// Applies the settings' limits, removing at most `max_records` records,
-/// and returns the counters after removal. Dedup entries are expired by the
+/// Applies the settings' limits, and removes every message below
+/// `purge_before` (0: none), removing at most `max_records` records, and
+/// returns the counters after removal. Dedup entries are expired by the
 /// pass that finishes the records, oldest first through their groups, until
 /// `max_records` of them are removed (whole groups: a group is one write's):
 /// a pass reads the expired entries only, not the whole window (millions at
@@ -43,6 +45,7 @@ pub fn enforce(
     settings: &StationSettings,
     counters: StationCounters,
     now_ms: u64,
+    purge_before: u64,
     max_records: usize,
 ) -> BrokerResult<Pass> {
     let mut after = counters;
@@ -63,8 +66,8 @@ pub fn enforce(
         let mut removed_any = false;
         for message in record.messages {
             let count = after.next_offset - message.offset;
-            let expired = (age_limit_ms > 0
-                && now_ms.saturating_sub(message.timestamp_ms) > age_limit_ms)
+            let expired = message.offset < purge_before
+                || (age_limit_ms > 0 && now_ms.saturating_sub(message.timestamp_ms) > age_limit_ms)
                 || (settings.retention_messages > 0 && count > settings.retention_messages)
                 || (settings.retention_bytes > 0 && after.bytes > settings.retention_bytes);
             if expired && survivors.messages.is_empty() {
@@ -163,7 +166,7 @@ mod tests {
         let now_ms = 1_000 + 3_600_000;
         let mut passes = Vec::new();
         loop {
-            let pass = enforce(&log, &settings, counters, now_ms, 1_000).unwrap();
+            let pass = enforce(&log, &settings, counters, now_ms, 0, 1_000).unwrap();
             counters = pass.counters;
             passes.push(counters.first_offset);
             if !pass.more {
@@ -215,7 +218,7 @@ mod tests {
         // At 105 s the window (10 s) keeps only what was stamped at 100 s.
         let mut passes = 0;
         loop {
-            let pass = enforce(&log, &settings, counters, 105_000, 1_000).unwrap();
+            let pass = enforce(&log, &settings, counters, 105_000, 0, 1_000).unwrap();
             passes += 1;
             if !pass.more {
                 break;
@@ -241,9 +244,56 @@ mod tests {
             retention_messages: 4,
             ..StationSettings::default()
         };
-        let pass = enforce(&log, &settings, counters, 2_000, 1_000).unwrap();
+        let pass = enforce(&log, &settings, counters, 2_000, 0, 1_000).unwrap();
         assert!(!pass.more);
         assert_eq!(pass.counters.first_offset, 6);
         assert_eq!(log.records_from_start().count(), 4);
+    }
+
+    #[test]
+    fn a_purge_removes_exactly_the_messages_below_its_offset() {
+        let (_dir, log, counters) = log_of(0);
+        // One record of five messages (offsets 0-4), then one of offset 5.
+        let message = |offset| StoredMessage {
+            offset,
+            timestamp_ms: 1_000,
+            payload: vec![b'x'; 10].into(),
+            ..Default::default()
+        };
+        let records = vec![
+            StoredRecord {
+                messages: (0..5).map(message).collect(),
+                packing: None,
+            },
+            StoredRecord {
+                messages: vec![message(5)],
+                packing: None,
+            },
+        ];
+        let counters = StationCounters {
+            next_offset: 6,
+            bytes: 60,
+            ..counters
+        };
+        log.append(records, &[], &counters).unwrap();
+
+        // Settings that keep everything: only the purge removes.
+        let settings = StationSettings::default();
+        let pass = enforce(&log, &settings, counters, 2_000, 3, 1_000).unwrap();
+        assert!(!pass.more);
+        assert_eq!(pass.counters.first_offset, 3);
+        assert_eq!(pass.counters.bytes, 30);
+        assert_eq!(pass.counters.next_offset, 6);
+        // The straddling record was rewritten with its survivors.
+        let offsets: Vec<u64> = log
+            .records_from_start()
+            .flat_map(|r| r.unwrap().1.messages.into_iter().map(|m| m.offset))
+            .collect();
+        assert_eq!(offsets, [3, 4, 5]);
+
+        let all = enforce(&log, &settings, pass.counters, 2_000, 6, 1_000).unwrap();
+        assert_eq!(all.counters.first_offset, 6);
+        assert_eq!(all.counters.bytes, 0);
+        assert_eq!(log.records_from_start().count(), 0);
     }
 }

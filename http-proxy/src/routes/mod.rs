@@ -113,7 +113,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         ),
         at(
             "/stations/{station}/messages",
-            [(M::GET, web::to(stations::fetch))],
+            [
+                (M::GET, web::to(stations::fetch)),
+                (M::DELETE, web::to(stations::purge)),
+            ],
         ),
         at(
             "/stations/{station}/events",

@@ -12,6 +12,7 @@
 //! | `PATCH /stations/{name}`          | `{"description"?, "settings"?}`      |
 //! | `DELETE /stations/{name}`         | delete it and its messages           |
 //! | `GET /stations/{name}/messages`   | `?from=&limit=&max_bytes=&wait_ms=` fetch; `?consumer=` instead of `from`: where that consumer left off ([`super::consumers`]) |
+//! | `DELETE /stations/{name}/messages` | purge: remove every stored message, or those below `?before=`; the station stays |
 //!
 //! A station is the JSON of `depot stations info --json`
 //! ([`depot_broker::views::station`]); a message is the WebSocket push's
@@ -189,6 +190,32 @@ pub async fn delete(
     });
     call(&request, &state, op).await?;
     Ok(done())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeQuery {
+    /// Remove the messages below this offset (default: every stored one).
+    before: Option<u64>,
+}
+
+pub async fn purge(
+    request: HttpRequest,
+    station: web::Path<String>,
+    query: web::Query<PurgeQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
+    let op = Op::PurgeStation(wire::PurgeStation {
+        name: station.into_inner(),
+        before_offset: query.before,
+    });
+    match call(&request, &state, op).await? {
+        Reply::Purged(purged) => Ok(succeeded(json!({
+            "removed": purged.removed,
+            "first_offset": purged.first_offset,
+        }))),
+        other => Err(unexpected(other)),
+    }
 }
 
 pub async fn fetch(

@@ -17,6 +17,7 @@ mod long_poll;
 mod produce;
 mod protocol;
 mod proxy_harness;
+mod purge;
 mod relay;
 mod retention;
 mod scale_out;
