@@ -1,5 +1,6 @@
-//! Dead letters: listing what a station's schema refused, and resending it
-//! once the schema (or the data) is fixed. Administrators only.
+//! Dead letters: listing what a station's schema refused, resending it
+//! once the schema (or the data) is fixed, and deleting what nobody wants
+//! back. Administrators only.
 
 use depot_schemas::storage::DeadLetterRecord;
 
@@ -91,6 +92,46 @@ impl Broker {
             .resend(&station, letters.into_iter().map(Ok).collect())
             .await?;
         Ok((outcomes, more))
+    }
+
+    /// Deletes these dead letters for good; returns how many were there.
+    /// Durable before it returns.
+    pub async fn delete_dead_letters(
+        &self,
+        who: &Principal,
+        station: &str,
+        ids: &[u64],
+    ) -> BrokerResult<u64> {
+        who.require_admin()?;
+        let station = self.station(&StationName::parse(station)?)?;
+        let mut deleted = 0;
+        for &id in ids {
+            deleted += u64::from(station.dead_letters.remove(id)?);
+        }
+        self.inner.group_commit.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Deletes the station's oldest dead letters with ids up to `up_to`
+    /// (0: the newest now), at most `limit`. Returns how many, the `up_to`
+    /// it used (for the next call) and whether any up to it remain.
+    /// Durable before it returns.
+    pub async fn delete_oldest_dead_letters(
+        &self,
+        who: &Principal,
+        station: &str,
+        up_to: u64,
+        limit: usize,
+    ) -> BrokerResult<(u64, u64, bool)> {
+        who.require_admin()?;
+        let station = self.station(&StationName::parse(station)?)?;
+        let up_to = match up_to {
+            0 => station.dead_letters.newest_id()?,
+            id => id,
+        };
+        let (deleted, more) = station.dead_letters.remove_oldest(up_to, limit)?;
+        self.inner.group_commit.commit().await?;
+        Ok((deleted as u64, up_to, more))
     }
 
     async fn resend(

@@ -37,6 +37,16 @@ pub enum DeadLettersCommand {
         #[arg(long)]
         all: bool,
     },
+    /// Delete dead letters for good (nobody wants them back).
+    Delete {
+        station: String,
+        /// The dead letters to delete.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<u64>,
+        /// Delete every dead letter the station holds now.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 pub async fn run(context: &Context, command: DeadLettersCommand) -> CliResult {
@@ -96,6 +106,44 @@ pub async fn run(context: &Context, command: DeadLettersCommand) -> CliResult {
             }
             if failed > 0 {
                 return Err(format!("{failed} dead letters were not resent").into());
+            }
+        }
+        DeadLettersCommand::Delete {
+            station,
+            mut ids,
+            all,
+        } => {
+            ids.sort_unstable();
+            ids.dedup();
+            let mut deleted = 0;
+            let mut up_to_id = 0;
+            loop {
+                let result = client
+                    .delete_dead_letters(wire::DeleteDeadLetters {
+                        station: station.clone(),
+                        ids: ids.clone(),
+                        all,
+                        up_to_id,
+                        limit: 0,
+                    })
+                    .await?;
+                deleted += result.deleted;
+                up_to_id = result.up_to_id;
+                if !result.more {
+                    break;
+                }
+            }
+            if context.json {
+                outln!("{}", json!({ "deleted": deleted }));
+            } else {
+                outln!("deleted {deleted} dead letters of {station}");
+            }
+            let missing = ids.len() as u64 - deleted.min(ids.len() as u64);
+            if !all && missing > 0 {
+                return Err(format!(
+                    "{missing} of the ids given were not dead letters of {station}"
+                )
+                .into());
             }
         }
     }

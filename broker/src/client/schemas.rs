@@ -113,6 +113,18 @@ impl BrokerClient {
             other => Err(unexpected(other)),
         }
     }
+
+    /// Deletes dead letters: `delete.ids`, or with `all` the oldest up to
+    /// `up_to_id` (repeat with the answer's `up_to_id` while `more`).
+    pub async fn delete_dead_letters(
+        &self,
+        delete: wire::DeleteDeadLetters,
+    ) -> ClientResult<wire::DeadLettersDeleted> {
+        match self.call(Op::DeleteDeadLetters(delete)).await? {
+            Reply::DeadLettersDeleted(deleted) => Ok(deleted),
+            other => Err(unexpected(other)),
+        }
+    }
 }
 
 fn expect_schema(reply: Reply) -> ClientResult<wire::SchemaInfo> {

@@ -95,6 +95,31 @@ pub async fn run(broker: &Broker, who: &Principal, op: Op) -> Result<BrokerResul
         Op::GetDeadLetter(get) => broker
             .dead_letter(who, &get.station, get.id)
             .map(|l| Reply::DeadLetter(dead_letter(&get.station, l, true))),
+        Op::DeleteDeadLetters(delete) if delete.all => {
+            let limit = match delete.limit {
+                0 => MAX_BATCH,
+                n => (n as usize).min(MAX_BATCH),
+            };
+            broker
+                .delete_oldest_dead_letters(who, &delete.station, delete.up_to_id, limit)
+                .await
+                .map(|(deleted, up_to_id, more)| {
+                    Reply::DeadLettersDeleted(wire::DeadLettersDeleted {
+                        deleted,
+                        up_to_id,
+                        more,
+                    })
+                })
+        }
+        Op::DeleteDeadLetters(delete) => broker
+            .delete_dead_letters(who, &delete.station, &delete.ids)
+            .await
+            .map(|deleted| {
+                Reply::DeadLettersDeleted(wire::DeadLettersDeleted {
+                    deleted,
+                    ..Default::default()
+                })
+            }),
         Op::ResendDeadLetters(resend) => {
             let selection = if resend.all {
                 let limit = match resend.limit {

@@ -64,9 +64,27 @@ impl DeadLetters {
         }
     }
 
-    pub fn remove(&self, id: u64) -> BrokerResult<()> {
-        self.tree.remove(id.to_be_bytes())?;
-        Ok(())
+    /// Removes one; whether it was there.
+    pub fn remove(&self, id: u64) -> BrokerResult<bool> {
+        Ok(self.tree.remove(id.to_be_bytes())?.is_some())
+    }
+
+    /// The newest dead letter's id (0: none).
+    pub fn newest_id(&self) -> BrokerResult<u64> {
+        Ok(self.tree.last()?.map_or(0, |(key, _)| id_of(&key)))
+    }
+
+    /// Removes the oldest dead letters with ids up to `up_to`, at most
+    /// `max`; returns how many, and whether any up to `up_to` remain.
+    /// Letters that arrive meanwhile have newer ids, so a caller repeating
+    /// this with the same `up_to` is done in a bounded number of passes.
+    pub fn remove_oldest(&self, up_to: u64, max: usize) -> BrokerResult<(usize, bool)> {
+        let removed = self.remove_front_while(max, |letter| letter.id <= up_to)?;
+        let more = self
+            .tree
+            .first()?
+            .is_some_and(|(key, _)| id_of(&key) <= up_to);
+        Ok((removed, more))
     }
 
     /// Up to `limit` dead letters with ids above `after`, oldest first, and
@@ -88,13 +106,23 @@ impl DeadLetters {
     /// them (the caller runs another pass when it hit the limit); returns
     /// how many.
     pub fn trim_older_than(&self, cutoff_ms: u64, max: usize) -> BrokerResult<usize> {
+        self.remove_front_while(max, |letter| letter.timestamp_ms < cutoff_ms)
+    }
+
+    /// Removes dead letters oldest first while `remove` says so, at most
+    /// `max`; returns how many.
+    fn remove_front_while(
+        &self,
+        max: usize,
+        remove: impl Fn(&DeadLetterRecord) -> bool,
+    ) -> BrokerResult<usize> {
         let mut removed = 0;
         for entry in self.tree.iter() {
             if removed == max {
                 break;
             }
             let (key, value) = entry?;
-            if DeadLetterRecord::decode(&*value)?.timestamp_ms >= cutoff_ms {
+            if !remove(&DeadLetterRecord::decode(&*value)?) {
                 break;
             }
             self.tree.remove(key)?;
@@ -102,6 +130,11 @@ impl DeadLetters {
         }
         Ok(removed)
     }
+}
+
+/// A dead letter's id from its key (big-endian, so keys sort by id).
+fn id_of(key: &[u8]) -> u64 {
+    key.try_into().map_or(0, u64::from_be_bytes)
 }
 
 #[cfg(test)]
@@ -127,5 +160,26 @@ mod tests {
         let (left, _) = letters.list(0, 10).unwrap();
         let stamps: Vec<u64> = left.iter().map(|l| l.timestamp_ms).collect();
         assert_eq!(stamps, vec![50]);
+    }
+
+    #[test]
+    fn removing_the_oldest_stops_at_its_id_and_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let letters = DeadLetters::new(db.clone(), db.open_tree("dead-letters/s").unwrap(), true);
+        let ids: Vec<u64> = (0..5)
+            .map(|_| letters.add(DeadLetterRecord::default()).unwrap())
+            .collect();
+        assert_eq!(letters.newest_id().unwrap(), ids[4]);
+        assert_eq!(letters.remove_oldest(ids[2], 2).unwrap(), (2, true));
+        // One newer than the cut arrives: it stays.
+        let late = letters.add(DeadLetterRecord::default()).unwrap();
+        assert_eq!(letters.remove_oldest(ids[2], 2).unwrap(), (1, false));
+        assert_eq!(letters.remove_oldest(ids[2], 2).unwrap(), (0, false));
+        assert!(letters.remove(ids[3]).unwrap());
+        assert!(!letters.remove(ids[3]).unwrap(), "gone already");
+        let (left, _) = letters.list(0, 10).unwrap();
+        let left: Vec<u64> = left.iter().map(|l| l.id).collect();
+        assert_eq!(left, [ids[4], late]);
     }
 }

@@ -5,6 +5,8 @@
 //! | `GET /stations/{station}/dead-letters`          | list (`?after=&limit=`), no payloads |
 //! | `GET /stations/{station}/dead-letters/{id}`     | one, with its payload |
 //! | `POST /stations/{station}/dead-letters/resend`  | `{"ids": [..]}` or `{"all": true}` |
+//! | `DELETE /stations/{station}/dead-letters/{id}`  | delete one for good (404 if it is not there) |
+//! | `DELETE /stations/{station}/dead-letters`       | delete every one the station holds now |
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
@@ -157,4 +159,55 @@ pub async fn resend(
         "fail": fail,
         "outcomes": outcomes,
     })))
+}
+
+pub async fn delete(
+    request: HttpRequest,
+    path: web::Path<(String, u64)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
+    let (station, id) = path.into_inner();
+    let op = Op::DeleteDeadLetters(wire::DeleteDeadLetters {
+        station: station.clone(),
+        ids: vec![id],
+        ..Default::default()
+    });
+    match call(&request, &state, op).await? {
+        Reply::DeadLettersDeleted(deleted) if deleted.deleted == 1 => {
+            Ok(succeeded(json!({ "deleted": 1 })))
+        }
+        Reply::DeadLettersDeleted(_) => Err(ProxyError::NotFound(format!(
+            "station {station} has no dead letter {id}"
+        ))),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Deletes every dead letter the station holds when the request arrives,
+/// in bounded broker calls (letters refused meanwhile stay).
+pub async fn delete_all(
+    request: HttpRequest,
+    station: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ProxyError> {
+    let station = station.into_inner();
+    let mut deleted = 0;
+    let mut up_to_id = 0;
+    loop {
+        let op = Op::DeleteDeadLetters(wire::DeleteDeadLetters {
+            station: station.clone(),
+            all: true,
+            up_to_id,
+            ..Default::default()
+        });
+        let result = match call(&request, &state, op).await? {
+            Reply::DeadLettersDeleted(result) => result,
+            other => return Err(unexpected(other)),
+        };
+        deleted += result.deleted;
+        up_to_id = result.up_to_id;
+        if !result.more {
+            return Ok(succeeded(json!({ "deleted": deleted })));
+        }
+    }
 }

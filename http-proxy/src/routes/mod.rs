@@ -165,7 +165,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         ),
         at(
             "/stations/{station}/dead-letters",
-            [(M::GET, web::to(dead_letters::list))],
+            [
+                (M::GET, web::to(dead_letters::list)),
+                (M::DELETE, web::to(dead_letters::delete_all)),
+            ],
         ),
         at(
             "/stations/{station}/dead-letters/resend",
@@ -173,7 +176,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         ),
         at(
             "/stations/{station}/dead-letters/{id}",
-            [(M::GET, web::to(dead_letters::show))],
+            [
+                (M::GET, web::to(dead_letters::show)),
+                (M::DELETE, web::to(dead_letters::delete)),
+            ],
         ),
         at(
             "/v1/topics",

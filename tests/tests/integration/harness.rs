@@ -245,6 +245,29 @@ pub fn broker_refusal<T>(result: ClientResult<T>) -> (wire::ErrorCode, String) {
     }
 }
 
+/// A user "worker" (password "worker-password") that may produce to,
+/// consume from and create every station but is no administrator, and a
+/// client connected as it.
+pub async fn worker_user(broker: &TestBroker, admin: &BrokerClient) -> BrokerClient {
+    admin
+        .create_user(wire::CreateUser {
+            name: "worker".into(),
+            password: "worker-password".into(),
+            permissions: Some(wire::Permissions {
+                produce: vec!["*".into()],
+                consume: vec!["*".into()],
+                create_stations: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    BrokerClient::connect(broker.addr, "worker", "worker-password")
+        .await
+        .unwrap()
+}
+
 /// A JSON message for a produce.
 pub fn json_message(payload: &str) -> wire::NewMessage {
     wire::NewMessage {

@@ -8,6 +8,7 @@ mod compressed_bodies;
 mod console;
 mod consumers;
 mod crash;
+mod dead_letters;
 mod durability;
 mod http_api;
 mod http_connections;

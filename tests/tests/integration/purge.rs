@@ -7,7 +7,10 @@ use depot_schemas::wire::{self, ErrorCode};
 use serde_json::Value;
 
 use crate::{
-    harness::{ROOT_PASSWORD, TestBroker, broker_refusal, fetch_all, json_message, stored_offset},
+    harness::{
+        ROOT_PASSWORD, TestBroker, broker_refusal, fetch_all, json_message, stored_offset,
+        worker_user,
+    },
     proxy_harness::{TestProxy, create_station, login, produce_single, producer_user, send},
 };
 
@@ -76,23 +79,7 @@ async fn only_administrators_purge_and_depot_s_own_stations_are_refused() {
     let broker = TestBroker::start();
     let client = broker.client().await;
     logs_of(&client, 1).await;
-    client
-        .create_user(wire::CreateUser {
-            name: "worker".into(),
-            password: "worker-password".into(),
-            permissions: Some(wire::Permissions {
-                produce: vec!["*".into()],
-                consume: vec!["*".into()],
-                create_stations: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let worker = BrokerClient::connect(broker.addr, "worker", "worker-password")
-        .await
-        .unwrap();
+    let worker = worker_user(&broker, &client).await;
     let (code, _) = broker_refusal(worker.purge_station("logs", None).await);
     assert_eq!(code, ErrorCode::PermissionDenied);
     let (code, message) = broker_refusal(client.purge_station("depot.relay", None).await);
