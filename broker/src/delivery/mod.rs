@@ -6,6 +6,7 @@
 //! - [`cloudevents`]: CloudEvents 1.0 bodies (structured) and headers (binary).
 //! - [`log`]: a subscription's cursor, deliveries and attempts in sled.
 //! - [`metrics`]: per-subscription Prometheus series.
+//! - [`reader`]: follows a subscription's station and admits deliveries.
 //! - [`registry`]: the broker's subscriptions and their running actors.
 //! - [`relay`]: relayed HTTP requests as messages of an internal station.
 //! - [`retry`]: outcome rules and retry schedules (with `Retry-After`).
@@ -20,6 +21,7 @@ pub mod circuit;
 pub mod cloudevents;
 pub mod log;
 pub mod metrics;
+mod reader;
 pub mod registry;
 pub mod relay;
 pub mod retry;
