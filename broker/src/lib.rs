@@ -41,6 +41,7 @@ pub mod run;
 pub mod schema;
 pub mod server;
 pub mod station;
+pub mod station_metrics;
 pub mod tls;
 pub mod views;
 

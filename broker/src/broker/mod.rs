@@ -77,6 +77,8 @@ struct Inner {
     metrics: prometheus::Registry,
     /// Work refused by a configured limit, counted in `metrics`.
     refusals: Refusals,
+    /// Wire connections open now (`depot_broker_wire_connections`).
+    wire_connections: prometheus::IntGauge,
     /// The broker's worker threads: station actors are spread over them,
     /// and the wire server serves its connections on them, so a produce
     /// whose connection shares its station's thread reaches the actor
@@ -133,6 +135,12 @@ impl Broker {
         let metrics = prometheus::Registry::new_custom(Some("depot_broker".into()), None)
             .expect("a valid metric prefix");
         let refusals = Refusals::register(&metrics);
+        let wire_connections =
+            prometheus::IntGauge::new("wire_connections", "Wire protocol connections open")
+                .expect("a valid metric");
+        metrics
+            .register(Box::new(wire_connections.clone()))
+            .expect("the connections gauge is registered once");
         let passwords = PasswordHasher::start(options.max_pending_logins, refusals.clone());
         let generated_root_password = auth::ensure_root(
             &store,
@@ -161,6 +169,11 @@ impl Broker {
                 directory.clone(),
             )))
             .expect("the consumer lag metric is registered once");
+        metrics
+            .register(Box::new(crate::station_metrics::StationMetrics::new(
+                directory.clone(),
+            )))
+            .expect("the station metrics are registered once");
         let delivery_settings = DeliverySettings {
             policy: UrlPolicy {
                 allow_private: options.allow_private_urls,
@@ -207,6 +220,7 @@ impl Broker {
                 notifiers: Default::default(),
                 metrics,
                 refusals,
+                wire_connections,
                 workers,
                 own_workers,
                 passwords,
@@ -228,6 +242,11 @@ impl Broker {
     /// Counts work refused by a configured limit.
     pub fn refusals(&self) -> &Refusals {
         &self.inner.refusals
+    }
+
+    /// The gauge of open wire connections, kept by the wire server.
+    pub fn wire_connections(&self) -> &prometheus::IntGauge {
+        &self.inner.wire_connections
     }
 
     /// The broker's worker threads, for the wire server's connections.

@@ -114,7 +114,9 @@ async fn accept_loop(
         let tls = tls.clone();
         let worker = &workers[next_worker % workers.len()];
         next_worker += 1;
+        let counted = Counted::new(broker.wire_connections().clone());
         worker.spawn(async move {
+            let _counted = counted;
             let stream = match tokio::net::TcpStream::from_std(stream) {
                 Ok(stream) => stream,
                 Err(error) => return tracing::warn!(%error, "cannot adopt connection"),
@@ -133,6 +135,22 @@ async fn accept_loop(
                 }
             }
         });
+    }
+}
+
+/// Counts a connection in a gauge for as long as it lives.
+struct Counted(prometheus::IntGauge);
+
+impl Counted {
+    fn new(gauge: prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
