@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::{
     harness::{ROOT_PASSWORD, TestBroker},
     proxy_harness::{
-        Answer, TestProxy, create_station, login, produce_single, producer_user, send,
+        Answer, JSON, TestProxy, create_station, login, produce_single, producer_user, send,
     },
 };
 
@@ -37,8 +37,6 @@ fn start_fetch(
 async fn produce(proxy: &TestProxy, jwt: &str, station: &str, body: &str) {
     produce_single(proxy, jwt, station, &[JSON], body).await;
 }
-
-const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 /// A waiting fetch holds until a message lands at its offset, then answers
 /// with it; one that nothing reaches answers empty when its wait is over.

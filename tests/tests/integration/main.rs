@@ -13,6 +13,7 @@ mod dead_letters;
 mod durability;
 mod http_api;
 mod http_connections;
+mod http_sessions;
 mod https;
 mod logging;
 mod long_poll;

@@ -306,3 +306,24 @@ pub async fn produce_single(
     .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
 }
+
+/// The `Content-Type` header of a JSON body.
+pub const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+/// The `Authorization` header carrying `token`.
+pub fn bearer(token: &str) -> (&'static str, String) {
+    ("Authorization", format!("Bearer {token}"))
+}
+
+/// A user who may produce anywhere and create stations (secrets to add).
+pub fn producer_anywhere(name: &str) -> depot_schemas::wire::CreateUser {
+    depot_schemas::wire::CreateUser {
+        name: name.into(),
+        permissions: Some(depot_schemas::wire::Permissions {
+            produce: vec!["*".into()],
+            create_stations: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -6,10 +6,8 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     harness::{PATIENCE, ROOT_PASSWORD, TestBroker, fetch_all},
-    proxy_harness::{TestProxy, get, login, post},
+    proxy_harness::{JSON, TestProxy, get, login, post},
 };
-
-const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 async fn produce(proxy: &TestProxy, jwt: &str, body: &str) -> u16 {
     let auth = format!("Bearer {jwt}");

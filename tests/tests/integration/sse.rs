@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 
 use crate::{
     harness::{ROOT_PASSWORD, TestBroker},
-    proxy_harness::{TestProxy, create_station, login, post, produce_single, producer_user, send},
+    proxy_harness::{
+        JSON, TestProxy, create_station, login, post, produce_single, producer_user, send,
+    },
 };
-
-const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 /// One event of a stream: its fields by name (`id`, `event`, `data`).
 type Event = std::collections::HashMap<String, String>;
