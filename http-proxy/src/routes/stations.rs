@@ -197,6 +197,9 @@ pub async fn delete(
 pub struct PurgeQuery {
     /// Remove the messages below this offset (default: every stored one).
     before: Option<u64>,
+    /// The access token, when it comes in the query (browsers).
+    #[serde(default, rename = "authorization")]
+    _authorization: Option<String>,
 }
 
 pub async fn purge(
