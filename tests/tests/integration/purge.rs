@@ -72,6 +72,20 @@ async fn a_purge_removes_what_is_below_its_cut_durably_and_offsets_go_on() {
     assert_eq!(stored_offset(&outcomes[0]), 10);
     assert_eq!(offsets(&fetch_all(&client, "logs", 0).await), [10]);
     assert_eq!(client.list_consumers("logs").await.unwrap().len(), 1);
+
+    // A msg-id outlives its message's purge for its idempotency window.
+    let with_id = || wire::NewMessage {
+        msg_id: "order-1".into(),
+        ..json_message("{}")
+    };
+    let first = client.produce("logs", vec![with_id()]).await.unwrap();
+    assert_eq!(stored_offset(&first[0]), 11);
+    client.purge_station("logs", None).await.unwrap();
+    let again = client.produce("logs", vec![with_id()]).await.unwrap();
+    assert_eq!(
+        again[0].outcome,
+        Some(wire::produce_outcome::Outcome::DuplicateOf(11))
+    );
 }
 
 #[tokio::test]
