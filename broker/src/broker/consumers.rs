@@ -109,7 +109,7 @@ impl Broker {
         Ok(position.map_or(0, |p| p.next_offset))
     }
 
-    fn consumer_station(
+    pub(super) fn consumer_station(
         &self,
         who: &Principal,
         station: &str,
@@ -124,7 +124,7 @@ impl Broker {
 
 /// `position` as callers see it, with its lag among the messages stored
 /// from `first` (the station's first offset) to the durable head.
-fn summary(
+pub(super) fn summary(
     station: &StationHandle,
     first: u64,
     consumer: &str,

@@ -15,6 +15,7 @@
 mod connections;
 mod consumers;
 mod dead_letters;
+mod leases;
 mod notifications;
 mod relay;
 mod schemas;

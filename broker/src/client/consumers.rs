@@ -1,5 +1,6 @@
 //! Consumer positions through [`BrokerClient`]: fetch where a consumer left
-//! off, commit how far it got, list and delete positions.
+//! off, commit how far it got, list and delete positions, and share a
+//! consumer between workers with leased fetches and acknowledgements.
 
 use std::time::Duration;
 
@@ -27,6 +28,50 @@ impl BrokerClient {
             ..Default::default()
         })
         .await
+    }
+
+    /// Leases up to `max_messages` of `consumer`'s messages to this worker
+    /// for `lease` (a work queue: other workers of the consumer get other
+    /// messages), waiting up to `wait` when there are none; acknowledge each
+    /// one handled with [`BrokerClient::acknowledge`]. A message not
+    /// acknowledged before its lease ends is handed out again (its
+    /// `deliveries` one higher).
+    pub async fn fetch_leased(
+        &self,
+        station: &str,
+        consumer: &str,
+        max_messages: u32,
+        lease: Duration,
+        wait: Duration,
+    ) -> ClientResult<wire::FetchResult> {
+        self.fetch_with(wire::Fetch {
+            station: station.to_owned(),
+            consumer: consumer.to_owned(),
+            max_messages,
+            max_wait_ms: wait_ms(wait),
+            lease_ms: wait_ms(lease).max(1),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Acknowledges messages of a leased fetch once handled; the answer is
+    /// the consumer's position afterwards (durable).
+    pub async fn acknowledge(
+        &self,
+        station: &str,
+        consumer: &str,
+        offsets: Vec<u64>,
+    ) -> ClientResult<wire::ConsumerInfo> {
+        let op = Op::AckMessages(wire::AckMessages {
+            station: station.to_owned(),
+            consumer: consumer.to_owned(),
+            offsets,
+        });
+        match self.call(op).await? {
+            Reply::Consumer(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Follows `station` from `consumer`'s position (the oldest message when

@@ -1,5 +1,6 @@
-//! Consumer positions' operations (commit, list, delete); a fetch at a
-//! consumer's position is a `Fetch` with `consumer` set (`operations`).
+//! Consumer positions' operations (commit, list, delete, acknowledge a
+//! leased fetch's messages); a fetch at a consumer's position, leased or
+//! not, is a `Fetch` with `consumer` set (`operations`).
 
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
@@ -21,6 +22,10 @@ pub async fn run(broker: &Broker, who: &Principal, op: Op) -> Result<BrokerResul
                 consumers: all.into_iter().map(consumer_info).collect(),
             })
         }),
+        Op::AckMessages(ack) => broker
+            .acknowledge(who, &ack.station, &ack.consumer, ack.offsets)
+            .await
+            .map(|summary| Reply::Consumer(consumer_info(summary))),
         Op::DeleteConsumer(delete) => broker
             .delete_consumer(who, &delete.station, &delete.consumer)
             .await

@@ -133,6 +133,7 @@ pub fn stored_message(m: Message) -> wire::StoredMessage {
         content_type: m.content_type,
         payload: m.payload,
         producer: m.producer,
+        deliveries: 0,
     }
 }
 

@@ -183,6 +183,9 @@ async fn fetch_messages(
         .min(frame_room),
     };
     let wait = Duration::from_millis(fetch.max_wait_ms.into());
+    if fetch.lease_ms > 0 {
+        return leased_fetch(broker, &reader, fetch, limits, wait).await;
+    }
     let from = match fetch.consumer.as_str() {
         "" => FetchFrom::Offset(fetch.from_offset),
         consumer => FetchFrom::Consumer(consumer),
@@ -197,6 +200,43 @@ async fn fetch_messages(
             .map(convert::stored_message)
             .collect(),
         next_offset: batch.next_offset,
+        head_offset: head,
+    }))
+}
+
+/// A fetch that leases its messages to one of a consumer's workers.
+async fn leased_fetch(
+    broker: &Broker,
+    reader: &Principal,
+    fetch: wire::Fetch,
+    limits: ReadLimits,
+    wait: Duration,
+) -> BrokerResult<Reply> {
+    if fetch.consumer.is_empty() {
+        return Err(crate::error::BrokerError::bad_request(
+            "a leased fetch (lease_ms) names the consumer whose messages it shares",
+        ));
+    }
+    let lease = Duration::from_millis(fetch.lease_ms.into());
+    let (leased, head) = broker
+        .lease(reader, &fetch.station, &fetch.consumer, limits, lease, wait)
+        .await?;
+    // Not a place to commit (the worker acknowledges instead): past the
+    // last message handed out, or the head when there was none.
+    let next_offset = leased
+        .iter()
+        .map(|leased| leased.message.offset + 1)
+        .max()
+        .unwrap_or(head);
+    Ok(Reply::FetchResult(wire::FetchResult {
+        messages: leased
+            .into_iter()
+            .map(|leased| wire::StoredMessage {
+                deliveries: leased.deliveries,
+                ..convert::stored_message(leased.message)
+            })
+            .collect(),
+        next_offset,
         head_offset: head,
     }))
 }

@@ -13,6 +13,7 @@
 //! an encode); decoding requests and schema validation happen on the
 //! connection threads before.
 
+mod leases;
 mod positions;
 mod purge;
 
@@ -42,6 +43,7 @@ use crate::{
 /// ~4x the memory of 4 KiB ones for the same messages, at the same speed).
 const RECORD_TARGET_BYTES: usize = 4 * 1024;
 
+pub use leases::{AckMessages, LeaseMessages, Leased, LeasedMessage};
 pub use positions::{CommitPosition, DeletePosition};
 pub use purge::{Purge, Purged};
 
@@ -138,6 +140,8 @@ pub struct StationActor {
     purge_before: u64,
     /// Purges waiting for retention's passes to reach their offset.
     purges: Vec<purge::PendingPurge>,
+    /// Consumers shared by workers: their leases, by consumer name.
+    groups: HashMap<String, leases::Group>,
     durable_head: Arc<watch::Sender<u64>>,
 }
 
@@ -172,6 +176,7 @@ impl StationActor {
             deleted: false,
             purge_before: 0,
             purges: Vec::new(),
+            groups: HashMap::new(),
             durable_head: Arc::new(durable_head),
         };
         Ok((actor, readers))

@@ -38,3 +38,4 @@ mod webhook_receiver;
 mod webhooks;
 mod websockets;
 mod wire_tls;
+mod work_queues;

@@ -11,7 +11,7 @@ use super::StationActor;
 use crate::{
     clock::now_ms,
     error::{BrokerError, BrokerResult},
-    station::ConsumerName,
+    station::{ConsumerName, StationName},
 };
 
 /// Sets a consumer's position; `reply` gets it once it is durable.
@@ -37,36 +37,46 @@ pub struct DeletePosition {
 }
 
 impl StationActor {
-    /// Checks a commit and writes its position (not yet flushed).
-    fn write_position(&self, commit: &CommitPosition) -> BrokerResult<ConsumerPosition> {
+    /// Checks a commit of `consumer` at `next_offset` and writes its
+    /// position (not yet flushed).
+    pub(super) fn write_position(
+        &self,
+        consumer: &ConsumerName,
+        next_offset: u64,
+        committer: &str,
+        max_consumers: usize,
+    ) -> BrokerResult<ConsumerPosition> {
         if self.deleted {
             return Err(self.not_found());
         }
         let head = *self.durable_head.borrow();
-        if commit.next_offset > head {
+        if next_offset > head {
             return Err(BrokerError::bad_request(format!(
-                "consumer {} cannot be at offset {}: station {} ends before it (its next offset is {head})",
-                commit.consumer.as_str(),
-                commit.next_offset,
+                "consumer {} cannot be at offset {next_offset}: station {} ends before it (its next offset is {head})",
+                consumer.as_str(),
                 self.name
             )));
         }
         let positions = self.log.positions();
-        if positions.get(&commit.consumer)?.is_none() && positions.count() >= commit.max_consumers {
-            return Err(BrokerError::LimitReached {
-                reason: format!(
-                    "station {} has positions for {} consumers, its limit (--max-consumers); delete some or raise it",
-                    self.name, commit.max_consumers
-                ),
-            });
+        if positions.get(consumer)?.is_none() && positions.count() >= max_consumers {
+            return Err(too_many_consumers(&self.name, max_consumers));
         }
         let position = ConsumerPosition {
-            next_offset: commit.next_offset,
+            next_offset,
             updated_at_ms: now_ms(),
-            updated_by: commit.committer.clone(),
+            updated_by: committer.to_owned(),
         };
-        positions.set(&commit.consumer, &position)?;
+        positions.set(consumer, &position)?;
         Ok(position)
+    }
+}
+
+/// The refusal of one consumer more than `--max-consumers`.
+pub(super) fn too_many_consumers(station: &StationName, max_consumers: usize) -> BrokerError {
+    BrokerError::LimitReached {
+        reason: format!(
+            "station {station} has positions for {max_consumers} consumers, its limit (--max-consumers); delete some or raise it"
+        ),
     }
 }
 
@@ -74,7 +84,15 @@ impl Handler<CommitPosition> for StationActor {
     type Result = ();
 
     fn handle(&mut self, commit: CommitPosition, _: &mut Self::Context) {
-        match self.write_position(&commit) {
+        // Set by hand: what the consumer's workers hold starts afresh.
+        self.forget_leases(&commit.consumer);
+        let written = self.write_position(
+            &commit.consumer,
+            commit.next_offset,
+            &commit.committer,
+            commit.max_consumers,
+        );
+        match written {
             Ok(position) => self.group_commit.commit_then(move |outcome| {
                 let _ = commit.reply.send(outcome.map(|()| position));
             }),
@@ -93,6 +111,7 @@ impl Handler<DeletePosition> for StationActor {
             let _ = delete.reply.send(Err(self.not_found()));
             return;
         }
+        self.forget_leases(&delete.consumer);
         match self.log.positions().remove(&delete.consumer) {
             Ok(removed) => self.group_commit.commit_then(move |outcome| {
                 let _ = delete.reply.send(outcome.map(|()| removed));

@@ -1,0 +1,126 @@
+//! Leased fetches and acknowledgements of the core: a consumer shared by
+//! several workers, as a work queue ([`crate::station::actor::LeaseMessages`]).
+//! Each needs the caller's consume right on the station, as fetching does.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::{
+    auth::Principal,
+    broker::{
+        Broker,
+        consumers::{ConsumerSummary, summary},
+        stations::not_found,
+    },
+    error::{BrokerError, BrokerResult},
+    refusals::Limit,
+    station::{
+        ReadLimits,
+        actor::{AckMessages, LeaseMessages, LeasedMessage},
+    },
+};
+
+/// Messages one consumer's workers may hold leased at once: bounds the
+/// actor's memory for a consumer whose workers never acknowledge.
+pub const MAX_LEASED_PER_CONSUMER: usize = 10_000;
+/// The longest lease a fetch may ask for.
+pub const MAX_LEASE: Duration = Duration::from_secs(12 * 3600);
+
+impl Broker {
+    /// Leases up to `limits` of `consumer`'s messages in `station` for
+    /// `lease`: messages no other worker of the consumer holds, those
+    /// whose lease ended first. When there are none, waits up to `wait`
+    /// (cut to `--max-fetch-wait`) for a message to land or a lease to
+    /// end. Returns the messages and the station's durable head.
+    pub async fn lease(
+        &self,
+        who: &Principal,
+        station: &str,
+        consumer: &str,
+        limits: ReadLimits,
+        lease: Duration,
+        wait: Duration,
+    ) -> BrokerResult<(Vec<LeasedMessage>, u64)> {
+        let (station, consumer) = self.consumer_station(who, station, consumer)?;
+        if lease.is_zero() || lease > MAX_LEASE {
+            return Err(BrokerError::bad_request(format!(
+                "a lease lasts from 1 ms to {}",
+                humantime::format_duration(MAX_LEASE)
+            )));
+        }
+        let deadline = Instant::now() + wait.min(self.inner.config.options.max_fetch_wait);
+        loop {
+            let (reply, leased) = oneshot::channel();
+            station.actor.do_send(LeaseMessages {
+                consumer: consumer.clone(),
+                limits,
+                lease,
+                max_leased: MAX_LEASED_PER_CONSUMER,
+                max_consumers: self.inner.config.options.max_consumers_per_station,
+                reply,
+            });
+            let leased = leased
+                .await
+                .unwrap_or_else(|_| Err(not_found(&station.name)));
+            if let Err(BrokerError::LimitReached { .. }) = &leased {
+                self.inner.refusals.count(Limit::MaxConsumers);
+            }
+            let leased = leased?;
+            if !leased.messages.is_empty() || Instant::now() >= deadline {
+                return Ok((leased.messages, leased.head));
+            }
+            // Nothing for this worker yet: wait for a message past what the
+            // lease saw, for a lease to end, or for the deadline.
+            let until = leased
+                .next_expiry
+                .map_or(deadline, |ends| ends.min(deadline));
+            let mut head = station.durable_head.clone();
+            let landed =
+                tokio::time::timeout_at(until.into(), head.wait_for(|&head| head > leased.head))
+                    .await;
+            if let Ok(Err(_)) = landed {
+                return Err(not_found(&station.name));
+            }
+        }
+    }
+
+    /// Acknowledges messages a worker of `consumer` has handled; the
+    /// consumer's position moves over those that follow it without a gap,
+    /// durably before this returns.
+    pub async fn acknowledge(
+        &self,
+        who: &Principal,
+        station: &str,
+        consumer: &str,
+        offsets: Vec<u64>,
+    ) -> BrokerResult<ConsumerSummary> {
+        let (station, consumer) = self.consumer_station(who, station, consumer)?;
+        let (reply, acked) = oneshot::channel();
+        station.actor.do_send(AckMessages {
+            consumer: consumer.clone(),
+            offsets,
+            committer: who.username.clone(),
+            max_consumers: self.inner.config.options.max_consumers_per_station,
+            reply,
+        });
+        let acked = acked
+            .await
+            .unwrap_or_else(|_| Err(not_found(&station.name)));
+        if let Err(BrokerError::LimitReached { .. }) = &acked {
+            self.inner.refusals.count(Limit::MaxConsumers);
+        }
+        let next_offset = acked?;
+        let first = station.log.counters()?.first_offset;
+        let position = station.log.positions().get(&consumer)?.unwrap_or_default();
+        Ok(summary(
+            &station,
+            first,
+            consumer.as_str(),
+            depot_schemas::storage::ConsumerPosition {
+                next_offset,
+                ..position
+            },
+        ))
+    }
+}

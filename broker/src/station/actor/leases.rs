@@ -1,0 +1,278 @@
+//! Leases: one consumer shared by several workers, as a work queue. A
+//! fetch for a consumer with a lease hands each worker messages no other
+//! worker holds, and holds them for the lease's time; a worker acknowledges
+//! each message it has handled. A message whose lease ends unacknowledged
+//! (its worker crashed or is too slow) is handed out again, with its
+//! delivery count one higher: at least once, as every reader here.
+//!
+//! The consumer's committed position ([`crate::station::positions`]) moves
+//! over the acknowledged messages that follow it without a gap, durably
+//! before the acknowledgement is answered. Which messages are leased, and
+//! which are acknowledged beyond a gap, is kept in the actor's memory only:
+//! after a restart everything from the position on is handed out again.
+//! The actor owns this state as it owns the station's writes, so two
+//! workers never get the same message from it at once.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::{StationActor, positions::too_many_consumers};
+use crate::{
+    error::{BrokerError, BrokerResult},
+    station::{ConsumerName, Message, ReadLimits},
+};
+
+/// Leases one worker's share of a consumer's messages.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LeaseMessages {
+    pub consumer: ConsumerName,
+    pub limits: ReadLimits,
+    /// How long the worker holds them.
+    pub lease: Duration,
+    /// Messages one consumer may hold leased at once (beyond it a fetch
+    /// gets nothing until leases end or are acknowledged).
+    pub max_leased: usize,
+    /// `--max-consumers`: the consumers with leases count against it.
+    pub max_consumers: usize,
+    pub reply: oneshot::Sender<BrokerResult<Leased>>,
+}
+
+/// What a lease handed out.
+#[derive(Debug, Default)]
+pub struct Leased {
+    /// Oldest first: expired leases' messages (again), then new ones.
+    pub messages: Vec<LeasedMessage>,
+    /// When the earliest lease still held ends (a worker waiting for work
+    /// may try again then).
+    pub next_expiry: Option<Instant>,
+    /// The durable head the lease looked up to.
+    pub head: u64,
+}
+
+#[derive(Debug)]
+pub struct LeasedMessage {
+    pub message: Message,
+    /// How many times a lease has handed this message out, this one
+    /// included (since the broker started).
+    pub deliveries: u32,
+}
+
+/// Acknowledges messages a worker has handled.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AckMessages {
+    pub consumer: ConsumerName,
+    pub offsets: Vec<u64>,
+    /// Who acknowledges (kept with the position when it moves).
+    pub committer: String,
+    pub max_consumers: usize,
+    /// The consumer's position afterwards, durable once sent.
+    pub reply: oneshot::Sender<BrokerResult<u64>>,
+}
+
+/// One consumer's leases and acknowledgements beyond its position.
+#[derive(Default)]
+pub(super) struct Group {
+    leases: BTreeMap<u64, Lease>,
+    /// Acknowledged, but after a gap (a message still leased or due
+    /// again), so the position cannot move over them yet.
+    acked: BTreeSet<u64>,
+    /// Every offset from here on has never been leased.
+    fresh_from: u64,
+}
+
+struct Lease {
+    ends: Instant,
+    deliveries: u32,
+}
+
+impl Group {
+    /// Forgets what lies below `position` (committed, or purged).
+    fn forget_below(&mut self, position: u64) {
+        self.leases = self.leases.split_off(&position);
+        self.acked = self.acked.split_off(&position);
+        self.fresh_from = self.fresh_from.max(position);
+    }
+
+    fn next_expiry(&self) -> Option<Instant> {
+        self.leases.values().map(|lease| lease.ends).min()
+    }
+}
+
+impl StationActor {
+    /// Drops `consumer`'s leases: its position was set or removed by hand,
+    /// so its workers start afresh from there.
+    pub(super) fn forget_leases(&mut self, consumer: &ConsumerName) {
+        self.groups.remove(consumer.as_str());
+    }
+
+    /// The consumer's committed position, never below the oldest message.
+    fn position_of(&self, consumer: &ConsumerName) -> BrokerResult<u64> {
+        let position = self.log.positions().get(consumer)?;
+        Ok(position
+            .map_or(0, |p| p.next_offset)
+            .max(self.counters.first_offset))
+    }
+
+    fn lease(&mut self, request: &LeaseMessages) -> BrokerResult<Leased> {
+        if self.deleted {
+            return Err(self.not_found());
+        }
+        let name = request.consumer.as_str();
+        if !self.groups.contains_key(name) && self.groups.len() >= request.max_consumers {
+            return Err(too_many_consumers(&self.name, request.max_consumers));
+        }
+        let position = self.position_of(&request.consumer)?;
+        let head = *self.durable_head.borrow();
+        let group = self.groups.entry(name.to_owned()).or_default();
+        group.forget_below(position);
+        let now = Instant::now();
+        let ends = now + request.lease;
+        let mut leased = Vec::new();
+        let mut bytes = 0u64;
+        let room = |leased: &Vec<LeasedMessage>, bytes: u64| {
+            leased.len() < request.limits.max_messages
+                && (leased.is_empty() || bytes < request.limits.max_bytes)
+        };
+
+        // Messages whose lease ended come first, oldest first.
+        let expired: Vec<u64> = group
+            .leases
+            .iter()
+            .filter(|(_, lease)| lease.ends <= now)
+            .map(|(&offset, _)| offset)
+            .take(request.limits.max_messages)
+            .collect();
+        for offset in expired {
+            if !room(&leased, bytes) {
+                break;
+            }
+            let one = ReadLimits {
+                max_messages: 1,
+                max_bytes: u64::MAX,
+            };
+            let message = self
+                .log
+                .read(offset, head, one)?
+                .messages
+                .into_iter()
+                .find(|message| message.offset == offset);
+            let Some(message) = message else {
+                // Removed meanwhile (retention, a purge): nothing to redo.
+                group.leases.remove(&offset);
+                continue;
+            };
+            let lease = group.leases.get_mut(&offset).expect("listed above");
+            lease.ends = ends;
+            lease.deliveries += 1;
+            bytes += message.payload.len() as u64;
+            let deliveries = lease.deliveries;
+            leased.push(LeasedMessage {
+                message,
+                deliveries,
+            });
+        }
+
+        // Then messages never leased, within the consumer's lease limit.
+        let room_left = request
+            .max_leased
+            .saturating_sub(group.leases.len())
+            .min(request.limits.max_messages - leased.len());
+        if room_left > 0 && room(&leased, bytes) {
+            let limits = ReadLimits {
+                max_messages: room_left,
+                max_bytes: request.limits.max_bytes.saturating_sub(bytes).max(1),
+            };
+            let batch = self.log.read(group.fresh_from, head, limits)?;
+            group.fresh_from = batch.next_offset;
+            for message in batch.messages {
+                if group.acked.contains(&message.offset) {
+                    continue;
+                }
+                let lease = Lease {
+                    ends,
+                    deliveries: 1,
+                };
+                group.leases.insert(message.offset, lease);
+                leased.push(LeasedMessage {
+                    message,
+                    deliveries: 1,
+                });
+            }
+        }
+        Ok(Leased {
+            messages: leased,
+            next_expiry: group.next_expiry(),
+            head,
+        })
+    }
+
+    /// Records acknowledgements; returns the position they move the
+    /// consumer to, and whether it moved (then it is written, unflushed).
+    fn acknowledge(&mut self, ack: &AckMessages) -> BrokerResult<(u64, bool)> {
+        if self.deleted {
+            return Err(self.not_found());
+        }
+        let name = ack.consumer.as_str();
+        let position = self.position_of(&ack.consumer)?;
+        let head = *self.durable_head.borrow();
+        if let Some(&beyond) = ack.offsets.iter().find(|&&offset| offset >= head) {
+            return Err(BrokerError::bad_request(format!(
+                "offset {beyond} is not in station {} (its next offset is {head})",
+                self.name
+            )));
+        }
+        if !self.groups.contains_key(name) && self.groups.len() >= ack.max_consumers {
+            return Err(too_many_consumers(&self.name, ack.max_consumers));
+        }
+        let group = self.groups.entry(name.to_owned()).or_default();
+        group.forget_below(position);
+        for &offset in ack.offsets.iter().filter(|&&offset| offset >= position) {
+            group.leases.remove(&offset);
+            group.acked.insert(offset);
+        }
+        let mut next = position;
+        while group.acked.remove(&next) {
+            next += 1;
+        }
+        if next == position {
+            return Ok((position, false));
+        }
+        group.forget_below(next);
+        self.write_position(&ack.consumer, next, &ack.committer, ack.max_consumers)?;
+        Ok((next, true))
+    }
+}
+
+impl Handler<LeaseMessages> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, request: LeaseMessages, _: &mut Self::Context) {
+        let leased = self.lease(&request);
+        let _ = request.reply.send(leased);
+    }
+}
+
+impl Handler<AckMessages> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, ack: AckMessages, _: &mut Self::Context) {
+        match self.acknowledge(&ack) {
+            Ok((position, true)) => self.group_commit.commit_then(move |outcome| {
+                let _ = ack.reply.send(outcome.map(|()| position));
+            }),
+            Ok((position, false)) => {
+                let _ = ack.reply.send(Ok(position));
+            }
+            Err(error) => {
+                let _ = ack.reply.send(Err(error));
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! A consumer shared by several workers as a work queue: leased fetches
+//! hand each worker messages no other holds, a lease that ends without an
+//! acknowledgement hands its messages out again, and acknowledgements move
+//! the consumer's position over what follows it without a gap, durably.
+
+use std::time::Duration;
+
+use depot_broker::client::BrokerClient;
+use depot_schemas::wire::{self, ErrorCode};
+
+use crate::harness::{ROOT_PASSWORD, TestBroker, broker_refusal, json_message};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn offsets(batch: &wire::FetchResult) -> Vec<u64> {
+    batch.messages.iter().map(|m| m.offset).collect()
+}
+
+fn deliveries(batch: &wire::FetchResult) -> Vec<u32> {
+    batch.messages.iter().map(|m| m.deliveries).collect()
+}
+
+async fn produce(client: &BrokerClient, count: usize) {
+    let messages = (0..count).map(|n| json_message(&n.to_string())).collect();
+    client.produce("jobs", messages).await.unwrap();
+}
+
+#[tokio::test]
+async fn workers_share_a_consumer_and_unacknowledged_messages_come_again() {
+    let broker = TestBroker::start();
+    let a = broker.client().await;
+    let b = BrokerClient::connect(broker.addr, "root", ROOT_PASSWORD)
+        .await
+        .unwrap();
+    a.create_station("jobs", Default::default()).await.unwrap();
+    produce(&a, 10).await;
+    let lease = |client: &BrokerClient, max, lease| {
+        let client = client.clone();
+        async move {
+            client
+                .fetch_leased("jobs", "workers", max, lease, Duration::ZERO)
+                .await
+                .unwrap()
+        }
+    };
+
+    // Each worker gets messages no other holds.
+    let first = lease(&a, 4, Duration::from_millis(300)).await;
+    assert_eq!(
+        (offsets(&first), deliveries(&first)),
+        (vec![0, 1, 2, 3], vec![1; 4])
+    );
+    let second = lease(&b, 4, LONG).await;
+    assert_eq!(offsets(&second), [4, 5, 6, 7]);
+
+    // Acknowledged past a gap: the position waits for the gap.
+    let acked = a.acknowledge("jobs", "workers", vec![0, 2]).await.unwrap();
+    assert_eq!(acked.next_offset, 1);
+
+    // A's lease ends: its unacknowledged messages come again, first.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let third = lease(&a, 10, LONG).await;
+    assert_eq!(offsets(&third), [1, 3, 8, 9]);
+    assert_eq!(deliveries(&third), [2, 2, 1, 1]);
+    assert_eq!(
+        offsets(&lease(&b, 10, LONG).await),
+        Vec::<u64>::new(),
+        "all held"
+    );
+
+    let acked = a
+        .acknowledge("jobs", "workers", vec![1, 3, 8, 9])
+        .await
+        .unwrap();
+    assert_eq!(acked.next_offset, 4, "4 to 7 are still B's");
+    let acked = b
+        .acknowledge("jobs", "workers", vec![4, 5, 6, 7])
+        .await
+        .unwrap();
+    assert_eq!((acked.next_offset, acked.lag), (10, 0));
+
+    // A worker waiting for work gets a message as soon as it is durable.
+    let waiting = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            b.fetch_leased("jobs", "workers", 10, LONG, Duration::from_secs(20))
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    produce(&a, 1).await;
+    let woken = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("woken by the new message")
+        .unwrap();
+    assert_eq!(offsets(&woken), [10]);
+
+    // SIGKILL: the position survives; the unacknowledged lease does not.
+    let broker = broker.restart(&[]);
+    let a = broker.client().await;
+    let listed = a.list_consumers("jobs").await.unwrap();
+    assert_eq!(listed[0].next_offset, 10);
+    let again = lease(&a, 10, LONG).await;
+    assert_eq!((offsets(&again), deliveries(&again)), (vec![10], vec![1]));
+
+    // Setting the position by hand starts the workers afresh from there.
+    a.commit_position("jobs", "workers", 8).await.unwrap();
+    assert_eq!(offsets(&lease(&a, 10, LONG).await), [8, 9, 10]);
+}
+
+#[tokio::test]
+async fn leases_are_checked() {
+    let broker = TestBroker::start();
+    let client = broker.client().await;
+    client
+        .create_station("jobs", Default::default())
+        .await
+        .unwrap();
+    produce(&client, 2).await;
+    let without_consumer = wire::Fetch {
+        station: "jobs".into(),
+        lease_ms: 1000,
+        ..Default::default()
+    };
+    let (code, message) = broker_refusal(client.fetch_with(without_consumer).await);
+    assert_eq!(code, ErrorCode::BadRequest);
+    assert!(message.contains("names the consumer"), "{message}");
+    let too_long = Duration::from_secs(13 * 3600);
+    let (code, _) = broker_refusal(
+        client
+            .fetch_leased("jobs", "workers", 1, too_long, Duration::ZERO)
+            .await,
+    );
+    assert_eq!(code, ErrorCode::BadRequest);
+    let (code, message) = broker_refusal(client.acknowledge("jobs", "workers", vec![2]).await);
+    assert_eq!(code, ErrorCode::BadRequest);
+    assert!(message.contains("next offset is 2"), "{message}");
+    let (code, _) = broker_refusal(client.acknowledge("jobs", "Not/Valid", vec![0]).await);
+    assert_eq!(code, ErrorCode::BadRequest);
+
+    // The consume right, as for any fetch.
+    client
+        .create_user(wire::CreateUser {
+            name: "reader".into(),
+            password: "reader-password".into(),
+            permissions: Some(wire::Permissions {
+                consume: vec!["other".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let worker = BrokerClient::connect(broker.addr, "reader", "reader-password")
+        .await
+        .unwrap();
+    let (code, _) = broker_refusal(
+        worker
+            .fetch_leased("jobs", "workers", 1, LONG, Duration::ZERO)
+            .await,
+    );
+    assert_eq!(code, ErrorCode::PermissionDenied);
+    let (code, _) = broker_refusal(worker.acknowledge("jobs", "workers", vec![0]).await);
+    assert_eq!(code, ErrorCode::PermissionDenied);
+}
