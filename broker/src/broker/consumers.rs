@@ -48,12 +48,11 @@ impl Broker {
             max_consumers: self.inner.config.options.max_consumers_per_station,
             reply,
         });
-        let committed = committed
-            .await
-            .unwrap_or_else(|_| Err(not_found(&station.name)));
-        if let Err(BrokerError::LimitReached { .. }) = &committed {
-            self.inner.refusals.count(Limit::MaxConsumers);
-        }
+        let committed = self.count_refusal(
+            committed
+                .await
+                .unwrap_or_else(|_| Err(not_found(&station.name))),
+        );
         let first = station.log.counters()?.first_offset;
         Ok(summary(&station, first, consumer.as_str(), committed?))
     }
@@ -107,6 +106,14 @@ impl Broker {
         let consumer = ConsumerName::parse(consumer)?;
         let position = station.log.positions().get(&consumer)?;
         Ok(position.map_or(0, |p| p.next_offset))
+    }
+
+    /// `answer`, counting a refusal for `--max-consumers` in the metrics.
+    pub(super) fn count_refusal<T>(&self, answer: BrokerResult<T>) -> BrokerResult<T> {
+        if let Err(BrokerError::LimitReached { .. }) = &answer {
+            self.inner.refusals.count(Limit::MaxConsumers);
+        }
+        answer
     }
 
     pub(super) fn consumer_station(

@@ -14,7 +14,6 @@ use crate::{
         stations::not_found,
     },
     error::{BrokerError, BrokerResult},
-    refusals::Limit,
     station::{
         ReadLimits,
         actor::{AckMessages, LeaseMessages, LeasedMessage},
@@ -60,13 +59,11 @@ impl Broker {
                 max_consumers: self.inner.config.options.max_consumers_per_station,
                 reply,
             });
-            let leased = leased
-                .await
-                .unwrap_or_else(|_| Err(not_found(&station.name)));
-            if let Err(BrokerError::LimitReached { .. }) = &leased {
-                self.inner.refusals.count(Limit::MaxConsumers);
-            }
-            let leased = leased?;
+            let leased = self.count_refusal(
+                leased
+                    .await
+                    .unwrap_or_else(|_| Err(not_found(&station.name))),
+            )?;
             if !leased.messages.is_empty() || Instant::now() >= deadline {
                 return Ok((leased.messages, leased.head));
             }
@@ -104,13 +101,11 @@ impl Broker {
             max_consumers: self.inner.config.options.max_consumers_per_station,
             reply,
         });
-        let acked = acked
-            .await
-            .unwrap_or_else(|_| Err(not_found(&station.name)));
-        if let Err(BrokerError::LimitReached { .. }) = &acked {
-            self.inner.refusals.count(Limit::MaxConsumers);
-        }
-        let next_offset = acked?;
+        let next_offset = self.count_refusal(
+            acked
+                .await
+                .unwrap_or_else(|_| Err(not_found(&station.name))),
+        )?;
         let first = station.log.counters()?.first_offset;
         let position = station.log.positions().get(&consumer)?.unwrap_or_default();
         Ok(summary(
