@@ -35,5 +35,9 @@ pub fn stored_message(station: &str, message: &StoredMessage) -> Map<String, Val
             view.insert("encoding".into(), json!("base64"));
         }
     }
+    if message.deliveries > 0 {
+        // A leased fetch's: how many times a lease handed it out.
+        view.insert("deliveries".into(), message.deliveries.into());
+    }
     view
 }

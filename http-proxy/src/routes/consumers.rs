@@ -9,6 +9,12 @@
 //! | `GET /stations/{station}/consumers/{consumer}`  | one                         |
 //! | `PUT /stations/{station}/consumers/{consumer}`  | `{"next_offset": N}`: commit |
 //! | `DELETE /stations/{station}/consumers/{consumer}` | forget it                 |
+//! | `POST /stations/{station}/consumers/{consumer}/ack` | `{"offsets": [..]}`: acknowledge a leased fetch's messages |
+//!
+//! Workers that share a consumer as a work queue fetch with
+//! `?consumer=NAME&lease_ms=N` (each gets messages no other holds) and
+//! acknowledge each message they handled; the position moves over the
+//! acknowledged messages that follow it without a gap.
 //!
 //! A consumer is the JSON of `depot consumers list --json`
 //! ([`depot_broker::views::consumer`]).
@@ -27,11 +33,20 @@ use crate::{
 };
 
 const MAX_BODY: u64 = 4 * 1024;
+/// An acknowledgement's body: room for the offsets of a 10,000-message
+/// fetch, the most one fetch returns.
+const MAX_ACK_BODY: u64 = 256 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Commit {
     next_offset: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ack {
+    offsets: Vec<u64>,
 }
 
 async fn list_of(
@@ -108,4 +123,24 @@ pub async fn delete(
     let op = Op::DeleteConsumer(wire::DeleteConsumer { station, consumer });
     call(&request, &state, op).await?;
     Ok(done())
+}
+
+pub async fn acknowledge(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    payload: RequestBody,
+) -> Result<HttpResponse, ProxyError> {
+    let (station, consumer) = path.into_inner();
+    let body = state.read_body(payload, MAX_ACK_BODY).await?;
+    let Ack { offsets } = parse_json(&body)?;
+    let op = Op::AckMessages(wire::AckMessages {
+        station,
+        consumer,
+        offsets,
+    });
+    match call(&request, &state, op).await? {
+        Reply::Consumer(info) => Ok(succeeded(json!({ "consumer": views::consumer(&info) }))),
+        other => Err(unexpected(other)),
+    }
 }

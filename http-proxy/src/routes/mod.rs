@@ -135,6 +135,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
             ],
         ),
         at(
+            "/stations/{station}/consumers/{consumer}/ack",
+            [(M::POST, web::to(consumers::acknowledge))],
+        ),
+        at(
             "/schemas",
             [
                 (M::GET, web::to(schemas::list)),

@@ -11,7 +11,7 @@
 //! | `GET /stations/{name}`            | one station                          |
 //! | `PATCH /stations/{name}`          | `{"description"?, "settings"?}`      |
 //! | `DELETE /stations/{name}`         | delete it and its messages           |
-//! | `GET /stations/{name}/messages`   | `?from=&limit=&max_bytes=&wait_ms=` fetch; `?consumer=` instead of `from`: where that consumer left off ([`super::consumers`]) |
+//! | `GET /stations/{name}/messages`   | `?from=&limit=&max_bytes=&wait_ms=` fetch; `?consumer=` instead of `from`: where that consumer left off, `&lease_ms=` to share it with other workers ([`super::consumers`]) |
 //! | `DELETE /stations/{name}/messages` | purge: remove every stored message, or those below `?before=`; the station stays |
 //!
 //! A station is the JSON of `depot stations info --json`
@@ -107,6 +107,11 @@ pub struct FetchQuery {
     /// 1 MiB); at least one message comes when one is there.
     #[serde(default)]
     max_bytes: u64,
+    /// With `consumer`: lease the messages to this caller for this many
+    /// milliseconds, sharing the consumer with other workers (a work queue;
+    /// acknowledge with `POST .../consumers/{consumer}/ack`).
+    #[serde(default)]
+    lease_ms: u32,
     /// A long poll: when nothing is stored at `from` yet, wait up to this
     /// many milliseconds for a message to land there (0: answer at once; at
     /// most the broker's `--max-fetch-wait`, 30 s by default).
@@ -244,6 +249,7 @@ pub async fn fetch(
         max_messages: query.limit,
         max_bytes: query.max_bytes,
         max_wait_ms: u32::try_from(query.wait_ms).unwrap_or(u32::MAX),
+        lease_ms: query.lease_ms,
         ..Default::default()
     });
     let reply = tokio::select! {

@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use depot_broker::client::BrokerClient;
 use depot_schemas::wire::{self, ErrorCode};
+use serde_json::{Value, json};
 
-use crate::harness::{ROOT_PASSWORD, TestBroker, broker_refusal, json_message};
+use crate::{
+    harness::{ROOT_PASSWORD, TestBroker, broker_refusal, json_message},
+    proxy_harness::{JSON, TestProxy, create_station, login, produce_single, send},
+};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -163,4 +167,59 @@ async fn leases_are_checked() {
     assert_eq!(code, ErrorCode::PermissionDenied);
     let (code, _) = broker_refusal(worker.acknowledge("jobs", "workers", vec![0]).await);
     assert_eq!(code, ErrorCode::PermissionDenied);
+}
+
+/// The same over HTTP: `GET .../messages?consumer=&lease_ms=` and `POST
+/// .../consumers/{consumer}/ack`.
+#[actix_rt::test]
+async fn workers_share_a_consumer_over_http() {
+    let proxy = TestProxy::embedded(&[]);
+    let (root, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    create_station(&proxy, &root, "jobs").await;
+    for n in 0..3 {
+        produce_single(&proxy, &root, "jobs", &[JSON], &format!(r#"{{"n":{n}}}"#)).await;
+    }
+    let lease =
+        |query: &str| proxy.url(&format!("/stations/jobs/messages?consumer=workers&{query}"));
+    let offsets = |answer: &Value| -> Vec<u64> {
+        let messages = answer["messages"].as_array().unwrap();
+        messages
+            .iter()
+            .map(|m| m["offset"].as_u64().unwrap())
+            .collect()
+    };
+
+    let first = send("GET", &lease("lease_ms=300&limit=2"), &root, None).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(offsets(&first.body), [0, 1]);
+    assert_eq!(first.body["messages"][0]["deliveries"], 1);
+    let second = send("GET", &lease("lease_ms=60000"), &root, None).await;
+    assert_eq!(offsets(&second.body), [2]);
+
+    let ack = proxy.url("/stations/jobs/consumers/workers/ack");
+    let acked = send("POST", &ack, &root, Some(json!({ "offsets": [2, 0] }))).await;
+    assert_eq!(acked.status, 200, "{}", acked.body);
+    assert_eq!(
+        acked.body["consumer"]["next_offset"], 1,
+        "1 is still leased"
+    );
+
+    // The first lease ends: offset 1 comes again, its second delivery.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = send("GET", &lease("lease_ms=60000"), &root, None).await;
+    assert_eq!(offsets(&again.body), [1]);
+    assert_eq!(again.body["messages"][0]["deliveries"], 2);
+    let acked = send("POST", &ack, &root, Some(json!({ "offsets": [1] }))).await;
+    assert_eq!(acked.body["consumer"]["next_offset"], 3);
+    assert_eq!(acked.body["consumer"]["lag"], 0);
+
+    // Refusals, each in the JSON error shape.
+    let beyond = send("POST", &ack, &root, Some(json!({ "offsets": [7] }))).await;
+    assert_eq!(beyond.status, 400, "{}", beyond.body);
+    assert_eq!(beyond.body["success"], false);
+    let malformed = send("POST", &ack, &root, Some(json!({ "offset": 1 }))).await;
+    assert_eq!(malformed.status, 400, "{}", malformed.body);
+    let no_consumer = proxy.url("/stations/jobs/messages?lease_ms=1000");
+    let refused = send("GET", &no_consumer, &root, None).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
 }
