@@ -108,7 +108,12 @@ pub async fn commit(
         consumer,
         next_offset,
     });
-    match call(&request, &state, op).await? {
+    consumer_answer(call(&request, &state, op).await?)
+}
+
+/// 200 with the consumer the broker answered with.
+fn consumer_answer(reply: Reply) -> Result<HttpResponse, ProxyError> {
+    match reply {
         Reply::Consumer(info) => Ok(succeeded(json!({ "consumer": views::consumer(&info) }))),
         other => Err(unexpected(other)),
     }
@@ -139,8 +144,5 @@ pub async fn acknowledge(
         consumer,
         offsets,
     });
-    match call(&request, &state, op).await? {
-        Reply::Consumer(info) => Ok(succeeded(json!({ "consumer": views::consumer(&info) }))),
-        other => Err(unexpected(other)),
-    }
+    consumer_answer(call(&request, &state, op).await?)
 }
