@@ -25,6 +25,14 @@ pub enum ConsumersCommand {
     },
     /// Forget a consumer's position.
     Delete { station: String, consumer: String },
+    /// Acknowledge messages a worker handled after `depot fetch --lease`;
+    /// the position moves over those that follow it without a gap.
+    Ack {
+        station: String,
+        consumer: String,
+        #[arg(required = true)]
+        offsets: Vec<u64>,
+    },
 }
 
 pub async fn run(context: &Context, command: ConsumersCommand) -> CliResult {
@@ -41,6 +49,14 @@ pub async fn run(context: &Context, command: ConsumersCommand) -> CliResult {
             let info = client
                 .commit_position(&station, &consumer, next_offset)
                 .await?;
+            list_output(context, std::slice::from_ref(&info));
+        }
+        ConsumersCommand::Ack {
+            station,
+            consumer,
+            offsets,
+        } => {
+            let info = client.acknowledge(&station, &consumer, offsets).await?;
             list_output(context, std::slice::from_ref(&info));
         }
         ConsumersCommand::Delete { station, consumer } => {

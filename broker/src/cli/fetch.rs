@@ -17,9 +17,17 @@ pub struct FetchArgs {
     #[arg(long)]
     consumer: Option<String>,
     /// Once the messages are printed, commit the consumer's position past
-    /// them, so its next fetch goes on after them.
+    /// them, so its next fetch goes on after them (with --lease:
+    /// acknowledge the messages printed).
     #[arg(long, requires = "consumer")]
     commit: bool,
+    /// Share the consumer with other workers (a work queue): lease the
+    /// messages for this long (e.g. 5m), so that no other worker of the
+    /// consumer gets them meanwhile; acknowledge them with --commit or
+    /// `depot consumers ack`, or they are handed out again once the lease
+    /// ends.
+    #[arg(long, requires = "consumer", value_parser = crate::config::parse_duration)]
+    lease: Option<Duration>,
     /// Messages to print at most.
     #[arg(long, default_value_t = 100)]
     count: u32,
@@ -46,6 +54,9 @@ pub struct TailArgs {
 const TAIL_CREDIT: u32 = 1000;
 
 pub async fn run_fetch(context: &Context, args: FetchArgs) -> CliResult {
+    if let (Some(lease), Some(consumer)) = (args.lease, &args.consumer) {
+        return run_leased_fetch(context, &args, consumer, lease).await;
+    }
     let client = &context.client;
     let mut remaining = args.count;
     // The consumer's position is read once, by the first fetch; the rest
@@ -81,6 +92,28 @@ pub async fn run_fetch(context: &Context, args: FetchArgs) -> CliResult {
         client
             .commit_position(&args.station, consumer, batch.next_offset)
             .await?;
+    }
+    Ok(())
+}
+
+/// One leased fetch: the messages are this worker's until the lease ends.
+async fn run_leased_fetch(
+    context: &Context,
+    args: &FetchArgs,
+    consumer: &str,
+    lease: Duration,
+) -> CliResult {
+    let client = &context.client;
+    let batch = client
+        .fetch_leased(&args.station, consumer, args.count, lease, args.wait)
+        .await?;
+    for message in &batch.messages {
+        output::message(context, message);
+    }
+    if args.commit && !batch.messages.is_empty() {
+        // After printing, as for --commit without a lease.
+        let offsets = batch.messages.iter().map(|m| m.offset).collect();
+        client.acknowledge(&args.station, consumer, offsets).await?;
     }
     Ok(())
 }

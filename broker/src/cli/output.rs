@@ -237,6 +237,9 @@ pub fn message(context: &Context, message: &StoredMessage) {
                 value["payload_base64"] = Value::String(encoded);
             }
         }
+        if message.deliveries > 0 {
+            value["deliveries"] = message.deliveries.into();
+        }
         outln!("{value}");
         return;
     }
@@ -245,8 +248,13 @@ pub fn message(context: &Context, message: &StoredMessage) {
     } else {
         format!(" headers={}", Value::Object(headers))
     };
+    // A leased fetch's message handed out before: say so.
+    let again = match message.deliveries {
+        0 | 1 => String::new(),
+        n => format!(" deliveries={n}"),
+    };
     outln!(
-        "offset={} time={} producer={} type={}{} id={}",
+        "offset={}{again} time={} producer={} type={}{} id={}",
         message.offset,
         time(message.timestamp_ms),
         message.producer,

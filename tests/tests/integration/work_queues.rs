@@ -223,3 +223,49 @@ async fn workers_share_a_consumer_over_http() {
     let refused = send("GET", &no_consumer, &root, None).await;
     assert_eq!(refused.status, 400, "{}", refused.body);
 }
+
+/// The CLI as a worker: `depot fetch --consumer --lease [--commit]` and
+/// `depot consumers ack`.
+#[tokio::test]
+async fn the_cli_leases_and_acknowledges() {
+    let broker = TestBroker::start();
+    let client = broker.client().await;
+    client
+        .create_station("jobs", Default::default())
+        .await
+        .unwrap();
+    produce(&client, 3).await;
+    let leased = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec![
+            "--json",
+            "fetch",
+            "jobs",
+            "--consumer",
+            "w",
+            "--lease",
+            "60s",
+        ];
+        all.extend(args);
+        broker
+            .cli_ok(&all)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+
+    let first = leased(&["--count", "2"]);
+    let offsets: Vec<&Value> = first.iter().map(|m| &m["offset"]).collect();
+    assert_eq!(offsets, [0, 1]);
+    assert_eq!(first[0]["deliveries"], 1);
+    // Another worker gets the rest, and acknowledges it after printing.
+    let second = leased(&["--commit"]);
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0]["offset"], 2);
+    assert_eq!(leased(&[]), Vec::<Value>::new(), "all leased");
+
+    let acked = broker.cli_ok(&["--json", "consumers", "ack", "jobs", "w", "0", "1"]);
+    let acked: Value = serde_json::from_str(&acked).unwrap();
+    assert_eq!(acked[0]["next_offset"], 3, "{acked}");
+    let without = broker.cli(&["fetch", "jobs", "--lease", "60s"]);
+    assert!(!without.status.success(), "--lease needs --consumer");
+}
