@@ -24,6 +24,15 @@ fn deliveries(batch: &wire::FetchResult) -> Vec<u32> {
     batch.messages.iter().map(|m| m.deliveries).collect()
 }
 
+/// Station "jobs" with `count` messages, offsets 0 to `count - 1`.
+async fn jobs_of(client: &BrokerClient, count: usize) {
+    client
+        .create_station("jobs", Default::default())
+        .await
+        .unwrap();
+    produce(client, count).await;
+}
+
 async fn produce(client: &BrokerClient, count: usize) {
     let messages = (0..count).map(|n| json_message(&n.to_string())).collect();
     client.produce("jobs", messages).await.unwrap();
@@ -36,8 +45,7 @@ async fn workers_share_a_consumer_and_unacknowledged_messages_come_again() {
     let b = BrokerClient::connect(broker.addr, "root", ROOT_PASSWORD)
         .await
         .unwrap();
-    a.create_station("jobs", Default::default()).await.unwrap();
-    produce(&a, 10).await;
+    jobs_of(&a, 10).await;
     let lease = |client: &BrokerClient, max, lease| {
         let client = client.clone();
         async move {
@@ -117,11 +125,7 @@ async fn workers_share_a_consumer_and_unacknowledged_messages_come_again() {
 async fn leases_are_checked() {
     let broker = TestBroker::start();
     let client = broker.client().await;
-    client
-        .create_station("jobs", Default::default())
-        .await
-        .unwrap();
-    produce(&client, 2).await;
+    jobs_of(&client, 2).await;
     let without_consumer = wire::Fetch {
         station: "jobs".into(),
         lease_ms: 1000,
@@ -230,11 +234,7 @@ async fn workers_share_a_consumer_over_http() {
 async fn the_cli_leases_and_acknowledges() {
     let broker = TestBroker::start();
     let client = broker.client().await;
-    client
-        .create_station("jobs", Default::default())
-        .await
-        .unwrap();
-    produce(&client, 3).await;
+    jobs_of(&client, 3).await;
     let leased = |args: &[&str]| -> Vec<Value> {
         let mut all = vec![
             "--json",
