@@ -95,7 +95,7 @@ impl Broker {
     }
 
     /// Deletes these dead letters for good; returns how many were there.
-    /// Durable before it returns.
+    /// Durable before it returns (no flush when none was there).
     pub async fn delete_dead_letters(
         &self,
         who: &Principal,
@@ -108,7 +108,9 @@ impl Broker {
         for &id in ids {
             deleted += u64::from(station.dead_letters.remove(id)?);
         }
-        self.inner.group_commit.commit().await?;
+        if deleted > 0 {
+            self.inner.group_commit.commit().await?;
+        }
         Ok(deleted)
     }
 
@@ -130,7 +132,9 @@ impl Broker {
             id => id,
         };
         let (deleted, more) = station.dead_letters.remove_oldest(up_to, limit)?;
-        self.inner.group_commit.commit().await?;
+        if deleted > 0 {
+            self.inner.group_commit.commit().await?;
+        }
         Ok((deleted as u64, up_to, more))
     }
 

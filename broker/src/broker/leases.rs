@@ -101,21 +101,12 @@ impl Broker {
             max_consumers: self.inner.config.options.max_consumers_per_station,
             reply,
         });
-        let next_offset = self.count_refusal(
+        let position = self.count_refusal(
             acked
                 .await
                 .unwrap_or_else(|_| Err(not_found(&station.name))),
         )?;
         let first = station.log.counters()?.first_offset;
-        let position = station.log.positions().get(&consumer)?.unwrap_or_default();
-        Ok(summary(
-            &station,
-            first,
-            consumer.as_str(),
-            depot_schemas::storage::ConsumerPosition {
-                next_offset,
-                ..position
-            },
-        ))
+        Ok(summary(&station, first, consumer.as_str(), position))
     }
 }

@@ -20,14 +20,8 @@ impl BrokerClient {
         max_messages: u32,
         wait: Duration,
     ) -> ClientResult<wire::FetchResult> {
-        self.fetch_with(wire::Fetch {
-            station: station.to_owned(),
-            consumer: consumer.to_owned(),
-            max_messages,
-            max_wait_ms: wait_ms(wait),
-            ..Default::default()
-        })
-        .await
+        self.fetch_with(consumer_fetch(station, consumer, max_messages, wait))
+            .await
     }
 
     /// Leases up to `max_messages` of `consumer`'s messages to this worker
@@ -45,12 +39,8 @@ impl BrokerClient {
         wait: Duration,
     ) -> ClientResult<wire::FetchResult> {
         self.fetch_with(wire::Fetch {
-            station: station.to_owned(),
-            consumer: consumer.to_owned(),
-            max_messages,
-            max_wait_ms: wait_ms(wait),
             lease_ms: wait_ms(lease).max(1),
-            ..Default::default()
+            ..consumer_fetch(station, consumer, max_messages, wait)
         })
         .await
     }
@@ -126,5 +116,16 @@ impl BrokerClient {
             Reply::Done(_) => Ok(()),
             other => Err(unexpected(other)),
         }
+    }
+}
+
+/// A fetch at `consumer`'s position.
+fn consumer_fetch(station: &str, consumer: &str, max_messages: u32, wait: Duration) -> wire::Fetch {
+    wire::Fetch {
+        station: station.to_owned(),
+        consumer: consumer.to_owned(),
+        max_messages,
+        max_wait_ms: wait_ms(wait),
+        ..Default::default()
     }
 }

@@ -21,6 +21,8 @@ use std::{
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use depot_schemas::storage::ConsumerPosition;
+
 use super::{StationActor, positions::too_many_consumers};
 use crate::{
     error::{BrokerError, BrokerResult},
@@ -73,7 +75,7 @@ pub struct AckMessages {
     pub committer: String,
     pub max_consumers: usize,
     /// The consumer's position afterwards, durable once sent.
-    pub reply: oneshot::Sender<BrokerResult<u64>>,
+    pub reply: oneshot::Sender<BrokerResult<ConsumerPosition>>,
 }
 
 /// One consumer's leases and acknowledgements beyond its position.
@@ -112,12 +114,18 @@ impl StationActor {
         self.groups.remove(consumer.as_str());
     }
 
-    /// The consumer's committed position, never below the oldest message.
-    fn position_of(&self, consumer: &ConsumerName) -> BrokerResult<u64> {
-        let position = self.log.positions().get(consumer)?;
-        Ok(position
+    /// The consumer's stored position, and where it stands: its next
+    /// offset, never below the oldest message.
+    fn position_of(
+        &self,
+        consumer: &ConsumerName,
+    ) -> BrokerResult<(Option<ConsumerPosition>, u64)> {
+        let stored = self.log.positions().get(consumer)?;
+        let next = stored
+            .as_ref()
             .map_or(0, |p| p.next_offset)
-            .max(self.counters.first_offset))
+            .max(self.counters.first_offset);
+        Ok((stored, next))
     }
 
     fn lease(&mut self, request: &LeaseMessages) -> BrokerResult<Leased> {
@@ -128,7 +136,7 @@ impl StationActor {
         if !self.groups.contains_key(name) && self.groups.len() >= request.max_consumers {
             return Err(too_many_consumers(&self.name, request.max_consumers));
         }
-        let position = self.position_of(&request.consumer)?;
+        let (_, position) = self.position_of(&request.consumer)?;
         let head = *self.durable_head.borrow();
         let group = self.groups.entry(name.to_owned()).or_default();
         group.forget_below(position);
@@ -213,14 +221,14 @@ impl StationActor {
         })
     }
 
-    /// Records acknowledgements; returns the position they move the
-    /// consumer to, and whether it moved (then it is written, unflushed).
-    fn acknowledge(&mut self, ack: &AckMessages) -> BrokerResult<(u64, bool)> {
+    /// Records acknowledgements; returns the consumer's position after
+    /// them, and whether it moved (then it is written, unflushed).
+    fn acknowledge(&mut self, ack: &AckMessages) -> BrokerResult<(ConsumerPosition, bool)> {
         if self.deleted {
             return Err(self.not_found());
         }
         let name = ack.consumer.as_str();
-        let position = self.position_of(&ack.consumer)?;
+        let (stored, position) = self.position_of(&ack.consumer)?;
         let head = *self.durable_head.borrow();
         if let Some(&beyond) = ack.offsets.iter().find(|&&offset| offset >= head) {
             return Err(BrokerError::bad_request(format!(
@@ -242,11 +250,16 @@ impl StationActor {
             next += 1;
         }
         if next == position {
-            return Ok((position, false));
+            let unmoved = ConsumerPosition {
+                next_offset: position,
+                ..stored.unwrap_or_default()
+            };
+            return Ok((unmoved, false));
         }
         group.forget_below(next);
-        self.write_position(&ack.consumer, next, &ack.committer, ack.max_consumers)?;
-        Ok((next, true))
+        let written =
+            self.write_position(&ack.consumer, next, &ack.committer, ack.max_consumers)?;
+        Ok((written, true))
     }
 }
 
