@@ -1,6 +1,7 @@
-//! Dead letters: listing what a station's schema refused, resending it
-//! once the schema (or the data) is fixed, and deleting what nobody wants
-//! back. Administrators only.
+//! Dead letters: listing what a station's schema refused (or a consumer's
+//! workers never acknowledged), resending it once the schema (or the data,
+//! or the worker) is fixed, and deleting what nobody wants back.
+//! Administrators only.
 
 use depot_schemas::storage::DeadLetterRecord;
 

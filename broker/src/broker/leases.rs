@@ -16,7 +16,7 @@ use crate::{
     error::{BrokerError, BrokerResult},
     station::{
         ReadLimits,
-        actor::{AckMessages, LeaseMessages, LeasedMessage},
+        actor::{AckMessages, ChangeLeases, LeaseMessages, LeaseRef, LeasedMessage, LeasesChanged},
     },
 };
 
@@ -29,9 +29,12 @@ pub const MAX_LEASE: Duration = Duration::from_secs(12 * 3600);
 impl Broker {
     /// Leases up to `limits` of `consumer`'s messages in `station` for
     /// `lease`: messages no other worker of the consumer holds, those
-    /// whose lease ended first. When there are none, waits up to `wait`
-    /// (cut to `--max-fetch-wait`) for a message to land or a lease to
-    /// end. Returns the messages and the station's durable head.
+    /// whose lease ended first. A message whose lease ended
+    /// `max_deliveries` times (0: no limit) goes to the dead letters
+    /// instead. When there are none, waits up to `wait` (cut to
+    /// `--max-fetch-wait`) for a message to land or a lease to end.
+    /// Returns the messages and the station's durable head.
+    #[allow(clippy::too_many_arguments)]
     pub async fn lease(
         &self,
         who: &Principal,
@@ -39,6 +42,7 @@ impl Broker {
         consumer: &str,
         limits: ReadLimits,
         lease: Duration,
+        max_deliveries: u32,
         wait: Duration,
     ) -> BrokerResult<(Vec<LeasedMessage>, u64)> {
         let (station, consumer) = self.consumer_station(who, station, consumer)?;
@@ -55,6 +59,8 @@ impl Broker {
                 consumer: consumer.clone(),
                 limits,
                 lease,
+                max_deliveries,
+                worker: who.username.clone(),
                 max_leased: MAX_LEASED_PER_CONSUMER,
                 max_consumers: self.inner.config.options.max_consumers_per_station,
                 reply,
@@ -68,18 +74,60 @@ impl Broker {
                 return Ok((leased.messages, leased.head));
             }
             // Nothing for this worker yet: wait for a message past what the
-            // lease saw, for a lease to end, or for the deadline.
+            // lease saw, for a lease to end or change, or for the deadline.
             let until = leased
                 .next_expiry
                 .map_or(deadline, |ends| ends.min(deadline));
             let mut head = station.durable_head.clone();
-            let landed =
-                tokio::time::timeout_at(until.into(), head.wait_for(|&head| head > leased.head))
-                    .await;
-            if let Ok(Err(_)) = landed {
-                return Err(not_found(&station.name));
+            let mut lease_changes = leased.lease_changes;
+            tokio::select! {
+                landed = head.wait_for(|&head| head > leased.head) => {
+                    if landed.is_err() {
+                        return Err(not_found(&station.name));
+                    }
+                }
+                // An error: the actor stopped; the next lease says why.
+                _ = lease_changes.changed() => {}
+                () = tokio::time::sleep_until(until.into()) => {}
             }
         }
+    }
+
+    /// Makes leases of `consumer`'s messages end `lease` from now (zero:
+    /// handed out again at once); those the caller does not hold (any
+    /// more) are reported lost.
+    pub async fn change_leases(
+        &self,
+        who: &Principal,
+        station: &str,
+        consumer: &str,
+        leases: Vec<LeaseRef>,
+        lease: Duration,
+    ) -> BrokerResult<LeasesChanged> {
+        let (station, consumer) = self.consumer_station(who, station, consumer)?;
+        if lease > MAX_LEASE {
+            return Err(BrokerError::bad_request(format!(
+                "a lease lasts at most {}",
+                humantime::format_duration(MAX_LEASE)
+            )));
+        }
+        if leases.len() > MAX_LEASED_PER_CONSUMER {
+            return Err(BrokerError::bad_request(format!(
+                "at most {MAX_LEASED_PER_CONSUMER} leases change at once (as many as a consumer holds)"
+            )));
+        }
+        let (reply, changed) = oneshot::channel();
+        station.actor.do_send(ChangeLeases {
+            consumer,
+            leases,
+            lease,
+            reply,
+        });
+        self.count_refusal(
+            changed
+                .await
+                .unwrap_or_else(|_| Err(not_found(&station.name))),
+        )
     }
 
     /// Acknowledges messages a worker of `consumer` has handled; the

@@ -3,13 +3,13 @@
 //! messages, so producers validate in parallel and the single writer only
 //! appends.
 
-use depot_schemas::storage::{DeadLetterRecord, Header};
+use depot_schemas::storage::DeadLetterRecord;
 
 use crate::{
     clock::now_ms,
     error::BrokerResult,
     schema::CompiledVersion,
-    station::{NewMessage, ProduceOutcome, RejectReason, StationHandle},
+    station::{NewMessage, ProduceOutcome, RejectReason, StationHandle, log::headers_to_storage},
 };
 
 /// A produce split by its schema.
@@ -108,13 +108,10 @@ pub(super) fn dead_letter(
         schema_version: schema.version,
         producer: producer.to_owned(),
         msg_id: message.msg_id.unwrap_or_default(),
-        headers: message
-            .headers
-            .into_iter()
-            .map(|(key, value)| Header { key, value })
-            .collect(),
+        headers: headers_to_storage(message.headers),
         content_type: message.content_type,
         payload: message.payload,
+        ..Default::default()
     }
 }
 

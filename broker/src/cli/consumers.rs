@@ -1,11 +1,14 @@
 //! `depot consumers ...`: consumer positions, how far each named reader of
-//! a station got (`depot fetch --consumer NAME --commit` moves one).
+//! a station got (`depot fetch --consumer NAME --commit` moves one), and
+//! the leases of workers sharing one (`ack`, `extend`, `release`).
+
+use std::time::Duration;
 
 use clap::Subcommand;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use depot_schemas::wire::ConsumerInfo;
+use depot_schemas::wire::{self, ConsumerInfo, LeasesChanged};
 
 use crate::{
     cli::{CliResult, Context, output},
@@ -33,6 +36,42 @@ pub enum ConsumersCommand {
         #[arg(required = true)]
         offsets: Vec<u64>,
     },
+    /// Keep messages leased by `depot fetch --lease` longer (a worker still
+    /// busy with them): their leases now end --lease from now.
+    Extend {
+        station: String,
+        consumer: String,
+        /// Offsets, each optionally with the deliveries its fetch printed
+        /// (OFFSET:DELIVERIES), so that only this worker's lease changes.
+        #[arg(required = true, value_parser = parse_lease)]
+        leases: Vec<wire::LeaseRef>,
+        #[arg(long, value_parser = crate::config::parse_duration)]
+        lease: Duration,
+    },
+    /// Give leased messages back, so that a worker gets them again at once
+    /// (or after --delay).
+    Release {
+        station: String,
+        consumer: String,
+        /// As for `extend`.
+        #[arg(required = true, value_parser = parse_lease)]
+        leases: Vec<wire::LeaseRef>,
+        #[arg(long, value_parser = crate::config::parse_duration, default_value = "0s")]
+        delay: Duration,
+    },
+}
+
+/// `OFFSET` or `OFFSET:DELIVERIES`.
+fn parse_lease(text: &str) -> Result<wire::LeaseRef, String> {
+    let invalid = |_| format!("{text:?}: expected OFFSET or OFFSET:DELIVERIES");
+    let (offset, deliveries) = match text.split_once(':') {
+        Some((offset, deliveries)) => (
+            offset.parse().map_err(invalid)?,
+            deliveries.parse().map_err(invalid)?,
+        ),
+        None => (text.parse().map_err(invalid)?, 0),
+    };
+    Ok(wire::LeaseRef { offset, deliveries })
 }
 
 pub async fn run(context: &Context, command: ConsumersCommand) -> CliResult {
@@ -59,6 +98,28 @@ pub async fn run(context: &Context, command: ConsumersCommand) -> CliResult {
             let info = client.acknowledge(&station, &consumer, offsets).await?;
             list_output(context, std::slice::from_ref(&info));
         }
+        ConsumersCommand::Extend {
+            station,
+            consumer,
+            leases,
+            lease,
+        } => {
+            let changed = client
+                .change_leases(&station, &consumer, leases, lease)
+                .await?;
+            changed_output(context, &changed, "extended")?;
+        }
+        ConsumersCommand::Release {
+            station,
+            consumer,
+            leases,
+            delay,
+        } => {
+            let changed = client
+                .change_leases(&station, &consumer, leases, delay)
+                .await?;
+            changed_output(context, &changed, "released")?;
+        }
         ConsumersCommand::Delete { station, consumer } => {
             client.delete_consumer(&station, &consumer).await?;
             output::done(
@@ -68,6 +129,32 @@ pub async fn run(context: &Context, command: ConsumersCommand) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// What `extend` or `release` did; an error (after printing) when a lease
+/// was lost, so a script sees it.
+fn changed_output(context: &Context, changed: &LeasesChanged, verb: &str) -> CliResult {
+    if context.json {
+        outln!(
+            "{}",
+            json!({ "changed": changed.changed, "lost": changed.lost })
+        );
+    } else if !changed.changed.is_empty() {
+        outln!("{verb} the leases of offsets {}", listed(&changed.changed));
+    }
+    if changed.lost.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "not leased to you (any more): offsets {} (acknowledged, or handed out again since)",
+        listed(&changed.lost)
+    )
+    .into())
+}
+
+fn listed(offsets: &[u64]) -> String {
+    let offsets: Vec<String> = offsets.iter().map(u64::to_string).collect();
+    offsets.join(", ")
 }
 
 fn list_output(context: &Context, consumers: &[ConsumerInfo]) {

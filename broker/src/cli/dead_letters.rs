@@ -178,6 +178,12 @@ fn letter_json(letter: &DeadLetter, with_payload: bool) -> Value {
         "content_type": letter.content_type,
         "payload_bytes": letter.payload_bytes,
     });
+    if !letter.consumer.is_empty() {
+        // Never acknowledged by that consumer's workers (max_deliveries).
+        value["consumer"] = json!(letter.consumer);
+        value["offset"] = json!(letter.offset);
+        value["deliveries"] = json!(letter.deliveries);
+    }
     if with_payload {
         match text_of(&letter.content_type, &letter.payload) {
             Some(text) => value["payload"] = Value::String(text.to_owned()),
@@ -198,13 +204,24 @@ fn list_output(context: &Context, letters: &[DeadLetter]) {
     }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(vec!["id", "time", "producer", "schema", "size", "reason"]);
+    table.set_header(vec![
+        "id",
+        "time",
+        "producer",
+        "refused by",
+        "size",
+        "reason",
+    ]);
     for letter in letters {
+        let refused_by = match letter.consumer.as_str() {
+            "" => format!("schema {} v{}", letter.schema, letter.schema_version),
+            consumer => format!("consumer {consumer} (offset {})", letter.offset),
+        };
         table.add_row(vec![
             letter.id.to_string(),
             time(letter.timestamp_ms),
             letter.producer.clone(),
-            format!("{} v{}", letter.schema, letter.schema_version),
+            refused_by,
             size(letter.payload_bytes),
             letter.reason.clone(),
         ]);

@@ -28,6 +28,11 @@ pub struct FetchArgs {
     /// ends.
     #[arg(long, requires = "consumer", value_parser = crate::config::parse_duration)]
     lease: Option<Duration>,
+    /// With --lease: a message whose lease ended this many times without an
+    /// acknowledgement becomes a dead letter of the consumer instead of
+    /// coming again (0: no limit).
+    #[arg(long, requires = "lease", default_value_t = 0)]
+    max_deliveries: u32,
     /// Messages to print at most.
     #[arg(long, default_value_t = 100)]
     count: u32,
@@ -105,7 +110,14 @@ async fn run_leased_fetch(
 ) -> CliResult {
     let client = &context.client;
     let batch = client
-        .fetch_leased(&args.station, consumer, args.count, lease, args.wait)
+        .fetch_leased_at_most(
+            &args.station,
+            consumer,
+            args.count,
+            lease,
+            args.max_deliveries,
+            args.wait,
+        )
         .await?;
     for message in &batch.messages {
         output::message(context, message);

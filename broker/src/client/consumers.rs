@@ -38,11 +38,51 @@ impl BrokerClient {
         lease: Duration,
         wait: Duration,
     ) -> ClientResult<wire::FetchResult> {
+        self.fetch_leased_at_most(station, consumer, max_messages, lease, 0, wait)
+            .await
+    }
+
+    /// [`BrokerClient::fetch_leased`], where a message whose lease ended
+    /// `max_deliveries` times unacknowledged is not handed out again but
+    /// becomes a dead letter of the consumer.
+    pub async fn fetch_leased_at_most(
+        &self,
+        station: &str,
+        consumer: &str,
+        max_messages: u32,
+        lease: Duration,
+        max_deliveries: u32,
+        wait: Duration,
+    ) -> ClientResult<wire::FetchResult> {
         self.fetch_with(wire::Fetch {
             lease_ms: wait_ms(lease).max(1),
+            max_deliveries,
             ..consumer_fetch(station, consumer, max_messages, wait)
         })
         .await
+    }
+
+    /// Makes this worker's leases end `lease` from now: to keep a message
+    /// it is still busy with, or (zero) to give it back at once. The
+    /// answer lists the leases changed and those lost (acknowledged, or
+    /// handed out again since).
+    pub async fn change_leases(
+        &self,
+        station: &str,
+        consumer: &str,
+        leases: Vec<wire::LeaseRef>,
+        lease: Duration,
+    ) -> ClientResult<wire::LeasesChanged> {
+        let op = Op::ChangeLeases(wire::ChangeLeases {
+            station: station.to_owned(),
+            consumer: consumer.to_owned(),
+            leases,
+            lease_ms: wait_ms(lease),
+        });
+        match self.call(op).await? {
+            Reply::LeasesChanged(changed) => Ok(changed),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Acknowledges messages of a leased fetch once handled; the answer is

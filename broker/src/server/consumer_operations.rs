@@ -1,6 +1,9 @@
 //! Consumer positions' operations (commit, list, delete, acknowledge a
-//! leased fetch's messages); a fetch at a consumer's position, leased or
-//! not, is a `Fetch` with `consumer` set (`operations`).
+//! leased fetch's messages, change leases); a fetch at a consumer's
+//! position, leased or not, is a `Fetch` with `consumer` set
+//! (`operations`).
+
+use std::time::Duration;
 
 use depot_schemas::wire::{self, request::Op, response::Result as Reply};
 
@@ -8,6 +11,7 @@ use crate::{
     auth::Principal,
     broker::{Broker, ConsumerSummary},
     error::BrokerResult,
+    station::actor::LeaseRef,
 };
 
 /// Runs `op` if it is a consumer operation; gives it back otherwise.
@@ -26,6 +30,26 @@ pub async fn run(broker: &Broker, who: &Principal, op: Op) -> Result<BrokerResul
             .acknowledge(who, &ack.station, &ack.consumer, ack.offsets)
             .await
             .map(|summary| Reply::Consumer(consumer_info(summary))),
+        Op::ChangeLeases(change) => {
+            let leases = change
+                .leases
+                .iter()
+                .map(|lease| LeaseRef {
+                    offset: lease.offset,
+                    deliveries: lease.deliveries,
+                })
+                .collect();
+            let lease = Duration::from_millis(change.lease_ms.into());
+            broker
+                .change_leases(who, &change.station, &change.consumer, leases, lease)
+                .await
+                .map(|outcome| {
+                    Reply::LeasesChanged(wire::LeasesChanged {
+                        changed: outcome.changed,
+                        lost: outcome.lost,
+                    })
+                })
+        }
         Op::DeleteConsumer(delete) => broker
             .delete_consumer(who, &delete.station, &delete.consumer)
             .await

@@ -186,6 +186,11 @@ async fn fetch_messages(
     if fetch.lease_ms > 0 {
         return leased_fetch(broker, &reader, fetch, limits, wait).await;
     }
+    if fetch.max_deliveries > 0 {
+        return Err(crate::error::BrokerError::bad_request(
+            "max_deliveries bounds a leased fetch's deliveries: it needs lease_ms",
+        ));
+    }
     let from = match fetch.consumer.as_str() {
         "" => FetchFrom::Offset(fetch.from_offset),
         consumer => FetchFrom::Consumer(consumer),
@@ -217,9 +222,18 @@ async fn leased_fetch(
             "a leased fetch (lease_ms) names the consumer whose messages it shares",
         ));
     }
+
     let lease = Duration::from_millis(fetch.lease_ms.into());
     let (leased, head) = broker
-        .lease(reader, &fetch.station, &fetch.consumer, limits, lease, wait)
+        .lease(
+            reader,
+            &fetch.station,
+            &fetch.consumer,
+            limits,
+            lease,
+            fetch.max_deliveries,
+            wait,
+        )
         .await?;
     // Not a place to commit (the worker acknowledges instead): past the
     // last message handed out, or the head when there was none.

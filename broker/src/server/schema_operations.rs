@@ -233,6 +233,9 @@ fn dead_letter(station: &str, letter: DeadLetterRecord, with_payload: bool) -> w
             })
             .collect(),
         content_type: letter.content_type,
+        consumer: letter.consumer,
+        offset: letter.offset,
+        deliveries: letter.deliveries,
         payload_bytes: letter.payload.len() as u64,
         payload: if with_payload {
             letter.payload

@@ -13,7 +13,9 @@
 //! an encode); decoding requests and schema validation happen on the
 //! connection threads before.
 
+mod lease_changes;
 mod leases;
+mod poison;
 mod positions;
 mod purge;
 
@@ -43,6 +45,7 @@ use crate::{
 /// ~4x the memory of 4 KiB ones for the same messages, at the same speed).
 const RECORD_TARGET_BYTES: usize = 4 * 1024;
 
+pub use lease_changes::{ChangeLeases, LeaseRef, LeasesChanged};
 pub use leases::{AckMessages, LeaseMessages, Leased, LeasedMessage};
 pub use positions::{CommitPosition, DeletePosition};
 pub use purge::{Purge, Purged};
@@ -142,6 +145,9 @@ pub struct StationActor {
     purges: Vec<purge::PendingPurge>,
     /// Consumers shared by workers: their leases, by consumer name.
     groups: HashMap<String, leases::Group>,
+    /// Bumped when a worker changes a lease, to wake workers waiting for
+    /// work ([`Leased::lease_changes`]).
+    lease_changes: watch::Sender<u64>,
     durable_head: Arc<watch::Sender<u64>>,
 }
 
@@ -177,6 +183,7 @@ impl StationActor {
             purge_before: 0,
             purges: Vec::new(),
             groups: HashMap::new(),
+            lease_changes: watch::Sender::new(0),
             durable_head: Arc::new(durable_head),
         };
         Ok((actor, readers))

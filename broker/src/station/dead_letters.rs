@@ -1,5 +1,6 @@
 //! A station's dead letters: messages its schema refused, kept with the
-//! reason so nothing a producer sent is lost. One sled tree per station
+//! reason so nothing a producer sent is lost, and copies of stored messages
+//! a consumer's workers never acknowledged (`actor/poison.rs`). One sled tree per station
 //! (`dead-letters/<name>`), keyed by an id that grows with time (sled's
 //! monotonic id generator), so the oldest come first and age-based
 //! retention trims from the front.

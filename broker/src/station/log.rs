@@ -356,16 +356,20 @@ impl WriteBatch {
     }
 }
 
+/// Headers as stored (with a message, or a dead letter).
+pub fn headers_to_storage(headers: Vec<(String, String)>) -> Vec<Header> {
+    headers
+        .into_iter()
+        .map(|(key, value)| Header { key, value })
+        .collect()
+}
+
 pub fn message_to_storage(message: Message, producer_id: bool) -> StoredMessage {
     StoredMessage {
         offset: message.offset,
         id: message.id,
         timestamp_ms: message.timestamp_ms,
-        headers: message
-            .headers
-            .into_iter()
-            .map(|(key, value)| Header { key, value })
-            .collect(),
+        headers: headers_to_storage(message.headers),
         content_type: message.content_type,
         payload: message.payload,
         producer: message.producer,

@@ -10,11 +10,15 @@
 //! | `PUT /stations/{station}/consumers/{consumer}`  | `{"next_offset": N}`: commit |
 //! | `DELETE /stations/{station}/consumers/{consumer}` | forget it                 |
 //! | `POST /stations/{station}/consumers/{consumer}/ack` | `{"offsets": [..]}`: acknowledge a leased fetch's messages |
+//! | `POST /stations/{station}/consumers/{consumer}/leases` | `{"leases": [{"offset", "deliveries"?}], "lease_ms"}`: leases end `lease_ms` from now (0: give the messages back) |
 //!
 //! Workers that share a consumer as a work queue fetch with
 //! `?consumer=NAME&lease_ms=N` (each gets messages no other holds) and
 //! acknowledge each message they handled; the position moves over the
-//! acknowledged messages that follow it without a gap.
+//! acknowledged messages that follow it without a gap. A worker still busy
+//! with a message extends its lease; one that cannot handle it gives it
+//! back. `&max_deliveries=N` on the fetch makes a message handed out N
+//! times unacknowledged a dead letter of the consumer.
 //!
 //! A consumer is the JSON of `depot consumers list --json`
 //! ([`depot_broker::views::consumer`]).
@@ -36,6 +40,8 @@ const MAX_BODY: u64 = 4 * 1024;
 /// An acknowledgement's body: room for the offsets of a 10,000-message
 /// fetch, the most one fetch returns.
 const MAX_ACK_BODY: u64 = 256 * 1024;
+/// A lease change's body: room for 10,000 leases with their deliveries.
+const MAX_LEASES_BODY: u64 = 512 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +53,23 @@ struct Commit {
 #[serde(deny_unknown_fields)]
 struct Ack {
     offsets: Vec<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeaseChange {
+    leases: Vec<Lease>,
+    /// The leases end this long from now; 0 gives the messages back.
+    lease_ms: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Lease {
+    offset: u64,
+    /// As the fetch gave it, so that only the caller's lease changes.
+    #[serde(default)]
+    deliveries: u32,
 }
 
 async fn list_of(
@@ -145,4 +168,34 @@ pub async fn acknowledge(
         offsets,
     });
     consumer_answer(call(&request, &state, op).await?)
+}
+
+pub async fn change_leases(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    payload: RequestBody,
+) -> Result<HttpResponse, ProxyError> {
+    let (station, consumer) = path.into_inner();
+    let body = state.read_body(payload, MAX_LEASES_BODY).await?;
+    let LeaseChange { leases, lease_ms } = parse_json(&body)?;
+    let op = Op::ChangeLeases(wire::ChangeLeases {
+        station,
+        consumer,
+        leases: leases
+            .into_iter()
+            .map(|lease| wire::LeaseRef {
+                offset: lease.offset,
+                deliveries: lease.deliveries,
+            })
+            .collect(),
+        lease_ms,
+    });
+    match call(&request, &state, op).await? {
+        Reply::LeasesChanged(outcome) => Ok(succeeded(json!({
+            "changed": outcome.changed,
+            "lost": outcome.lost,
+        }))),
+        other => Err(unexpected(other)),
+    }
 }

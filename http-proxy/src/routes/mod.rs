@@ -139,6 +139,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
             [(M::POST, web::to(consumers::acknowledge))],
         ),
         at(
+            "/stations/{station}/consumers/{consumer}/leases",
+            [(M::POST, web::to(consumers::change_leases))],
+        ),
+        at(
             "/schemas",
             [
                 (M::GET, web::to(schemas::list)),

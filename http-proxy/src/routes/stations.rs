@@ -11,7 +11,7 @@
 //! | `GET /stations/{name}`            | one station                          |
 //! | `PATCH /stations/{name}`          | `{"description"?, "settings"?}`      |
 //! | `DELETE /stations/{name}`         | delete it and its messages           |
-//! | `GET /stations/{name}/messages`   | `?from=&limit=&max_bytes=&wait_ms=` fetch; `?consumer=` instead of `from`: where that consumer left off, `&lease_ms=` to share it with other workers ([`super::consumers`]) |
+//! | `GET /stations/{name}/messages`   | `?from=&limit=&max_bytes=&wait_ms=` fetch; `?consumer=` instead of `from`: where that consumer left off, `&lease_ms=` to share it with other workers, `&max_deliveries=` to dead-letter a message handed out that often ([`super::consumers`]) |
 //! | `DELETE /stations/{name}/messages` | purge: remove every stored message, or those below `?before=`; the station stays |
 //!
 //! A station is the JSON of `depot stations info --json`
@@ -112,6 +112,11 @@ pub struct FetchQuery {
     /// acknowledge with `POST .../consumers/{consumer}/ack`).
     #[serde(default)]
     lease_ms: u32,
+    /// With `lease_ms`: a message whose lease ended this many times without
+    /// an acknowledgement becomes a dead letter of the consumer instead of
+    /// coming again (0: no limit).
+    #[serde(default)]
+    max_deliveries: u32,
     /// A long poll: when nothing is stored at `from` yet, wait up to this
     /// many milliseconds for a message to land there (0: answer at once; at
     /// most the broker's `--max-fetch-wait`, 30 s by default).
@@ -250,6 +255,7 @@ pub async fn fetch(
         max_bytes: query.max_bytes,
         max_wait_ms: u32::try_from(query.wait_ms).unwrap_or(u32::MAX),
         lease_ms: query.lease_ms,
+        max_deliveries: query.max_deliveries,
         ..Default::default()
     });
     let reply = tokio::select! {

@@ -24,6 +24,17 @@ fn deliveries(batch: &wire::FetchResult) -> Vec<u32> {
     batch.messages.iter().map(|m| m.deliveries).collect()
 }
 
+/// A worker of "workers" waiting up to 20 s for work.
+fn waiting_worker(client: &BrokerClient) -> tokio::task::JoinHandle<wire::FetchResult> {
+    let client = client.clone();
+    tokio::spawn(async move {
+        client
+            .fetch_leased("jobs", "workers", 10, LONG, Duration::from_secs(20))
+            .await
+            .unwrap()
+    })
+}
+
 /// Station "jobs" with `count` messages, offsets 0 to `count - 1`.
 async fn jobs_of(client: &BrokerClient, count: usize) {
     client
@@ -92,14 +103,7 @@ async fn workers_share_a_consumer_and_unacknowledged_messages_come_again() {
     assert_eq!((acked.next_offset, acked.lag), (10, 0));
 
     // A worker waiting for work gets a message as soon as it is durable.
-    let waiting = {
-        let b = b.clone();
-        tokio::spawn(async move {
-            b.fetch_leased("jobs", "workers", 10, LONG, Duration::from_secs(20))
-                .await
-                .unwrap()
-        })
-    };
+    let waiting = waiting_worker(&b);
     tokio::time::sleep(Duration::from_millis(100)).await;
     produce(&a, 1).await;
     let woken = tokio::time::timeout(Duration::from_secs(10), waiting)
@@ -228,6 +232,68 @@ async fn workers_share_a_consumer_over_http() {
     assert_eq!(refused.status, 400, "{}", refused.body);
 }
 
+/// Leases over HTTP: `POST .../consumers/{consumer}/leases` gives a
+/// message back or extends it, `&max_deliveries=` on the fetch makes a
+/// poison message a dead letter of the consumer.
+#[actix_rt::test]
+async fn leases_change_and_poison_messages_leave_over_http() {
+    let proxy = TestProxy::embedded(&[]);
+    let (root, _) = login(&proxy, "root", ROOT_PASSWORD).await;
+    create_station(&proxy, &root, "jobs").await;
+    for n in 0..2 {
+        produce_single(&proxy, &root, "jobs", &[JSON], &format!(r#"{{"n":{n}}}"#)).await;
+    }
+    let lease = proxy
+        .url("/stations/jobs/messages?consumer=workers&lease_ms=60000&limit=1&max_deliveries=1");
+    let change = proxy.url("/stations/jobs/consumers/workers/leases");
+    let first = send("GET", &lease, &root, None).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["messages"][0]["offset"], 0);
+
+    let back = json!({ "leases": [{ "offset": 0, "deliveries": 1 }], "lease_ms": 0 });
+    let given = send("POST", &change, &root, Some(back)).await;
+    assert_eq!(given.status, 200, "{}", given.body);
+    assert_eq!(given.body["changed"], json!([0]));
+    assert_eq!(given.body["lost"], json!([]));
+
+    // Handed out once, its limit: a dead letter now; the worker gets 1.
+    let next = send("GET", &lease, &root, None).await;
+    assert_eq!(next.body["messages"][0]["offset"], 1, "{}", next.body);
+    let letters = send(
+        "GET",
+        &proxy.url("/stations/jobs/dead-letters"),
+        &root,
+        None,
+    )
+    .await;
+    let letter = &letters.body["dead_letters"][0];
+    assert_eq!(
+        (
+            &letter["consumer"],
+            &letter["offset"],
+            &letter["deliveries"]
+        ),
+        (&json!("workers"), &json!(0), &json!(1)),
+        "{}",
+        letters.body
+    );
+    let extend = json!({ "leases": [{ "offset": 0 }, { "offset": 1 }], "lease_ms": 1000 });
+    let extended = send("POST", &change, &root, Some(extend)).await;
+    assert_eq!(extended.body["changed"], json!([1]), "{}", extended.body);
+    assert_eq!(extended.body["lost"], json!([0]));
+
+    // Refusals, each in the JSON error shape.
+    let too_long = json!({ "leases": [], "lease_ms": 50_000_000 });
+    let refused = send("POST", &change, &root, Some(too_long)).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["success"], false);
+    let malformed = send("POST", &change, &root, Some(json!({ "offsets": [1] }))).await;
+    assert_eq!(malformed.status, 400, "{}", malformed.body);
+    let unleased = proxy.url("/stations/jobs/messages?consumer=workers&max_deliveries=2");
+    let refused = send("GET", &unleased, &root, None).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+}
+
 /// The CLI as a worker: `depot fetch --consumer --lease [--commit]` and
 /// `depot consumers ack`.
 #[tokio::test]
@@ -268,4 +334,255 @@ async fn the_cli_leases_and_acknowledges() {
     assert_eq!(acked[0]["next_offset"], 3, "{acked}");
     let without = broker.cli(&["fetch", "jobs", "--lease", "60s"]);
     assert!(!without.status.success(), "--lease needs --consumer");
+
+    // A worker gives a message back, another extends one; a lease lost is
+    // an error.
+    produce(&client, 2).await;
+    let third = leased(&["--max-deliveries", "5"]);
+    let offsets: Vec<&Value> = third.iter().map(|m| &m["offset"]).collect();
+    assert_eq!(offsets, [3, 4]);
+    let released = broker.cli_ok(&["consumers", "release", "jobs", "w", "3:1"]);
+    assert!(
+        released.contains("released the leases of offsets 3"),
+        "{released}"
+    );
+    let again = leased(&[]);
+    assert_eq!(
+        (&again[0]["offset"], &again[0]["deliveries"]),
+        (&json!(3), &json!(2))
+    );
+    let extended = broker.cli_ok(&[
+        "--json",
+        "consumers",
+        "extend",
+        "jobs",
+        "w",
+        "4",
+        "--lease",
+        "10m",
+    ]);
+    let extended: Value = serde_json::from_str(&extended).unwrap();
+    assert_eq!(extended, json!({ "changed": [4], "lost": [] }));
+    let lost = broker.cli(&["consumers", "extend", "jobs", "w", "3:1", "--lease", "1m"]);
+    assert!(!lost.status.success(), "3 was handed out again since");
+    let stderr = String::from_utf8_lossy(&lost.stderr);
+    assert!(stderr.contains("not leased to you"), "{stderr}");
+    let bad = broker.cli(&["consumers", "release", "jobs", "w", "3:x"]);
+    assert!(!bad.status.success());
+}
+
+fn lease_of(offset: u64, deliveries: u32) -> wire::LeaseRef {
+    wire::LeaseRef { offset, deliveries }
+}
+
+/// A worker extends the lease of a message it is still busy with, gives
+/// back one it cannot handle (a worker waiting for work gets it at once),
+/// and changes only its own leases.
+#[tokio::test]
+async fn a_worker_extends_and_gives_back_its_leases() {
+    let broker = TestBroker::start();
+    let a = broker.client().await;
+    let b = BrokerClient::connect(broker.addr, "root", ROOT_PASSWORD)
+        .await
+        .unwrap();
+    jobs_of(&a, 3).await;
+    let short = Duration::from_secs(1);
+    let first = a
+        .fetch_leased("jobs", "workers", 3, short, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(offsets(&first), [0, 1, 2]);
+
+    // B waits for work; A gives offset 1 back: B gets it at once, long
+    // before A's lease would have ended.
+    let waiting = waiting_worker(&b);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let extended = a
+        .change_leases("jobs", "workers", vec![lease_of(0, 1)], LONG)
+        .await
+        .unwrap();
+    assert_eq!((extended.changed, extended.lost), (vec![0], vec![]));
+    let released = a
+        .change_leases("jobs", "workers", vec![lease_of(1, 1)], Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(released.changed, [1]);
+    let woken = tokio::time::timeout(Duration::from_millis(500), waiting)
+        .await
+        .expect("woken by the lease given back, not by its end")
+        .unwrap();
+    assert_eq!((offsets(&woken), deliveries(&woken)), (vec![1], vec![2]));
+
+    // A's short lease of 2 ends; the extended one of 0 does not.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let again = b
+        .fetch_leased("jobs", "workers", 10, LONG, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((offsets(&again), deliveries(&again)), (vec![2], vec![2]));
+
+    // A's lease of 1 and 2 is lost to B (their deliveries moved on), and
+    // an acknowledged message is nobody's lease.
+    a.acknowledge("jobs", "workers", vec![0]).await.unwrap();
+    let stale = vec![lease_of(0, 1), lease_of(1, 1), lease_of(2, 1)];
+    let lost = a
+        .change_leases("jobs", "workers", stale, LONG)
+        .await
+        .unwrap();
+    assert_eq!((lost.changed, lost.lost), (vec![], vec![0, 1, 2]));
+    assert_eq!(
+        offsets(
+            &a.fetch_leased("jobs", "workers", 10, LONG, Duration::ZERO)
+                .await
+                .unwrap()
+        ),
+        Vec::<u64>::new(),
+        "B still holds 1 and 2"
+    );
+    // Without deliveries, whichever lease holds the message changes: a
+    // delay before the retry.
+    let delayed = b
+        .change_leases(
+            "jobs",
+            "workers",
+            vec![lease_of(2, 0)],
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap();
+    assert_eq!(delayed.changed, [2]);
+    let retried = a
+        .fetch_leased("jobs", "workers", 10, LONG, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (offsets(&retried), deliveries(&retried)),
+        (vec![2], vec![3])
+    );
+
+    let (code, _) = broker_refusal(
+        a.change_leases("jobs", "workers", vec![], Duration::from_secs(13 * 3600))
+            .await,
+    );
+    assert_eq!(code, ErrorCode::BadRequest);
+}
+
+/// A message handed out `max_deliveries` times without an acknowledgement
+/// becomes a dead letter of its consumer: the consumer goes on past it,
+/// every other reader still has it, and a resend appends it again.
+#[tokio::test]
+async fn a_poison_message_becomes_a_dead_letter_of_its_consumer() {
+    let broker = TestBroker::start();
+    let client = broker.client().await;
+    jobs_of(&client, 3).await;
+    let lease_one = |client: &BrokerClient| {
+        let client = client.clone();
+        async move {
+            client
+                .fetch_leased_at_most("jobs", "workers", 1, LONG, 2, Duration::ZERO)
+                .await
+                .unwrap()
+        }
+    };
+    let give_back = |client: &BrokerClient, offset, deliveries| {
+        let client = client.clone();
+        async move {
+            let lease = vec![lease_of(offset, deliveries)];
+            client
+                .change_leases("jobs", "workers", lease, Duration::ZERO)
+                .await
+                .unwrap()
+        }
+    };
+    // Offset 0 fails twice; at its third turn it is a dead letter and the
+    // worker gets offset 1 instead.
+    assert_eq!(deliveries(&lease_one(&client).await), [1]);
+    give_back(&client, 0, 1).await;
+    assert_eq!(deliveries(&lease_one(&client).await), [2]);
+    give_back(&client, 0, 2).await;
+    let next = lease_one(&client).await;
+    assert_eq!((offsets(&next), deliveries(&next)), (vec![1], vec![1]));
+
+    // Durable with the answer: a SIGKILL keeps the dead letter and the
+    // position past it.
+    let broker = broker.restart(&[]);
+    let client = broker.client().await;
+    let consumers = client.list_consumers("jobs").await.unwrap();
+    assert_eq!(consumers[0].next_offset, 1, "{consumers:?}");
+    let letters = client.list_dead_letters("jobs", 0, 10).await.unwrap();
+    assert_eq!(letters.dead_letters.len(), 1);
+    let letter = client
+        .dead_letter("jobs", letters.dead_letters[0].id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (letter.consumer.as_str(), letter.offset, letter.deliveries),
+        ("workers", 0, 2)
+    );
+    assert!(letter.reason.contains("2 times"), "{}", letter.reason);
+    assert_eq!(&letter.payload[..], b"0");
+    assert_eq!(letter.producer, "root");
+
+    // Other readers still have it.
+    let audit = client
+        .fetch_for_consumer("jobs", "audit", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(offsets(&audit), [0, 1, 2]);
+
+    // A resend appends it again, as a new message the workers get.
+    let resent = client
+        .resend_dead_letters(wire::ResendDeadLetters {
+            station: "jobs".into(),
+            ids: vec![letter.id],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        resent.outcomes[0].outcome,
+        Some(wire::resend_outcome::Outcome::Offset(3))
+    );
+    client
+        .acknowledge("jobs", "workers", vec![1, 2])
+        .await
+        .unwrap();
+    let redone = lease_one(&client).await;
+    assert_eq!((offsets(&redone), deliveries(&redone)), (vec![3], vec![1]));
+    assert_eq!(&redone.messages[0].payload[..], b"0");
+
+    // A station that drops its dead letters: the consumer still goes on.
+    client
+        .update_station(
+            "jobs",
+            wire::StationSettings {
+                keep_dead_letters: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    give_back(&client, 3, 1).await;
+    assert_eq!(deliveries(&lease_one(&client).await), [2]);
+    give_back(&client, 3, 2).await;
+    let none = lease_one(&client).await;
+    assert_eq!(offsets(&none), Vec::<u64>::new());
+    let consumers = client.list_consumers("jobs").await.unwrap();
+    let workers = consumers.iter().find(|c| c.consumer == "workers").unwrap();
+    assert_eq!(workers.next_offset, 4);
+    let letters = client.list_dead_letters("jobs", 0, 10).await.unwrap();
+    assert!(
+        letters.dead_letters.is_empty(),
+        "the resent one left, none added"
+    );
+
+    let plain = wire::Fetch {
+        station: "jobs".into(),
+        consumer: "workers".into(),
+        max_deliveries: 3,
+        ..Default::default()
+    };
+    let (code, message) = broker_refusal(client.fetch_with(plain).await);
+    assert_eq!(code, ErrorCode::BadRequest);
+    assert!(message.contains("lease_ms"), "{message}");
 }

@@ -12,6 +12,10 @@
 //! after a restart everything from the position on is handed out again.
 //! The actor owns this state as it owns the station's writes, so two
 //! workers never get the same message from it at once.
+//!
+//! A worker changes when its leases end with [`ChangeLeases`]
+//! (`lease_changes`), and a fetch may bound how often a message is handed
+//! out: past that it is a dead letter of the consumer (`poison`).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -19,7 +23,7 @@ use std::{
 };
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use depot_schemas::storage::ConsumerPosition;
 
@@ -29,6 +33,10 @@ use crate::{
     station::{ConsumerName, Message, ReadLimits},
 };
 
+/// Messages past their delivery limit one lease moves to the dead letters
+/// at most: bounds the work of one fetch (the next takes the rest).
+const MAX_POISON_PER_LEASE: usize = 1000;
+
 /// Leases one worker's share of a consumer's messages.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -37,6 +45,11 @@ pub struct LeaseMessages {
     pub limits: ReadLimits,
     /// How long the worker holds them.
     pub lease: Duration,
+    /// A message whose lease ended this many times unacknowledged goes to
+    /// the dead letters instead of out again (0: no limit).
+    pub max_deliveries: u32,
+    /// The worker's user: kept with the position when dead letters move it.
+    pub worker: String,
     /// Messages one consumer may hold leased at once (beyond it a fetch
     /// gets nothing until leases end or are acknowledged).
     pub max_leased: usize,
@@ -46,7 +59,7 @@ pub struct LeaseMessages {
 }
 
 /// What a lease handed out.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Leased {
     /// Oldest first: expired leases' messages (again), then new ones.
     pub messages: Vec<LeasedMessage>,
@@ -55,6 +68,9 @@ pub struct Leased {
     pub next_expiry: Option<Instant>,
     /// The durable head the lease looked up to.
     pub head: u64,
+    /// Changes when a worker changes a lease (it may end sooner now), so a
+    /// worker waiting for work looks again.
+    pub lease_changes: watch::Receiver<u64>,
 }
 
 #[derive(Debug)]
@@ -81,7 +97,7 @@ pub struct AckMessages {
 /// One consumer's leases and acknowledgements beyond its position.
 #[derive(Default)]
 pub(super) struct Group {
-    leases: BTreeMap<u64, Lease>,
+    pub(super) leases: BTreeMap<u64, Lease>,
     /// Acknowledged, but after a gap (a message still leased or due
     /// again), so the position cannot move over them yet.
     acked: BTreeSet<u64>,
@@ -89,9 +105,9 @@ pub(super) struct Group {
     fresh_from: u64,
 }
 
-struct Lease {
-    ends: Instant,
-    deliveries: u32,
+pub(super) struct Lease {
+    pub(super) ends: Instant,
+    pub(super) deliveries: u32,
 }
 
 impl Group {
@@ -128,7 +144,9 @@ impl StationActor {
         Ok((stored, next))
     }
 
-    fn lease(&mut self, request: &LeaseMessages) -> BrokerResult<Leased> {
+    /// Leases a worker's share; also whether it wrote (dead letters, a
+    /// position), so the answer waits for the flush.
+    fn lease(&mut self, request: &LeaseMessages) -> BrokerResult<(Leased, bool)> {
         if self.deleted {
             return Err(self.not_found());
         }
@@ -149,16 +167,20 @@ impl StationActor {
                 && (leased.is_empty() || bytes < request.limits.max_bytes)
         };
 
-        // Messages whose lease ended come first, oldest first.
+        // Messages whose lease ended come first, oldest first; those handed
+        // out too often already go to the dead letters instead.
         let expired: Vec<u64> = group
             .leases
             .iter()
             .filter(|(_, lease)| lease.ends <= now)
             .map(|(&offset, _)| offset)
-            .take(request.limits.max_messages)
+            .take(request.limits.max_messages + MAX_POISON_PER_LEASE)
             .collect();
+        let mut poison = Vec::new();
         for offset in expired {
-            if !room(&leased, bytes) {
+            let spent = request.max_deliveries > 0
+                && group.leases[&offset].deliveries >= request.max_deliveries;
+            if !spent && !room(&leased, bytes) {
                 break;
             }
             let one = ReadLimits {
@@ -176,6 +198,15 @@ impl StationActor {
                 group.leases.remove(&offset);
                 continue;
             };
+            if spent {
+                let lease = group.leases.remove(&offset).expect("listed above");
+                group.acked.insert(offset);
+                poison.push(LeasedMessage {
+                    message,
+                    deliveries: lease.deliveries,
+                });
+                continue;
+            }
             let lease = group.leases.get_mut(&offset).expect("listed above");
             lease.ends = ends;
             lease.deliveries += 1;
@@ -214,11 +245,47 @@ impl StationActor {
                 });
             }
         }
-        Ok(Leased {
+        let next_expiry = group.next_expiry();
+        let wrote = !poison.is_empty();
+        if wrote {
+            self.dead_letter_unacknowledged(&request.consumer, poison)?;
+            self.advance(
+                &request.consumer,
+                position,
+                &request.worker,
+                request.max_consumers,
+            )?;
+        }
+        let leased = Leased {
             messages: leased,
-            next_expiry: group.next_expiry(),
+            next_expiry,
             head,
-        })
+            lease_changes: self.lease_changes.subscribe(),
+        };
+        Ok((leased, wrote))
+    }
+
+    /// Moves `consumer`'s position from `position` over the acknowledged
+    /// messages that follow it without a gap; the position written
+    /// (unflushed) if it moved.
+    fn advance(
+        &mut self,
+        consumer: &ConsumerName,
+        position: u64,
+        committer: &str,
+        max_consumers: usize,
+    ) -> BrokerResult<Option<ConsumerPosition>> {
+        let group = self.groups.entry(consumer.as_str().to_owned()).or_default();
+        let mut next = position;
+        while group.acked.remove(&next) {
+            next += 1;
+        }
+        if next == position {
+            return Ok(None);
+        }
+        group.forget_below(next);
+        self.write_position(consumer, next, committer, max_consumers)
+            .map(Some)
     }
 
     /// Records acknowledgements; returns the consumer's position after
@@ -245,21 +312,16 @@ impl StationActor {
             group.leases.remove(&offset);
             group.acked.insert(offset);
         }
-        let mut next = position;
-        while group.acked.remove(&next) {
-            next += 1;
+        match self.advance(&ack.consumer, position, &ack.committer, ack.max_consumers)? {
+            Some(written) => Ok((written, true)),
+            None => {
+                let unmoved = ConsumerPosition {
+                    next_offset: position,
+                    ..stored.unwrap_or_default()
+                };
+                Ok((unmoved, false))
+            }
         }
-        if next == position {
-            let unmoved = ConsumerPosition {
-                next_offset: position,
-                ..stored.unwrap_or_default()
-            };
-            return Ok((unmoved, false));
-        }
-        group.forget_below(next);
-        let written =
-            self.write_position(&ack.consumer, next, &ack.committer, ack.max_consumers)?;
-        Ok((written, true))
     }
 }
 
@@ -267,8 +329,17 @@ impl Handler<LeaseMessages> for StationActor {
     type Result = ();
 
     fn handle(&mut self, request: LeaseMessages, _: &mut Self::Context) {
-        let leased = self.lease(&request);
-        let _ = request.reply.send(leased);
+        match self.lease(&request) {
+            Ok((leased, true)) => self.group_commit.commit_then(move |outcome| {
+                let _ = request.reply.send(outcome.map(|()| leased));
+            }),
+            Ok((leased, false)) => {
+                let _ = request.reply.send(Ok(leased));
+            }
+            Err(error) => {
+                let _ = request.reply.send(Err(error));
+            }
+        }
     }
 }
 
