@@ -13,6 +13,7 @@
 //! an encode); decoding requests and schema validation happen on the
 //! connection threads before.
 
+mod acks;
 mod lease_changes;
 mod leases;
 mod poison;
@@ -45,8 +46,9 @@ use crate::{
 /// ~4x the memory of 4 KiB ones for the same messages, at the same speed).
 const RECORD_TARGET_BYTES: usize = 4 * 1024;
 
+pub use acks::AckMessages;
 pub use lease_changes::{ChangeLeases, LeaseRef, LeasesChanged};
-pub use leases::{AckMessages, LeaseMessages, Leased, LeasedMessage};
+pub use leases::{LeaseMessages, Leased, LeasedMessage};
 pub use positions::{CommitPosition, DeletePosition};
 pub use purge::{Purge, Purged};
 

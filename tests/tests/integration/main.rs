@@ -38,4 +38,5 @@ mod webhook_receiver;
 mod webhooks;
 mod websockets;
 mod wire_tls;
+mod work_queue_churn;
 mod work_queues;

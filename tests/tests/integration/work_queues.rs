@@ -125,6 +125,78 @@ async fn workers_share_a_consumer_and_unacknowledged_messages_come_again() {
     assert_eq!(offsets(&lease(&a, 10, LONG).await), [8, 9, 10]);
 }
 
+/// Acknowledgements beyond a gap are durable: a restart hands out only
+/// what nobody acknowledged; setting the position by hand forgets them; a
+/// consumer keeps at most 100,000 of them.
+#[tokio::test]
+async fn acknowledgements_beyond_a_gap_survive_a_restart() {
+    let broker = TestBroker::start();
+    let client = broker.client().await;
+    jobs_of(&client, 4).await;
+    let all = client
+        .fetch_leased("jobs", "workers", 10, LONG, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(offsets(&all), [0, 1, 2, 3]);
+    let acked = client
+        .acknowledge("jobs", "workers", vec![1, 2])
+        .await
+        .unwrap();
+    assert_eq!(acked.next_offset, 0, "0 is still leased");
+
+    let broker = broker.restart(&[]);
+    let client = broker.client().await;
+    let again = client
+        .fetch_leased("jobs", "workers", 10, LONG, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(offsets(&again), [0, 3], "1 and 2 were acknowledged");
+    let acked = client
+        .acknowledge("jobs", "workers", vec![0])
+        .await
+        .unwrap();
+    assert_eq!(acked.next_offset, 3, "over 0 and the 1 and 2 kept");
+
+    // By hand, back to 0: the workers start afresh, everything comes again.
+    client
+        .acknowledge("jobs", "workers", vec![3])
+        .await
+        .unwrap();
+    client.commit_position("jobs", "workers", 0).await.unwrap();
+    let afresh = client
+        .fetch_leased("jobs", "workers", 10, LONG, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(offsets(&afresh), [0, 1, 2, 3]);
+
+    // Behind a message never acknowledged, at most 100,000 are kept.
+    client.commit_position("jobs", "workers", 0).await.unwrap();
+    for _ in 0..100 {
+        produce_batch(&client, 1000).await;
+    }
+    let beyond: Vec<u64> = (1..=100_000).collect();
+    for chunk in beyond.chunks(10_000) {
+        client
+            .acknowledge("jobs", "workers", chunk.to_vec())
+            .await
+            .unwrap();
+    }
+    let (code, message) =
+        broker_refusal(client.acknowledge("jobs", "workers", vec![100_001]).await);
+    assert_eq!(code, ErrorCode::LimitExceeded);
+    assert!(message.contains("max_deliveries"), "{message}");
+    let acked = client
+        .acknowledge("jobs", "workers", vec![0])
+        .await
+        .unwrap();
+    assert_eq!(acked.next_offset, 100_001, "the gap closed");
+}
+
+async fn produce_batch(client: &BrokerClient, count: usize) {
+    let messages = (0..count).map(|_| json_message("{}")).collect();
+    client.produce("jobs", messages).await.unwrap();
+}
+
 #[tokio::test]
 async fn leases_are_checked() {
     let broker = TestBroker::start();

@@ -6,19 +6,21 @@
 //! delivery count one higher: at least once, as every reader here.
 //!
 //! The consumer's committed position ([`crate::station::positions`]) moves
-//! over the acknowledged messages that follow it without a gap, durably
-//! before the acknowledgement is answered. Which messages are leased, and
-//! which are acknowledged beyond a gap, is kept in the actor's memory only:
-//! after a restart everything from the position on is handed out again.
+//! over the acknowledged messages that follow it without a gap; those
+//! acknowledged beyond a gap are kept beside it. Both are durable before
+//! the acknowledgement is answered, so a restart hands out again only what
+//! nobody acknowledged. Which messages are leased, and how often each was
+//! handed out, is kept in the actor's memory only.
 //! The actor owns this state as it owns the station's writes, so two
 //! workers never get the same message from it at once.
 //!
-//! A worker changes when its leases end with [`ChangeLeases`]
-//! (`lease_changes`), and a fetch may bound how often a message is handed
-//! out: past that it is a dead letter of the consumer (`poison`).
+//! Workers acknowledge with [`AckMessages`] (`acks`), change when their
+//! leases end with [`ChangeLeases`] (`lease_changes`), and a fetch may
+//! bound how often a message is handed out: past that it is a dead letter
+//! of the consumer (`poison`).
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     time::{Duration, Instant},
 };
 
@@ -29,8 +31,8 @@ use depot_schemas::storage::ConsumerPosition;
 
 use super::{StationActor, positions::too_many_consumers};
 use crate::{
-    error::{BrokerError, BrokerResult},
-    station::{ConsumerName, Message, ReadLimits},
+    error::BrokerResult,
+    station::{ConsumerName, Message, Positions, ReadLimits},
 };
 
 /// Messages past their delivery limit one lease moves to the dead letters
@@ -81,26 +83,13 @@ pub struct LeasedMessage {
     pub deliveries: u32,
 }
 
-/// Acknowledges messages a worker has handled.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AckMessages {
-    pub consumer: ConsumerName,
-    pub offsets: Vec<u64>,
-    /// Who acknowledges (kept with the position when it moves).
-    pub committer: String,
-    pub max_consumers: usize,
-    /// The consumer's position afterwards, durable once sent.
-    pub reply: oneshot::Sender<BrokerResult<ConsumerPosition>>,
-}
-
 /// One consumer's leases and acknowledgements beyond its position.
 #[derive(Default)]
 pub(super) struct Group {
     pub(super) leases: BTreeMap<u64, Lease>,
     /// Acknowledged, but after a gap (a message still leased or due
     /// again), so the position cannot move over them yet.
-    acked: BTreeSet<u64>,
+    pub(super) acked: BTreeSet<u64>,
     /// Every offset from here on has never been leased.
     fresh_from: u64,
 }
@@ -112,7 +101,7 @@ pub(super) struct Lease {
 
 impl Group {
     /// Forgets what lies below `position` (committed, or purged).
-    fn forget_below(&mut self, position: u64) {
+    pub(super) fn forget_below(&mut self, position: u64) {
         self.leases = self.leases.split_off(&position);
         self.acked = self.acked.split_off(&position);
         self.fresh_from = self.fresh_from.max(position);
@@ -123,16 +112,40 @@ impl Group {
     }
 }
 
+/// `consumer`'s group, from its acknowledgements on disk when the actor has
+/// none yet (after a start), with what lies below `position` forgotten.
+pub(super) fn load_group<'a>(
+    groups: &'a mut HashMap<String, Group>,
+    positions: &Positions,
+    consumer: &ConsumerName,
+    position: u64,
+) -> BrokerResult<&'a mut Group> {
+    let name = consumer.as_str();
+    if !groups.contains_key(name) {
+        let group = Group {
+            acked: positions.acks(consumer)?.into_iter().collect(),
+            ..Default::default()
+        };
+        groups.insert(name.to_owned(), group);
+    }
+    let group = groups.get_mut(name).expect("inserted above");
+    group.forget_below(position);
+    Ok(group)
+}
+
 impl StationActor {
-    /// Drops `consumer`'s leases: its position was set or removed by hand,
-    /// so its workers start afresh from there.
-    pub(super) fn forget_leases(&mut self, consumer: &ConsumerName) {
+    /// Drops `consumer`'s leases and acknowledgements (unflushed): its
+    /// position was set or removed by hand, so its workers start afresh
+    /// from there.
+    pub(super) fn forget_leases(&mut self, consumer: &ConsumerName) -> BrokerResult<()> {
         self.groups.remove(consumer.as_str());
+        self.log.positions().remove_acks_below(consumer, u64::MAX)?;
+        Ok(())
     }
 
     /// The consumer's stored position, and where it stands: its next
     /// offset, never below the oldest message.
-    fn position_of(
+    pub(super) fn position_of(
         &self,
         consumer: &ConsumerName,
     ) -> BrokerResult<(Option<ConsumerPosition>, u64)> {
@@ -156,8 +169,8 @@ impl StationActor {
         }
         let (_, position) = self.position_of(&request.consumer)?;
         let head = *self.durable_head.borrow();
-        let group = self.groups.entry(name.to_owned()).or_default();
-        group.forget_below(position);
+        let positions = self.log.positions();
+        let group = load_group(&mut self.groups, &positions, &request.consumer, position)?;
         let now = Instant::now();
         let ends = now + request.lease;
         let mut leased = Vec::new();
@@ -200,7 +213,6 @@ impl StationActor {
             };
             if spent {
                 let lease = group.leases.remove(&offset).expect("listed above");
-                group.acked.insert(offset);
                 poison.push(LeasedMessage {
                     message,
                     deliveries: lease.deliveries,
@@ -248,10 +260,14 @@ impl StationActor {
         let next_expiry = group.next_expiry();
         let wrote = !poison.is_empty();
         if wrote {
+            let offsets: Vec<u64> = poison.iter().map(|p| p.message.offset).collect();
             self.dead_letter_unacknowledged(&request.consumer, poison)?;
-            self.advance(
+            // Unbounded: a poison message leaves whatever is kept.
+            self.record_acks(
                 &request.consumer,
                 position,
+                &offsets,
+                usize::MAX,
                 &request.worker,
                 request.max_consumers,
             )?;
@@ -263,65 +279,6 @@ impl StationActor {
             lease_changes: self.lease_changes.subscribe(),
         };
         Ok((leased, wrote))
-    }
-
-    /// Moves `consumer`'s position from `position` over the acknowledged
-    /// messages that follow it without a gap; the position written
-    /// (unflushed) if it moved.
-    fn advance(
-        &mut self,
-        consumer: &ConsumerName,
-        position: u64,
-        committer: &str,
-        max_consumers: usize,
-    ) -> BrokerResult<Option<ConsumerPosition>> {
-        let group = self.groups.entry(consumer.as_str().to_owned()).or_default();
-        let mut next = position;
-        while group.acked.remove(&next) {
-            next += 1;
-        }
-        if next == position {
-            return Ok(None);
-        }
-        group.forget_below(next);
-        self.write_position(consumer, next, committer, max_consumers)
-            .map(Some)
-    }
-
-    /// Records acknowledgements; returns the consumer's position after
-    /// them, and whether it moved (then it is written, unflushed).
-    fn acknowledge(&mut self, ack: &AckMessages) -> BrokerResult<(ConsumerPosition, bool)> {
-        if self.deleted {
-            return Err(self.not_found());
-        }
-        let name = ack.consumer.as_str();
-        let (stored, position) = self.position_of(&ack.consumer)?;
-        let head = *self.durable_head.borrow();
-        if let Some(&beyond) = ack.offsets.iter().find(|&&offset| offset >= head) {
-            return Err(BrokerError::bad_request(format!(
-                "offset {beyond} is not in station {} (its next offset is {head})",
-                self.name
-            )));
-        }
-        if !self.groups.contains_key(name) && self.groups.len() >= ack.max_consumers {
-            return Err(too_many_consumers(&self.name, ack.max_consumers));
-        }
-        let group = self.groups.entry(name.to_owned()).or_default();
-        group.forget_below(position);
-        for &offset in ack.offsets.iter().filter(|&&offset| offset >= position) {
-            group.leases.remove(&offset);
-            group.acked.insert(offset);
-        }
-        match self.advance(&ack.consumer, position, &ack.committer, ack.max_consumers)? {
-            Some(written) => Ok((written, true)),
-            None => {
-                let unmoved = ConsumerPosition {
-                    next_offset: position,
-                    ..stored.unwrap_or_default()
-                };
-                Ok((unmoved, false))
-            }
-        }
     }
 }
 
@@ -338,24 +295,6 @@ impl Handler<LeaseMessages> for StationActor {
             }
             Err(error) => {
                 let _ = request.reply.send(Err(error));
-            }
-        }
-    }
-}
-
-impl Handler<AckMessages> for StationActor {
-    type Result = ();
-
-    fn handle(&mut self, ack: AckMessages, _: &mut Self::Context) {
-        match self.acknowledge(&ack) {
-            Ok((position, true)) => self.group_commit.commit_then(move |outcome| {
-                let _ = ack.reply.send(outcome.map(|()| position));
-            }),
-            Ok((position, false)) => {
-                let _ = ack.reply.send(Ok(position));
-            }
-            Err(error) => {
-                let _ = ack.reply.send(Err(error));
             }
         }
     }

@@ -32,7 +32,7 @@ impl StationActor {
         {
             let consumer = consumer.as_str();
             let reason = format!(
-                "consumer {consumer} was handed this message {deliveries} times without acknowledging it (its max_deliveries)"
+                "consumer {consumer} was handed this message {deliveries} times without an acknowledgement (the fetch's max_deliveries)"
             );
             self.dead_letters.add(DeadLetterRecord {
                 timestamp_ms: now_ms(),

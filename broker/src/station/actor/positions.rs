@@ -85,13 +85,17 @@ impl Handler<CommitPosition> for StationActor {
 
     fn handle(&mut self, commit: CommitPosition, _: &mut Self::Context) {
         // Set by hand: what the consumer's workers hold starts afresh.
-        self.forget_leases(&commit.consumer);
-        let written = self.write_position(
-            &commit.consumer,
-            commit.next_offset,
-            &commit.committer,
-            commit.max_consumers,
-        );
+        let written = self
+            .write_position(
+                &commit.consumer,
+                commit.next_offset,
+                &commit.committer,
+                commit.max_consumers,
+            )
+            .and_then(|position| {
+                self.forget_leases(&commit.consumer)?;
+                Ok(position)
+            });
         match written {
             Ok(position) => self.group_commit.commit_then(move |outcome| {
                 let _ = commit.reply.send(outcome.map(|()| position));
@@ -111,8 +115,10 @@ impl Handler<DeletePosition> for StationActor {
             let _ = delete.reply.send(Err(self.not_found()));
             return;
         }
-        self.forget_leases(&delete.consumer);
-        match self.log.positions().remove(&delete.consumer) {
+        let removed = self
+            .forget_leases(&delete.consumer)
+            .and_then(|()| self.log.positions().remove(&delete.consumer));
+        match removed {
             Ok(removed) => self.group_commit.commit_then(move |outcome| {
                 let _ = delete.reply.send(outcome.map(|()| removed));
             }),
