@@ -18,8 +18,10 @@
 //!   the HTTP proxy against a remote broker.
 //! - [`cli`]: the `depot` admin CLI; [`views`]: the JSON it and the proxy
 //!   print for people's scripts.
-//! - [`refusals`] and [`consumer_lag`]: metrics for operators (work a
-//!   limit refused; how far behind each consumer is).
+//! - [`refusals`], [`consumer_lag`], [`station_metrics`] and
+//!   [`work_queue_metrics`]: metrics for operators (work a limit refused;
+//!   how far behind each consumer is; what each station holds; what each
+//!   work queue has in flight).
 //! - [`tls`]: TLS identities (wire port, proxy HTTPS) and what clients and
 //!   deliveries trust.
 
@@ -39,11 +41,13 @@ pub mod refusals;
 pub mod registry;
 pub mod run;
 pub mod schema;
+pub mod scraped;
 pub mod server;
 pub mod station;
 pub mod station_metrics;
 pub mod tls;
 pub mod views;
+pub mod work_queue_metrics;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

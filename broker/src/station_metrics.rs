@@ -18,7 +18,7 @@ use prometheus::{
     proto::MetricFamily,
 };
 
-use crate::registry::StationDirectory;
+use crate::{registry::StationDirectory, scraped};
 
 /// Stations one scrape reports at most (the default `--max-stations`), so a
 /// scrape stays quick and bounded however many stations there are.
@@ -37,6 +37,17 @@ struct Gauges {
     messages: IntGaugeVec,
     bytes: IntGaugeVec,
     next_offset: IntGaugeVec,
+}
+
+impl Gauges {
+    fn all(&self) -> [&dyn Collector; 4] {
+        [
+            &self.stations,
+            &self.messages,
+            &self.bytes,
+            &self.next_offset,
+        ]
+    }
 }
 
 fn per_station(name: &str, help: &str) -> IntGaugeVec {
@@ -58,16 +69,7 @@ impl StationMetrics {
                 "A station's durable head: the offset its next message gets (its rate is the produce rate)",
             ),
         };
-        let desc = [
-            gauges.stations.desc(),
-            gauges.messages.desc(),
-            gauges.bytes.desc(),
-            gauges.next_offset.desc(),
-        ]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
+        let desc = scraped::descs(&gauges.all());
         Self {
             directory,
             gauges: Mutex::new(gauges),
@@ -96,18 +98,11 @@ impl Collector for StationMetrics {
             };
             let head = *station.durable_head.borrow();
             let name = [station.name.as_str()];
-            let set = |vec: &IntGaugeVec, value: u64| {
-                vec.with_label_values(&name)
-                    .set(i64::try_from(value).unwrap_or(i64::MAX));
-            };
-            set(&gauges.messages, head.saturating_sub(counters.first_offset));
-            set(&gauges.bytes, counters.bytes);
-            set(&gauges.next_offset, head);
+            let first = counters.first_offset;
+            scraped::set(&gauges.messages, &name, head.saturating_sub(first));
+            scraped::set(&gauges.bytes, &name, counters.bytes);
+            scraped::set(&gauges.next_offset, &name, head);
         }
-        let mut families = gauges.stations.collect();
-        for vec in [&gauges.messages, &gauges.bytes, &gauges.next_offset] {
-            families.extend(vec.collect());
-        }
-        families
+        scraped::families(&gauges.all())
     }
 }

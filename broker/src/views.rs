@@ -75,5 +75,9 @@ pub fn consumer(c: &ConsumerInfo) -> Value {
         "lag": c.lag,
         "updated_at": time(c.updated_at_ms),
         "updated_by": c.updated_by,
+        "leased": c.leased,
+        "acknowledged_ahead": c.acknowledged_ahead,
+        "redeliveries": c.redeliveries,
+        "dead_lettered": c.dead_lettered,
     })
 }

@@ -2,6 +2,8 @@
 //! list, delete, and where a fetch for a consumer starts. Each needs the
 //! caller's consume pattern to match the station, as fetching does.
 
+use std::collections::BTreeMap;
+
 use tokio::sync::oneshot;
 
 use depot_schemas::storage::ConsumerPosition;
@@ -12,7 +14,7 @@ use crate::{
     error::{BrokerError, BrokerResult},
     refusals::Limit,
     station::{
-        ConsumerName, StationHandle, StationName,
+        ConsumerName, QueueStats, StationHandle, StationName,
         actor::{CommitPosition, DeletePosition},
     },
 };
@@ -27,6 +29,8 @@ pub struct ConsumerSummary {
     pub lag: u64,
     pub updated_at_ms: u64,
     pub updated_by: String,
+    /// Its work queue's figures, when workers share it.
+    pub work: QueueStats,
 }
 
 impl Broker {
@@ -67,7 +71,17 @@ impl Broker {
         who.require_consume(&name)?;
         let station = self.station(&name)?;
         let first = station.log.counters()?.first_offset;
-        let positions = station.log.positions().all()?;
+        let mut positions: BTreeMap<String, ConsumerPosition> =
+            station.log.positions().all()?.into_iter().collect();
+        // A work queue whose position has not moved yet is a consumer too.
+        for (consumer, _) in station.work_queues.all() {
+            positions
+                .entry(consumer)
+                .or_insert_with(|| ConsumerPosition {
+                    next_offset: first,
+                    ..Default::default()
+                });
+        }
         Ok(positions
             .into_iter()
             .map(|(consumer, position)| summary(&station, first, &consumer, position))
@@ -145,5 +159,6 @@ pub(super) fn summary(
         lag: crate::consumer_lag::lag(position.next_offset, first, head),
         updated_at_ms: position.updated_at_ms,
         updated_by: position.updated_by,
+        work: station.work_queues.get(consumer),
     }
 }

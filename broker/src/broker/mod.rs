@@ -175,6 +175,11 @@ impl Broker {
                 directory.clone(),
             )))
             .expect("the station metrics are registered once");
+        metrics
+            .register(Box::new(crate::work_queue_metrics::WorkQueueMetrics::new(
+                directory.clone(),
+            )))
+            .expect("the work queue metrics are registered once");
         let delivery_settings = DeliverySettings {
             policy: UrlPolicy {
                 allow_private: options.allow_private_urls,

@@ -165,15 +165,33 @@ fn list_output(context: &Context, consumers: &[ConsumerInfo]) {
     }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(vec!["consumer", "next offset", "lag", "updated", "by"]);
+    // Work queues' columns only when there is one.
+    let work = consumers.iter().any(|c| c.leased + c.redeliveries > 0);
+    let mut header = vec!["consumer", "next offset", "lag", "updated", "by"];
+    if work {
+        header.extend(["leased", "acked ahead", "redelivered", "dead letters"]);
+    }
+    table.set_header(header);
     for c in consumers {
-        table.add_row(vec![
+        let mut row = vec![
             c.consumer.clone(),
             c.next_offset.to_string(),
             c.lag.to_string(),
             views::time(c.updated_at_ms),
             c.updated_by.clone(),
-        ]);
+        ];
+        if work {
+            row.extend(
+                [
+                    c.leased,
+                    c.acknowledged_ahead,
+                    c.redeliveries,
+                    c.dead_lettered,
+                ]
+                .map(|n| n.to_string()),
+            );
+        }
+        table.add_row(row);
     }
     outln!("{table}");
 }

@@ -190,6 +190,7 @@ impl StationRegistry {
             self.group_commit.clone(),
             self.retention_interval,
         )?;
+        let work_queues = actor.work_queues();
         let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
         self.next_arbiter += 1;
         let actor = StationActor::start_in_arbiter(arbiter, move |_| actor);
@@ -201,6 +202,7 @@ impl StationRegistry {
             schema: Arc::new(RwLock::new(schema)),
             meta: Arc::new(RwLock::new(meta)),
             dead_letters,
+            work_queues,
         };
         self.directory.stations.write().insert(name, handle.clone());
         Ok(handle)

@@ -67,5 +67,9 @@ fn consumer_info(summary: ConsumerSummary) -> wire::ConsumerInfo {
         lag: summary.lag,
         updated_at_ms: summary.updated_at_ms,
         updated_by: summary.updated_by,
+        leased: summary.work.leased,
+        acknowledged_ahead: summary.work.acknowledged_ahead,
+        redeliveries: summary.work.redeliveries,
+        dead_lettered: summary.work.dead_lettered,
     }
 }

@@ -35,7 +35,7 @@ use crate::{
     schema::Attachment,
     station::{
         DeadLetters, Message, NewMessage, ProduceOutcome, RejectReason, SettingsChange, StationLog,
-        StationMeta, StationName, StationSettings, log::message_to_storage, retention,
+        StationMeta, StationName, StationSettings, WorkQueues, log::message_to_storage, retention,
     },
 };
 
@@ -147,6 +147,8 @@ pub struct StationActor {
     purges: Vec<purge::PendingPurge>,
     /// Consumers shared by workers: their leases, by consumer name.
     groups: HashMap<String, leases::Group>,
+    /// The groups' figures, published for listings and metrics.
+    work_queues: WorkQueues,
     /// Bumped when a worker changes a lease, to wake workers waiting for
     /// work ([`Leased::lease_changes`]).
     lease_changes: watch::Sender<u64>,
@@ -185,10 +187,16 @@ impl StationActor {
             purge_before: 0,
             purges: Vec::new(),
             groups: HashMap::new(),
+            work_queues: WorkQueues::default(),
             lease_changes: watch::Sender::new(0),
             durable_head: Arc::new(durable_head),
         };
         Ok((actor, readers))
+    }
+
+    /// Its work queues' figures, for the station's handle.
+    pub fn work_queues(&self) -> WorkQueues {
+        self.work_queues.clone()
     }
 
     fn stage(&mut self, produce: Produce) {

@@ -9,6 +9,7 @@
 //! - [`retention`]: removing the oldest messages, run by the actor.
 //! - [`dead_letters`]: messages the station's schema refused.
 //! - [`positions`]: how far each named consumer got.
+//! - [`work_queues`]: the figures of consumers shared by workers.
 
 pub mod actor;
 pub mod dead_letters;
@@ -19,6 +20,7 @@ pub mod packing;
 pub mod positions;
 pub mod retention;
 pub mod settings;
+pub mod work_queues;
 
 use std::sync::Arc;
 
@@ -35,6 +37,7 @@ pub use message::{Message, NewMessage, ProduceOutcome, RejectReason};
 pub use name::StationName;
 pub use positions::{ConsumerName, Positions};
 pub use settings::{SettingsChange, StationSettings};
+pub use work_queues::{QueueStats, WorkQueues};
 
 /// Everything needed to use a station: its actor for writes, its log and
 /// durable head for reads. Cheap to clone.
@@ -53,6 +56,8 @@ pub struct StationHandle {
     /// Its description and last change; changed by the registry.
     pub meta: Arc<RwLock<StationMeta>>,
     pub dead_letters: DeadLetters,
+    /// Its consumers shared by workers, as its actor last published them.
+    pub work_queues: WorkQueues,
 }
 
 /// What a station's definition says for people, beyond its settings.

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::{
     harness::{ROOT_PASSWORD, TestBroker, broker_refusal, json_message},
-    proxy_harness::{JSON, TestProxy, create_station, login, produce_single, send},
+    proxy_harness::{JSON, TestProxy, create_station, login, metric_value, produce_single, send},
 };
 
 const LONG: Duration = Duration::from_secs(60);
@@ -143,6 +143,16 @@ async fn acknowledgements_beyond_a_gap_survive_a_restart() {
         .await
         .unwrap();
     assert_eq!(acked.next_offset, 0, "0 is still leased");
+    let workers = &client.list_consumers("jobs").await.unwrap()[0];
+    assert_eq!(
+        (
+            workers.consumer.as_str(),
+            workers.leased,
+            workers.acknowledged_ahead
+        ),
+        ("workers", 2, 2),
+        "a work queue whose position never moved is listed"
+    );
 
     let broker = broker.restart(&[]);
     let client = broker.client().await;
@@ -441,6 +451,17 @@ async fn the_cli_leases_and_acknowledges() {
     assert!(stderr.contains("not leased to you"), "{stderr}");
     let bad = broker.cli(&["consumers", "release", "jobs", "w", "3:x"]);
     assert!(!bad.status.success());
+
+    // The listing shows the work queue's figures.
+    let listed = broker.cli_ok(&["consumers", "list", "jobs"]);
+    assert!(listed.contains("redelivered"), "{listed}");
+    let listed = broker.cli_ok(&["--json", "consumers", "list", "jobs"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(
+        (&listed[0]["leased"], &listed[0]["redeliveries"]),
+        (&json!(2), &json!(1)),
+        "{listed}"
+    );
 }
 
 fn lease_of(offset: u64, deliveries: u32) -> wire::LeaseRef {
@@ -574,6 +595,26 @@ async fn a_poison_message_becomes_a_dead_letter_of_its_consumer() {
     give_back(&client, 0, 2).await;
     let next = lease_one(&client).await;
     assert_eq!((offsets(&next), deliveries(&next)), (vec![1], vec![1]));
+
+    // What operators see: the listing and the metrics.
+    let workers = &client.list_consumers("jobs").await.unwrap()[0];
+    assert_eq!(
+        (workers.next_offset, workers.leased, workers.redeliveries),
+        (1, 1, 1),
+        "{workers:?}"
+    );
+    assert_eq!((workers.dead_lettered, workers.acknowledged_ahead), (1, 0));
+    let metrics = client.metrics().await.unwrap();
+    let series = |name: &str| {
+        metric_value(
+            &metrics,
+            &format!(r#"depot_broker_consumer_{name}{{consumer="workers",station="jobs"}}"#),
+        )
+    };
+    assert_eq!(series("leased"), 1, "{metrics}");
+    assert_eq!(series("redeliveries_total"), 1);
+    assert_eq!(series("dead_lettered_total"), 1);
+    assert_eq!(series("acknowledged_ahead"), 0);
 
     // Durable with the answer: a SIGKILL keeps the dead letter and the
     // position past it.

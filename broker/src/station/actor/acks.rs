@@ -79,6 +79,7 @@ impl StationActor {
         }
         group.forget_below(next);
         let beyond: Vec<u64> = new.into_iter().filter(|&offset| offset >= next).collect();
+        self.publish(consumer, 0, 0);
         positions.add_acks(consumer, &beyond)?;
         if next == position {
             return Ok((None, !beyond.is_empty()));

@@ -136,11 +136,12 @@ pub(super) fn load_group<'a>(
 impl StationActor {
     /// Drops `consumer`'s leases and acknowledgements (unflushed): its
     /// position was set or removed by hand, so its workers start afresh
-    /// from there.
-    pub(super) fn forget_leases(&mut self, consumer: &ConsumerName) -> BrokerResult<()> {
-        self.groups.remove(consumer.as_str());
-        self.log.positions().remove_acks_below(consumer, u64::MAX)?;
-        Ok(())
+    /// from there. Whether it had any.
+    pub(super) fn forget_leases(&mut self, consumer: &ConsumerName) -> BrokerResult<bool> {
+        let leased = self.groups.remove(consumer.as_str()).is_some();
+        self.work_queues.remove(consumer.as_str());
+        let kept = self.log.positions().remove_acks_below(consumer, u64::MAX)?;
+        Ok(leased || kept > 0)
     }
 
     /// The consumer's stored position, and where it stands: its next
@@ -190,6 +191,7 @@ impl StationActor {
             .take(request.limits.max_messages + MAX_POISON_PER_LEASE)
             .collect();
         let mut poison = Vec::new();
+        let mut redelivered = 0;
         for offset in expired {
             let spent = request.max_deliveries > 0
                 && group.leases[&offset].deliveries >= request.max_deliveries;
@@ -222,6 +224,7 @@ impl StationActor {
             let lease = group.leases.get_mut(&offset).expect("listed above");
             lease.ends = ends;
             lease.deliveries += 1;
+            redelivered += 1;
             bytes += message.payload.len() as u64;
             let deliveries = lease.deliveries;
             leased.push(LeasedMessage {
@@ -259,6 +262,7 @@ impl StationActor {
         }
         let next_expiry = group.next_expiry();
         let wrote = !poison.is_empty();
+        let dead_lettered = poison.len() as u64;
         if wrote {
             let offsets: Vec<u64> = poison.iter().map(|p| p.message.offset).collect();
             self.dead_letter_unacknowledged(&request.consumer, poison)?;
@@ -278,7 +282,22 @@ impl StationActor {
             head,
             lease_changes: self.lease_changes.subscribe(),
         };
+        self.publish(&request.consumer, redelivered, dead_lettered);
         Ok((leased, wrote))
+    }
+
+    /// Publishes `consumer`'s figures for listings and metrics, counting
+    /// `redelivered` and `dead_lettered` messages more.
+    pub(super) fn publish(&self, consumer: &ConsumerName, redelivered: u64, dead_lettered: u64) {
+        let Some(group) = self.groups.get(consumer.as_str()) else {
+            return;
+        };
+        self.work_queues.update(consumer.as_str(), |stats| {
+            stats.leased = group.leases.len() as u64;
+            stats.acknowledged_ahead = group.acked.len() as u64;
+            stats.redeliveries += redelivered;
+            stats.dead_lettered += dead_lettered;
+        });
     }
 }
 

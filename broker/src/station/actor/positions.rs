@@ -115,9 +115,11 @@ impl Handler<DeletePosition> for StationActor {
             let _ = delete.reply.send(Err(self.not_found()));
             return;
         }
-        let removed = self
-            .forget_leases(&delete.consumer)
-            .and_then(|()| self.log.positions().remove(&delete.consumer));
+        // A work queue whose position never moved is a consumer too.
+        let removed = self.forget_leases(&delete.consumer).and_then(|leased| {
+            let positioned = self.log.positions().remove(&delete.consumer)?;
+            Ok(leased || positioned)
+        });
         match removed {
             Ok(removed) => self.group_commit.commit_then(move |outcome| {
                 let _ = delete.reply.send(outcome.map(|()| removed));
