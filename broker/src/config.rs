@@ -162,6 +162,13 @@ pub struct BrokerOptions {
     #[arg(long, env = "DEPOT_MAX_FETCH_WAIT", default_value = "30s", value_parser = parse_duration)]
     pub max_fetch_wait: Duration,
 
+    /// How long the audit trail, the station `depot.audit` (every change
+    /// to stations, users, schemas, subscriptions, dead letters and
+    /// consumers, and every such attempt refused), keeps its entries; 0s:
+    /// forever.
+    #[arg(long, env = "DEPOT_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
+
     /// Stations the broker holds at most; creating one more (by hand or on
     /// produce) is refused until some are deleted. Each costs an actor and
     /// its trees, so a producer inventing names cannot exhaust memory.
@@ -293,6 +300,7 @@ impl BrokerOptions {
             max_in_flight_per_connection: 1024,
             max_subscriptions_per_connection: 64,
             max_fetch_wait: Duration::from_secs(30),
+            audit_retention: Duration::from_secs(90 * 24 * 3600),
             max_stations: 10_000,
             max_consumers_per_station: 1_000,
             auto_create: true,

@@ -11,7 +11,9 @@
 //! - [`relay`]: relaying one HTTP request (tried at once, else queued).
 //! - [`connections`]: the WebSocket connection registry and notifications.
 //! - [`users`]: authentication and the user store.
+//! - [`audit`]: the trail of every change, in `depot.audit`.
 
+pub mod audit;
 mod connections;
 mod consumers;
 mod dead_letters;

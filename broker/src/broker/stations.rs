@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use crate::{
     auth::Principal,
     broker::Broker,
+    broker::audit::AUDIT_STATION,
     broker::validation::Validated,
     delivery::relay::RESERVED_PREFIX,
     error::{BrokerError, BrokerResult},
@@ -49,7 +50,8 @@ impl Broker {
                 description,
                 if_absent: false,
             })
-            .await??;
+            .await??
+            .station;
         self.set_notifications(&station, settings.notify_connections);
         describe(&station).await
     }
@@ -173,19 +175,29 @@ impl Broker {
     ) -> BrokerResult<impl Future<Output = BrokerResult<Vec<ProduceOutcome>>> + use<>> {
         let name = StationName::parse(station)?;
         who.require_produce(&name)?;
+        if name.as_str() == AUDIT_STATION {
+            return Err(BrokerError::PermissionDenied {
+                reason: format!("{AUDIT_STATION} is written by the broker alone"),
+            });
+        }
         let station = match self.inner.directory.get(&name) {
             Some(station) => station,
             None if self.inner.config.options.auto_create
                 && who.may_create_stations()
                 && !name.as_str().starts_with(RESERVED_PREFIX) =>
             {
-                self.registry(CreateStation {
-                    name,
-                    settings: StationSettings::default(),
-                    description: String::new(),
-                    if_absent: true,
-                })
-                .await??
+                let created = self
+                    .registry(CreateStation {
+                        name,
+                        settings: StationSettings::default(),
+                        description: String::new(),
+                        if_absent: true,
+                    })
+                    .await??;
+                if created.new {
+                    self.audit_auto_create(who, &created.station).await;
+                }
+                created.station
             }
             None => return Err(not_found(&name)),
         };

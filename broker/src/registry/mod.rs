@@ -64,12 +64,19 @@ impl StationDirectory {
 /// Creates a station; with `if_absent`, an existing one is returned instead
 /// of `StationExists` (the auto-create path).
 #[derive(Message)]
-#[rtype(result = "BrokerResult<StationHandle>")]
+#[rtype(result = "BrokerResult<Created>")]
 pub struct CreateStation {
     pub name: StationName,
     pub settings: StationSettings,
     pub description: String,
     pub if_absent: bool,
+}
+
+/// What [`CreateStation`] gives back.
+pub struct Created {
+    pub station: StationHandle,
+    /// False when `if_absent` found it there already.
+    pub new: bool,
 }
 
 /// Changes a station's settings (persisted before the actor applies them)
@@ -230,11 +237,14 @@ impl Actor for StationRegistry {
 }
 
 impl Handler<CreateStation> for StationRegistry {
-    type Result = ResponseFuture<BrokerResult<StationHandle>>;
+    type Result = ResponseFuture<BrokerResult<Created>>;
 
     fn handle(&mut self, create: CreateStation, _: &mut Self::Context) -> Self::Result {
         let created = match self.directory.get(&create.name) {
-            Some(existing) if create.if_absent => Ok(existing),
+            Some(existing) if create.if_absent => Ok(Created {
+                station: existing,
+                new: false,
+            }),
             Some(_) => Err(BrokerError::StationExists {
                 name: create.name.to_string(),
             }),
@@ -264,6 +274,7 @@ impl Handler<CreateStation> for StationRegistry {
                     .and_then(|()| {
                         self.start_station(create.name, created_at_ms, create.settings, meta, None)
                     })
+                    .map(|station| Created { station, new: true })
             }
         };
         let commit = self.group_commit.commit_metadata();

@@ -11,6 +11,7 @@
 //!   operations.
 //! - [`metrics_http`]: `/metrics` over HTTP (`--metrics-listen`).
 
+pub mod audited;
 pub mod connection;
 pub mod connection_operations;
 pub mod consumer_operations;

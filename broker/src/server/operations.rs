@@ -8,10 +8,12 @@ use depot_schemas::wire::{self, ErrorCode, request::Op, response::Result as Repl
 
 use crate::{
     auth::Principal,
+    broker::audit::AuditEntry,
     broker::{Broker, FetchFrom, UserSummary},
     error::BrokerResult,
     server::{
-        connection_operations, consumer_operations, convert, schema_operations, webhook_operations,
+        audited, connection_operations, consumer_operations, convert, schema_operations,
+        webhook_operations,
     },
     station::{ProduceOutcome, ReadLimits, StationSettings},
 };
@@ -25,7 +27,37 @@ const MAX_FETCH_MESSAGES: usize = 10_000;
 /// Payload bytes a fetch returns when the request does not say.
 const DEFAULT_FETCH_BYTES: u64 = 1024 * 1024;
 
+/// Runs `op` as `who`; a change to the broker's configuration (or an
+/// attempt refused) goes to the audit trail before the answer.
 pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
+    let Some((operation, target)) = audited::described(&op) else {
+        return dispatch(broker, who, op).await;
+    };
+    let reply = dispatch(broker, who, op).await;
+    let refusal = match &reply {
+        Reply::Error(error) => Some((
+            ErrorCode::try_from(error.code)
+                .unwrap_or(ErrorCode::Unspecified)
+                .as_str_name()
+                .to_owned(),
+            error.message.clone(),
+        )),
+        _ => None,
+    };
+    let entry = AuditEntry {
+        operation,
+        target,
+        user: who.username.clone(),
+        refusal,
+    };
+    if let Err(error) = broker.audit(&entry).await {
+        // The change is made: say so, and that its record is missing.
+        tracing::error!(%error, operation, user = %who.username, "the audit trail could not record a change");
+    }
+    reply
+}
+
+async fn dispatch(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
     let op = match schema_operations::run(broker, who, op).await {
         Ok(answer) => return answer.unwrap_or_else(|e| Reply::Error(convert::broker_error(&e))),
         Err(op) => op,

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use depot_broker::views::time;
+use depot_broker::{delivery::relay::RESERVED_PREFIX, views::time};
 use depot_schemas::wire::{self, NewMessage, request::Op, response::Result as Reply};
 
 use crate::{
@@ -128,6 +128,9 @@ pub async fn list(
             let topics: Vec<Value> = list
                 .stations
                 .iter()
+                // Depot's own stations (the relay's, the audit trail) are
+                // not topics anyone made.
+                .filter(|station| !station.name.starts_with(RESERVED_PREFIX))
                 .skip(query.offset)
                 .take(query.limit.unwrap_or(usize::MAX))
                 .map(topic_json)

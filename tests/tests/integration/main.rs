@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod audit;
 mod broker_metrics;
 mod cli;
 mod compressed_bodies;

@@ -66,7 +66,13 @@ async fn the_cli_and_a_remote_proxy_reach_a_broker_over_tls() {
     );
     let listed = cli(&address, &["--tls-ca", ca, "--json", "stations", "list"]);
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert_eq!(listed[0]["name"], "secure");
+    let names: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["name"])
+        .collect();
+    assert_eq!(names, ["depot.audit", "secure"], "with the audit trail");
 
     // Without TLS, or trusting another certificate: no session.
     let plain = cli(&address, &["stations", "list"]);

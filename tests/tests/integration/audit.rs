@@ -1,0 +1,155 @@
+//! The audit trail, `depot.audit`: every change to the broker's
+//! configuration and every such attempt refused, with who did it, in order,
+//! durably, with no secret in it; nobody but the broker writes there.
+
+use depot_schemas::wire::{self, ErrorCode};
+use serde_json::{Value, json};
+
+use crate::{
+    harness::{TestBroker, broker_refusal, json_message},
+    proxy_harness::{TestProxy, login, send},
+};
+
+/// The audit trail's entries, oldest first, as `depot fetch` prints them.
+fn entries(broker: &TestBroker) -> Vec<Value> {
+    let printed = broker.cli_ok(&["--json", "fetch", "depot.audit", "--count", "1000"]);
+    printed
+        .lines()
+        .map(|line| {
+            let message: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(message["producer"], "depot");
+            serde_json::from_str(message["payload"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
+
+/// `(operation, user, outcome)` of each entry.
+fn summary(entries: &[Value]) -> Vec<(String, String, String)> {
+    entries
+        .iter()
+        .map(|entry| {
+            let text = |key: &str| entry[key].as_str().unwrap().to_owned();
+            (text("operation"), text("user"), text("outcome"))
+        })
+        .collect()
+}
+
+fn row(operation: &str, user: &str, outcome: &str) -> (String, String, String) {
+    (operation.into(), user.into(), outcome.into())
+}
+
+#[tokio::test]
+async fn every_change_and_every_refused_attempt_is_recorded_without_secrets() {
+    let broker = TestBroker::start();
+    broker.cli_ok(&["stations", "create", "orders"]);
+    broker.cli_ok(&[
+        "users",
+        "create",
+        "ana",
+        "--password",
+        "first-secret-pw",
+        "--produce",
+        "orders",
+    ]);
+    broker.cli_ok(&["users", "update", "ana", "--password", "second-secret-pw"]);
+    let as_ana = |args: &[&str]| {
+        let mut all = vec!["--user", "ana", "--password", "second-secret-pw"];
+        all.extend(args);
+        broker.cli(&all)
+    };
+    // Traffic is not audited; a change ana may not make is, refused.
+    assert!(
+        as_ana(&["produce", "orders", r#"{"n":1}"#])
+            .status
+            .success()
+    );
+    assert!(!as_ana(&["stations", "delete", "orders"]).status.success());
+    broker.cli_ok(&["stations", "purge", "orders"]);
+    broker.cli_ok(&["stations", "delete", "orders"]);
+
+    let client = broker.client().await;
+    // Nobody else writes the trail, nor deletes or purges it.
+    let (code, message) = broker_refusal(
+        client
+            .produce("depot.audit", vec![json_message("{}")])
+            .await,
+    );
+    assert_eq!(code, ErrorCode::PermissionDenied);
+    assert!(message.contains("written by the broker"), "{message}");
+    let (code, _) = broker_refusal(client.delete_station("depot.audit").await);
+    assert_eq!(code, ErrorCode::PermissionDenied);
+
+    // A restart keeps it, and it goes on.
+    let broker = broker.restart(&[]);
+    broker.cli_ok(&["users", "delete", "ana"]);
+
+    let all = entries(&broker);
+    assert_eq!(
+        summary(&all),
+        [
+            row("create_station", "root", "done"),
+            row("create_user", "root", "done"),
+            row("update_user", "root", "done"),
+            row("delete_station", "ana", "refused"),
+            row("purge_station", "root", "done"),
+            row("delete_station", "root", "done"),
+            row("delete_station", "root", "refused"),
+            row("delete_user", "root", "done"),
+        ]
+    );
+    assert_eq!(all[0]["target"], json!({ "station": "orders" }));
+    assert_eq!(all[1]["target"]["user"], "ana");
+    assert_eq!(
+        all[1]["target"]["permissions"]["produce"],
+        json!(["orders"])
+    );
+    assert_eq!(all[2]["target"]["credentials_changed"], json!(["password"]));
+    assert_eq!(all[3]["error"]["code"], "PERMISSION_DENIED");
+    assert_eq!(all[6]["target"], json!({ "station": "depot.audit" }));
+    let text = broker.cli_ok(&["--json", "fetch", "depot.audit", "--count", "1000"]);
+    for secret in ["first-secret-pw", "second-secret-pw"] {
+        assert!(
+            !text.contains(secret),
+            "a secret in the audit trail: {text}"
+        );
+    }
+}
+
+/// Over HTTP through a proxy with a remote broker: the entry names the
+/// token's user, not the proxy's own.
+#[actix_rt::test]
+async fn changes_over_http_name_the_token_user() {
+    let broker = TestBroker::start();
+    let proxy = TestProxy::remote(broker.addr, &[]);
+    let client = broker.client().await;
+    client
+        .create_user(wire::CreateUser {
+            name: "ops".into(),
+            password: "ops-password".into(),
+            permissions: Some(wire::Permissions {
+                admin: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (jwt, _) = login(&proxy, "ops", "ops-password").await;
+    let created = send(
+        "POST",
+        &proxy.url("/stations"),
+        &jwt,
+        Some(json!({ "name": "clicks" })),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let last = entries(&broker).pop().unwrap();
+    assert_eq!(
+        (&last["operation"], &last["user"], &last["target"]),
+        (
+            &json!("create_station"),
+            &json!("ops"),
+            &json!({ "station": "clicks" })
+        )
+    );
+}
