@@ -305,9 +305,25 @@ fn count_or_unlimited(count: u64) -> String {
 }
 
 fn duration_or_unlimited(ms: u64) -> String {
-    if ms == 0 {
-        "unlimited".into()
-    } else {
-        humantime::format_duration(Duration::from_millis(ms)).to_string()
+    const DAY_MS: u64 = 24 * 3600 * 1000;
+    match ms {
+        0 => "unlimited".into(),
+        // Whole days as days: humantime would print 90 days as
+        // "2months 29days 2h 52m 48s" (its months are 30.44 days).
+        ms if ms % DAY_MS == 0 && ms / DAY_MS > 1 => format!("{}days", ms / DAY_MS),
+        ms => humantime::format_duration(Duration::from_millis(ms)).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_of_whole_days_read_as_days() {
+        assert_eq!(duration_or_unlimited(0), "unlimited");
+        assert_eq!(duration_or_unlimited(90 * 24 * 3600 * 1000), "90days");
+        assert_eq!(duration_or_unlimited(24 * 3600 * 1000), "1day");
+        assert_eq!(duration_or_unlimited(90 * 60 * 1000), "1h 30m");
     }
 }
