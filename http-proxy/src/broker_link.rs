@@ -46,6 +46,9 @@ pub struct Caller {
     /// The access token's issue time (ms); `None` for the proxy's own
     /// calls, which no token brought.
     pub session_issued_at_ms: Option<u64>,
+    /// The HTTP client's address (its TCP peer), for the audit trail;
+    /// `None` for the proxy's own calls.
+    pub address: Option<String>,
 }
 
 impl Caller {
@@ -54,6 +57,15 @@ impl Caller {
         Self {
             user: claims.sub.clone(),
             session_issued_at_ms: Some(claims.issued_at_ms()),
+            address: None,
+        }
+    }
+
+    /// This caller, calling from `address`.
+    pub fn from_address(self, address: Option<std::net::SocketAddr>) -> Self {
+        Self {
+            address: address.map(|address| address.to_string()),
+            ..self
         }
     }
 
@@ -63,6 +75,7 @@ impl Caller {
         Self {
             user: user.to_owned(),
             session_issued_at_ms: None,
+            address: None,
         }
     }
 
@@ -71,6 +84,7 @@ impl Caller {
         depot_broker::client::ActingFor {
             user: &self.user,
             session_issued_at_ms: self.session_issued_at_ms.unwrap_or(0),
+            client_address: self.address.as_deref().unwrap_or(""),
         }
     }
 }

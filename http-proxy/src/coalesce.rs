@@ -150,6 +150,8 @@ impl ProduceCoalescer {
         let caller = Caller {
             user: key.0.clone(),
             session_issued_at_ms: oldest,
+            // Produces are traffic, not audited.
+            address: None,
         };
         let (messages, sessions_and_replies): (Vec<_>, Vec<_>) = call
             .into_iter()

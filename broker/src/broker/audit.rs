@@ -33,6 +33,9 @@ pub struct AuditEntry {
     pub target: Value,
     /// The user it ran as (the one a proxy acted for, over HTTP).
     pub user: String,
+    /// The client's network address (over HTTP, the proxy's HTTP peer);
+    /// empty when unknown.
+    pub from: String,
     /// `None` when it was done; the refusal's code and message otherwise.
     pub refusal: Option<(String, String)>,
 }
@@ -42,6 +45,7 @@ impl AuditEntry {
         let mut entry = json!({
             "operation": self.operation,
             "user": self.user,
+            "from": self.from,
             "target": self.target,
             "outcome": if self.refusal.is_some() { "refused" } else { "done" },
         });
@@ -74,6 +78,8 @@ impl Broker {
             operation: "create_station",
             target: json!({ "station": station.name.as_str(), "auto_created": true }),
             user: who.username.clone(),
+            // A produce carries no address to the core.
+            from: String::new(),
             refusal: None,
         };
         if let Err(error) = self.audit(&entry).await {

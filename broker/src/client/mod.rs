@@ -72,18 +72,21 @@ impl Endpoint {
 /// HTTP proxy makes for a token, when that token was issued
 /// (`session_issued_at_ms`, 0: no session): the broker refuses a session
 /// begun before the user's sessions were ended (a new password or
-/// connection token, a logout). A user name alone converts into one.
+/// connection token, a logout). And the network address of the client it
+/// acts for (`client_address`, empty: none), for the audit trail. A user
+/// name alone converts into one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ActingFor<'a> {
     pub user: &'a str,
     pub session_issued_at_ms: u64,
+    pub client_address: &'a str,
 }
 
 impl<'a> From<&'a str> for ActingFor<'a> {
     fn from(user: &'a str) -> Self {
         Self {
             user,
-            session_issued_at_ms: 0,
+            ..Default::default()
         }
     }
 }
@@ -291,6 +294,7 @@ impl BrokerClient {
             op: Some(op),
             on_behalf_of: acting_for.user.to_owned(),
             session_issued_at_ms: acting_for.session_issued_at_ms,
+            client_address: acting_for.client_address.to_owned(),
         })
         .await?;
         let response = answer.await.map_err(|_| ClientError::Disconnected)?;

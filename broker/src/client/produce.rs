@@ -68,9 +68,11 @@ impl BrokerClient {
         messages: Vec<NewMessage>,
         acting_for: ActingFor<'_>,
     ) -> ClientResult<impl Future<Output = ClientResult<Vec<ProduceOutcome>>> + use<>> {
+        // Produces are traffic, not audited: no client address.
         let ActingFor {
             user: on_behalf_of,
             session_issued_at_ms,
+            ..
         } = acting_for;
         let max_frame = self.shared.max_frame.load(Ordering::Relaxed);
         let mut answers = Vec::new();
@@ -197,6 +199,8 @@ mod tests {
             })),
             on_behalf_of: String::new(),
             session_issued_at_ms: u64::MAX,
+            // Produces send none.
+            client_address: String::new(),
         }
         .encoded_len()
     }

@@ -72,6 +72,8 @@ struct Session {
     /// A proxy's attachment to the WebSocket connection registry: detached
     /// (its connections removed) when this session ends.
     attachment: Option<(u64, JoinHandle<()>)>,
+    /// The peer's address, for the audit trail.
+    peer: Option<SocketAddr>,
 }
 
 /// Serves one connection (its two halves: a TCP stream's, or a TLS
@@ -107,6 +109,7 @@ pub async fn serve(
         responses,
         subscriptions: HashMap::new(),
         attachment: None,
+        peer,
     };
 
     let closed = closing.cancelled();
@@ -252,6 +255,17 @@ impl Session {
             }
             (Stage::Ready(principal), op) => (principal.clone(), op),
         };
+        // Where the request comes from, for the audit trail: the client a
+        // proxy (an administrator) names when it acts for someone, else
+        // this connection's peer.
+        let from = if !request.on_behalf_of.is_empty()
+            && !request.client_address.is_empty()
+            && principal.require_admin().is_ok()
+        {
+            request.client_address.clone()
+        } else {
+            self.peer.map(|peer| peer.to_string()).unwrap_or_default()
+        };
         let principal = match self
             .broker
             .acting_as(&principal, &request.on_behalf_of)
@@ -271,7 +285,7 @@ impl Session {
             Op::Credit(credit) => self.credit(id, credit).await,
             Op::Unsubscribe(unsubscribe) => self.unsubscribe(id, unsubscribe).await,
             Op::AttachProxy(attach) => self.attach_proxy(id, &principal, attach).await,
-            op => self.spawn_operation(id, principal, op).await,
+            op => self.spawn_operation(id, principal, from, op).await,
         }
     }
 
@@ -327,7 +341,7 @@ impl Session {
     }
 
     /// Runs a request in its own task so that answers can overtake each other.
-    async fn spawn_operation(&mut self, id: u64, principal: Arc<Principal>, op: Op) {
+    async fn spawn_operation(&mut self, id: u64, principal: Arc<Principal>, from: String, op: Op) {
         let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
             return;
         };
@@ -342,7 +356,7 @@ impl Session {
             }
             op => {
                 let broker = self.broker.clone();
-                async move { operations::run(&broker, &principal, op).await }.boxed_local()
+                async move { operations::run(&broker, &principal, &from, op).await }.boxed_local()
             }
         };
         actix_rt::spawn(async move {

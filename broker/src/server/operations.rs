@@ -27,9 +27,10 @@ const MAX_FETCH_MESSAGES: usize = 10_000;
 /// Payload bytes a fetch returns when the request does not say.
 const DEFAULT_FETCH_BYTES: u64 = 1024 * 1024;
 
-/// Runs `op` as `who`; a change to the broker's configuration (or an
-/// attempt refused) goes to the audit trail before the answer.
-pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
+/// Runs `op` as `who`, for a client at `from` (its network address; empty:
+/// unknown); a change to the broker's configuration (or an attempt
+/// refused) goes to the audit trail before the answer.
+pub async fn run(broker: &Broker, who: &Arc<Principal>, from: &str, op: Op) -> Reply {
     let Some((operation, target)) = audited::described(&op) else {
         return dispatch(broker, who, op).await;
     };
@@ -48,6 +49,7 @@ pub async fn run(broker: &Broker, who: &Arc<Principal>, op: Op) -> Reply {
         operation,
         target,
         user: who.username.clone(),
+        from: from.to_owned(),
         refusal,
     };
     if let Err(error) = broker.audit(&entry).await {

@@ -129,7 +129,8 @@ impl BrokerLink for EmbeddedBroker {
             let who = principal(&broker, &caller)?;
             // The wire server's own dispatch: one implementation of every
             // operation, whichever edge it arrives through.
-            match operations::run(&broker, &who, op).await {
+            let from = caller.address.as_deref().unwrap_or("");
+            match operations::run(&broker, &who, from, op).await {
                 Reply::Error(error) => Err(LinkError::Refused {
                     code: ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unspecified),
                     message: error.message,

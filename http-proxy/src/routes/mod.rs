@@ -362,7 +362,7 @@ pub async fn authenticated_caller(
         )
     })?;
     let claims = state.tokens.verify(&token, TokenType::Access).await?;
-    Ok(Caller::of_token(&claims))
+    Ok(Caller::of_token(&claims).from_address(request.peer_addr()))
 }
 
 /// Authenticates a request and runs one broker operation as its token's

@@ -2,12 +2,15 @@
 //! configuration and every such attempt refused, with who did it, in order,
 //! durably, with no secret in it; nobody but the broker writes there.
 
-use depot_schemas::wire::{self, ErrorCode};
+use depot_broker::client::{ActingFor, BrokerClient};
+use depot_schemas::wire::{self, ErrorCode, request::Op};
 use serde_json::{Value, json};
 
 use crate::{
     harness::{TestBroker, broker_refusal, json_message},
-    proxy_harness::{TestProxy, login, send},
+    proxy_harness::{
+        TestProxy, create_station as create_station_over_http, login, producer_anywhere,
+    },
 };
 
 /// The audit trail's entries, oldest first, as `depot fetch` prints them.
@@ -135,14 +138,7 @@ async fn changes_over_http_name_the_token_user() {
         .await
         .unwrap();
     let (jwt, _) = login(&proxy, "ops", "ops-password").await;
-    let created = send(
-        "POST",
-        &proxy.url("/stations"),
-        &jwt,
-        Some(json!({ "name": "clicks" })),
-    )
-    .await;
-    assert_eq!(created.status, 200, "{}", created.body);
+    create_station_over_http(&proxy, &jwt, "clicks").await;
     let last = entries(&broker).pop().unwrap();
     assert_eq!(
         (&last["operation"], &last["user"], &last["target"]),
@@ -152,4 +148,71 @@ async fn changes_over_http_name_the_token_user() {
             &json!({ "station": "clicks" })
         )
     );
+    assert!(from_loopback(&last), "{last}");
+}
+
+fn from_loopback(entry: &Value) -> bool {
+    entry["from"].as_str().unwrap().starts_with("127.0.0.1:")
+}
+
+/// The trail's entries read with a client (a proxy's embedded broker).
+async fn entries_of(client: &BrokerClient) -> Vec<Value> {
+    let fetched = client.fetch("depot.audit", 0, 1000).await.unwrap();
+    let payloads = fetched.messages.iter();
+    payloads
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect()
+}
+
+fn create_station(name: &str) -> Op {
+    Op::CreateStation(wire::CreateStation {
+        name: name.into(),
+        ..Default::default()
+    })
+}
+
+/// An entry says where the change came from: the connection's peer, or
+/// the HTTP client a proxy names, which only an administrator may name.
+#[actix_rt::test]
+async fn entries_say_where_the_change_came_from_and_it_cannot_be_forged() {
+    let broker = TestBroker::start();
+    let root = broker.client().await;
+    let mut bob = producer_anywhere("bob");
+    bob.password = "bob-password".into();
+    root.create_user(bob).await.unwrap();
+    let bob = BrokerClient::connect(broker.addr, "bob", "bob-password")
+        .await
+        .unwrap();
+    let claimed = |user| ActingFor {
+        user,
+        client_address: "203.0.113.9:4444",
+        ..Default::default()
+    };
+    bob.call_as(create_station("forged"), claimed("bob"))
+        .await
+        .unwrap();
+    root.call_as(create_station("named"), claimed("bob"))
+        .await
+        .unwrap();
+    let all = entries_of(&root).await;
+    let (forged, named) = (&all[all.len() - 2], &all[all.len() - 1]);
+    assert!(
+        from_loopback(forged),
+        "a non-administrator's claim: {forged}"
+    );
+    assert_eq!(
+        (&named["user"], &named["from"]),
+        (&json!("bob"), &json!("203.0.113.9:4444")),
+        "an administrator acting for bob names bob's client"
+    );
+
+    // The embedded proxy passes its HTTP client's address on.
+    let proxy = TestProxy::embedded(&[]);
+    let (jwt, _) = login(&proxy, "root", crate::harness::ROOT_PASSWORD).await;
+    create_station_over_http(&proxy, &jwt, "clicks").await;
+    let last = entries_of(&proxy.broker_client().await)
+        .await
+        .pop()
+        .unwrap();
+    assert!(from_loopback(&last), "{last}");
 }
