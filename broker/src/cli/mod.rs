@@ -10,6 +10,7 @@ macro_rules! outln {
     };
 }
 
+mod audit;
 mod connections;
 mod consumers;
 mod dead_letters;
@@ -101,6 +102,9 @@ enum Command {
     /// Relay one HTTP request: tried at once, kept and retried if it does
     /// not arrive (see `subscriptions deliveries depot.relay`).
     Relay(relay::RelayArgs),
+    /// The latest entries of the audit trail: who changed what, from where,
+    /// and what was refused.
+    Audit(audit::AuditArgs),
 }
 
 /// Everything a command needs: the connection and the output mode.
@@ -159,6 +163,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::DeadLetters(command) => dead_letters::run(&context, command).await,
         Command::Subscriptions(command) => webhooks::run(&context, command).await,
         Command::Relay(args) => relay::run(&context, args).await,
+        Command::Audit(args) => audit::run(&context, args).await,
         Command::Connections(command) => connections::run(&context, command).await,
         Command::Notify(args) => connections::notify(&context, args).await,
     }

@@ -44,6 +44,8 @@ fn row(operation: &str, user: &str, outcome: &str) -> (String, String, String) {
 #[tokio::test]
 async fn every_change_and_every_refused_attempt_is_recorded_without_secrets() {
     let broker = TestBroker::start();
+    let none = broker.cli_ok(&["audit"]);
+    assert!(none.contains("no changes recorded yet"), "{none}");
     broker.cli_ok(&["stations", "create", "orders"]);
     broker.cli_ok(&[
         "users",
@@ -109,6 +111,20 @@ async fn every_change_and_every_refused_attempt_is_recorded_without_secrets() {
     assert_eq!(all[2]["target"]["credentials_changed"], json!(["password"]));
     assert_eq!(all[3]["error"]["code"], "PERMISSION_DENIED");
     assert_eq!(all[6]["target"], json!({ "station": "depot.audit" }));
+    // `depot audit`: the latest, as a table or JSON lines.
+    let table = broker.cli_ok(&["audit", "--last", "2"]);
+    assert!(
+        table.contains("delete_user") && table.contains("refused: "),
+        "{table}"
+    );
+    assert!(!table.contains("create_user"), "only the last two: {table}");
+    let lines = broker.cli_ok(&["--json", "audit"]);
+    let latest: Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    assert_eq!(latest["operation"], "delete_user");
+    assert!(
+        latest["time"].is_string() && from_loopback(&latest),
+        "{latest}"
+    );
     let text = broker.cli_ok(&["--json", "fetch", "depot.audit", "--count", "1000"]);
     for secret in ["first-secret-pw", "second-secret-pw"] {
         assert!(
