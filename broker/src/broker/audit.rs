@@ -9,6 +9,8 @@
 //! and its target, never a secret (passwords, connection tokens, webhook
 //! secrets and URLs stay out).
 
+use std::sync::atomic::Ordering;
+
 use serde_json::{Value, json};
 
 use crate::{
@@ -87,10 +89,13 @@ impl Broker {
         }
     }
 
-    /// The audit station, made on first use with `--audit-retention`.
+    /// The audit station, made on first use with `--audit-retention`, which
+    /// the first use of each run applies to one made before.
     async fn audit_station(&self) -> BrokerResult<StationHandle> {
         let name = StationName::parse(AUDIT_STATION)?;
-        if let Some(station) = self.inner.directory.get(&name) {
+        if self.inner.audit_ready.load(Ordering::Acquire)
+            && let Some(station) = self.inner.directory.get(&name)
+        {
             return Ok(station);
         }
         let settings = StationSettings {
@@ -124,6 +129,7 @@ impl Broker {
             })
             .await??;
         }
+        self.inner.audit_ready.store(true, Ordering::Release);
         Ok(station)
     }
 }

@@ -95,6 +95,8 @@ struct Inner {
     /// Principals by user name, for requests made on behalf of users (the
     /// HTTP proxy's): compiled once, dropped when the user changes.
     principals: RwLock<HashMap<String, Arc<Principal>>>,
+    /// Whether the audit trail's station has this run's settings yet.
+    audit_ready: std::sync::atomic::AtomicBool,
 }
 
 /// What [`Broker::open`] learned on the way.
@@ -233,6 +235,7 @@ impl Broker {
                 own_workers,
                 passwords,
                 principals: RwLock::default(),
+                audit_ready: Default::default(),
             }),
         };
         let notifications = broker.clone();

@@ -84,9 +84,21 @@ async fn every_change_and_every_refused_attempt_is_recorded_without_secrets() {
     let (code, _) = broker_refusal(client.delete_station("depot.audit").await);
     assert_eq!(code, ErrorCode::PermissionDenied);
 
-    // A restart keeps it, and it goes on.
-    let broker = broker.restart(&[]);
+    // A restart keeps it, and it goes on, with this run's retention.
+    let info = broker.cli_ok(&["--json", "stations", "info", "depot.audit"]);
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(
+        info["settings"]["retention_age_ms"],
+        90 * 24 * 3_600_000_u64
+    );
+    let broker = broker.restart(&["--audit-retention", "30d"]);
     broker.cli_ok(&["users", "delete", "ana"]);
+    let info = broker.cli_ok(&["--json", "stations", "info", "depot.audit"]);
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(
+        info["settings"]["retention_age_ms"],
+        30 * 24 * 3_600_000_u64
+    );
 
     let all = entries(&broker);
     assert_eq!(
