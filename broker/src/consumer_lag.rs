@@ -12,7 +12,7 @@ use prometheus::{
     proto::MetricFamily,
 };
 
-use crate::registry::StationDirectory;
+use crate::{registry::StationDirectory, scraped};
 
 /// Series one scrape reports at most: a broker with many stations and
 /// consumers still answers a scrape quickly and in bounded memory.
@@ -71,9 +71,7 @@ impl Collector for ConsumerLag {
                     break 'stations;
                 }
                 let lag = lag(position.next_offset, counters.first_offset, head);
-                gauges
-                    .with_label_values(&[station.name.as_str(), &consumer])
-                    .set(i64::try_from(lag).unwrap_or(i64::MAX));
+                scraped::set(&gauges, &[station.name.as_str(), &consumer], lag);
                 series += 1;
             }
         }

@@ -1,5 +1,5 @@
 //! What the collectors read at each scrape (`station_metrics`,
-//! `work_queue_metrics`) share: each refills a fixed set of metrics under a
+//! `consumer_lag`, `work_queue_metrics`) share: each refills a fixed set of metrics under a
 //! lock, then reports their descriptions and families together.
 
 use prometheus::{

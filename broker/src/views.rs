@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use depot_schemas::wire::{ConsumerInfo, StationInfo, UserInfo};
+use depot_schemas::wire::{ConsumerInfo, DeadLetter, StationInfo, UserInfo};
 
 /// A time in milliseconds since the epoch as RFC 3339 (UTC, milliseconds).
 pub fn time(ms: u64) -> String {
@@ -80,4 +80,15 @@ pub fn consumer(c: &ConsumerInfo) -> Value {
         "redeliveries": c.redeliveries,
         "dead_lettered": c.dead_lettered,
     })
+}
+
+/// Adds to a dead letter's JSON whose it is when a consumer's workers never
+/// acknowledged it (`max_deliveries`): the `consumer`, the message's
+/// `offset` and its `deliveries`. A schema's refusal has none.
+pub fn add_poison_fields(letter: &DeadLetter, value: &mut Value) {
+    if !letter.consumer.is_empty() {
+        value["consumer"] = json!(letter.consumer);
+        value["offset"] = json!(letter.offset);
+        value["deliveries"] = json!(letter.deliveries);
+    }
 }

@@ -4,13 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use tokio::sync::oneshot;
-
 use depot_schemas::storage::ConsumerPosition;
 
 use crate::{
     auth::Principal,
-    broker::{Broker, stations::not_found},
+    broker::{Broker, stations::ask},
     error::{BrokerError, BrokerResult},
     refusals::Limit,
     station::{
@@ -44,19 +42,15 @@ impl Broker {
         next_offset: u64,
     ) -> BrokerResult<ConsumerSummary> {
         let (station, consumer) = self.consumer_station(who, station, consumer)?;
-        let (reply, committed) = oneshot::channel();
-        station.actor.do_send(CommitPosition {
+        let committed = ask(&station, |reply| CommitPosition {
             consumer: consumer.clone(),
             next_offset,
             committer: who.username.clone(),
             max_consumers: self.inner.config.options.max_consumers_per_station,
             reply,
-        });
-        let committed = self.count_refusal(
-            committed
-                .await
-                .unwrap_or_else(|_| Err(not_found(&station.name))),
-        );
+        })
+        .await;
+        let committed = self.count_refusal(committed);
         let first = station.log.counters()?.first_offset;
         Ok(summary(&station, first, consumer.as_str(), committed?))
     }
@@ -96,15 +90,11 @@ impl Broker {
         consumer: &str,
     ) -> BrokerResult<()> {
         let (station, consumer) = self.consumer_station(who, station, consumer)?;
-        let (reply, deleted) = oneshot::channel();
-        station.actor.do_send(DeletePosition {
+        let deleted = ask(&station, |reply| DeletePosition {
             consumer: consumer.clone(),
             reply,
         });
-        match deleted
-            .await
-            .unwrap_or_else(|_| Err(not_found(&station.name)))?
-        {
+        match deleted.await? {
             true => Ok(()),
             false => Err(BrokerError::ConsumerNotFound {
                 station: station.name.to_string(),

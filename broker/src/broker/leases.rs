@@ -4,14 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
-
 use crate::{
     auth::Principal,
     broker::{
         Broker,
         consumers::{ConsumerSummary, summary},
-        stations::not_found,
+        stations::{ask, not_found},
     },
     error::{BrokerError, BrokerResult},
     station::{
@@ -54,8 +52,7 @@ impl Broker {
         }
         let deadline = Instant::now() + wait.min(self.inner.config.options.max_fetch_wait);
         loop {
-            let (reply, leased) = oneshot::channel();
-            station.actor.do_send(LeaseMessages {
+            let leased = ask(&station, |reply| LeaseMessages {
                 consumer: consumer.clone(),
                 limits,
                 lease,
@@ -64,12 +61,9 @@ impl Broker {
                 max_leased: MAX_LEASED_PER_CONSUMER,
                 max_consumers: self.inner.config.options.max_consumers_per_station,
                 reply,
-            });
-            let leased = self.count_refusal(
-                leased
-                    .await
-                    .unwrap_or_else(|_| Err(not_found(&station.name))),
-            )?;
+            })
+            .await;
+            let leased = self.count_refusal(leased)?;
             if !leased.messages.is_empty() || Instant::now() >= deadline {
                 return Ok((leased.messages, leased.head));
             }
@@ -116,18 +110,14 @@ impl Broker {
                 "at most {MAX_LEASED_PER_CONSUMER} leases change at once (as many as a consumer holds)"
             )));
         }
-        let (reply, changed) = oneshot::channel();
-        station.actor.do_send(ChangeLeases {
+        let changed = ask(&station, |reply| ChangeLeases {
             consumer,
             leases,
             lease,
             reply,
-        });
-        self.count_refusal(
-            changed
-                .await
-                .unwrap_or_else(|_| Err(not_found(&station.name))),
-        )
+        })
+        .await;
+        self.count_refusal(changed)
     }
 
     /// Acknowledges messages a worker of `consumer` has handled; the
@@ -141,19 +131,15 @@ impl Broker {
         offsets: Vec<u64>,
     ) -> BrokerResult<ConsumerSummary> {
         let (station, consumer) = self.consumer_station(who, station, consumer)?;
-        let (reply, acked) = oneshot::channel();
-        station.actor.do_send(AckMessages {
+        let acked = ask(&station, |reply| AckMessages {
             consumer: consumer.clone(),
             offsets,
             committer: who.username.clone(),
             max_consumers: self.inner.config.options.max_consumers_per_station,
             reply,
-        });
-        let position = self.count_refusal(
-            acked
-                .await
-                .unwrap_or_else(|_| Err(not_found(&station.name))),
-        )?;
+        })
+        .await;
+        let position = self.count_refusal(acked)?;
         let first = station.log.counters()?.first_offset;
         Ok(summary(&station, first, consumer.as_str(), position))
     }

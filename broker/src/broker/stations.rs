@@ -118,9 +118,7 @@ impl Broker {
         let name = StationName::parse(name)?;
         refuse_reserved(&name, "purged")?;
         let station = self.station(&name)?;
-        let (reply, purged) = oneshot::channel();
-        station.actor.do_send(Purge { before, reply });
-        purged.await.unwrap_or_else(|_| Err(not_found(&name)))
+        ask(&station, |reply| Purge { before, reply }).await
     }
 
     /// The stations the caller may produce to or consume from (all, for an
@@ -293,6 +291,24 @@ pub(super) fn append(
     let name = station.name.clone();
     // A dropped reply means the actor stopped: the station was deleted.
     async move { outcomes.await.unwrap_or_else(|_| Err(not_found(&name))) }
+}
+
+/// Sends `station`'s actor the message `message` builds around a reply
+/// and waits for the answer; a dropped reply means the actor stopped (the
+/// station was deleted).
+pub(super) async fn ask<M, T>(
+    station: &StationHandle,
+    message: impl FnOnce(oneshot::Sender<BrokerResult<T>>) -> M,
+) -> BrokerResult<T>
+where
+    M: actix::Message<Result = ()> + Send + 'static,
+    crate::station::StationActor: actix::Handler<M>,
+{
+    let (reply, answer) = oneshot::channel();
+    station.actor.do_send(message(reply));
+    answer
+        .await
+        .unwrap_or_else(|_| Err(not_found(&station.name)))
 }
 
 pub(super) async fn describe(station: &StationHandle) -> BrokerResult<StationStats> {

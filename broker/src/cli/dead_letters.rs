@@ -178,12 +178,7 @@ fn letter_json(letter: &DeadLetter, with_payload: bool) -> Value {
         "content_type": letter.content_type,
         "payload_bytes": letter.payload_bytes,
     });
-    if !letter.consumer.is_empty() {
-        // Never acknowledged by that consumer's workers (max_deliveries).
-        value["consumer"] = json!(letter.consumer);
-        value["offset"] = json!(letter.offset);
-        value["deliveries"] = json!(letter.deliveries);
-    }
+    crate::views::add_poison_fields(letter, &mut value);
     if with_payload {
         match text_of(&letter.content_type, &letter.payload) {
             Some(text) => value["payload"] = Value::String(text.to_owned()),

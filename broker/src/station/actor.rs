@@ -194,6 +194,26 @@ impl StationActor {
         Ok((actor, readers))
     }
 
+    /// Answers `reply` with what an operation did: once its writes are
+    /// durable when it wrote (`Ok((_, true))`), at once otherwise.
+    fn answer_when_durable<T: Send + 'static>(
+        &self,
+        done: BrokerResult<(T, bool)>,
+        reply: oneshot::Sender<BrokerResult<T>>,
+    ) {
+        match done {
+            Ok((value, true)) => self.group_commit.commit_then(move |outcome| {
+                let _ = reply.send(outcome.map(|()| value));
+            }),
+            Ok((value, false)) => {
+                let _ = reply.send(Ok(value));
+            }
+            Err(error) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
     /// Its work queues' figures, for the station's handle.
     pub fn work_queues(&self) -> WorkQueues {
         self.work_queues.clone()

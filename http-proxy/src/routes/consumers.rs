@@ -24,7 +24,7 @@
 //! ([`depot_broker::views::consumer`]).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::json;
 
 use depot_broker::views;
@@ -123,15 +123,27 @@ pub async fn commit(
     state: web::Data<AppState>,
     payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
-    let (station, consumer) = path.into_inner();
-    let body = state.read_body(payload, MAX_BODY).await?;
-    let Commit { next_offset } = parse_json(&body)?;
+    let (station, consumer, Commit { next_offset }) =
+        consumer_body(path, &state, payload, MAX_BODY).await?;
     let op = Op::CommitPosition(wire::CommitPosition {
         station,
         consumer,
         next_offset,
     });
     consumer_answer(call(&request, &state, op).await?)
+}
+
+/// A consumer route's station and consumer, and its JSON body of at most
+/// `limit` bytes.
+async fn consumer_body<T: DeserializeOwned>(
+    path: web::Path<(String, String)>,
+    state: &AppState,
+    payload: RequestBody,
+    limit: u64,
+) -> Result<(String, String, T), ProxyError> {
+    let (station, consumer) = path.into_inner();
+    let body = state.read_body(payload, limit).await?;
+    Ok((station, consumer, parse_json(&body)?))
 }
 
 /// 200 with the consumer the broker answered with.
@@ -159,9 +171,8 @@ pub async fn acknowledge(
     state: web::Data<AppState>,
     payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
-    let (station, consumer) = path.into_inner();
-    let body = state.read_body(payload, MAX_ACK_BODY).await?;
-    let Ack { offsets } = parse_json(&body)?;
+    let (station, consumer, Ack { offsets }) =
+        consumer_body(path, &state, payload, MAX_ACK_BODY).await?;
     let op = Op::AckMessages(wire::AckMessages {
         station,
         consumer,
@@ -176,9 +187,8 @@ pub async fn change_leases(
     state: web::Data<AppState>,
     payload: RequestBody,
 ) -> Result<HttpResponse, ProxyError> {
-    let (station, consumer) = path.into_inner();
-    let body = state.read_body(payload, MAX_LEASES_BODY).await?;
-    let LeaseChange { leases, lease_ms } = parse_json(&body)?;
+    let (station, consumer, LeaseChange { leases, lease_ms }) =
+        consumer_body(path, &state, payload, MAX_LEASES_BODY).await?;
     let op = Op::ChangeLeases(wire::ChangeLeases {
         station,
         consumer,

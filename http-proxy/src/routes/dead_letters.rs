@@ -54,12 +54,7 @@ fn letter_json(letter: &wire::DeadLetter, with_payload: bool) -> Value {
         "content_type": letter.content_type,
         "payload_bytes": letter.payload_bytes,
     });
-    if !letter.consumer.is_empty() {
-        // Never acknowledged by that consumer's workers (max_deliveries).
-        value["consumer"] = json!(letter.consumer);
-        value["offset"] = json!(letter.offset);
-        value["deliveries"] = json!(letter.deliveries);
-    }
+    depot_broker::views::add_poison_fields(letter, &mut value);
     if with_payload {
         let text = (letter.content_type.starts_with("application/json")
             || letter.content_type.starts_with("text/"))

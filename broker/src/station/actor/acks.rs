@@ -127,16 +127,7 @@ impl Handler<AckMessages> for StationActor {
     type Result = ();
 
     fn handle(&mut self, ack: AckMessages, _: &mut Self::Context) {
-        match self.acknowledge(&ack) {
-            Ok((position, true)) => self.group_commit.commit_then(move |outcome| {
-                let _ = ack.reply.send(outcome.map(|()| position));
-            }),
-            Ok((position, false)) => {
-                let _ = ack.reply.send(Ok(position));
-            }
-            Err(error) => {
-                let _ = ack.reply.send(Err(error));
-            }
-        }
+        let done = self.acknowledge(&ack);
+        self.answer_when_durable(done, ack.reply);
     }
 }

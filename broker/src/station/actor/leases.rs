@@ -305,16 +305,7 @@ impl Handler<LeaseMessages> for StationActor {
     type Result = ();
 
     fn handle(&mut self, request: LeaseMessages, _: &mut Self::Context) {
-        match self.lease(&request) {
-            Ok((leased, true)) => self.group_commit.commit_then(move |outcome| {
-                let _ = request.reply.send(outcome.map(|()| leased));
-            }),
-            Ok((leased, false)) => {
-                let _ = request.reply.send(Ok(leased));
-            }
-            Err(error) => {
-                let _ = request.reply.send(Err(error));
-            }
-        }
+        let done = self.lease(&request);
+        self.answer_when_durable(done, request.reply);
     }
 }

@@ -96,14 +96,7 @@ impl Handler<CommitPosition> for StationActor {
                 self.forget_leases(&commit.consumer)?;
                 Ok(position)
             });
-        match written {
-            Ok(position) => self.group_commit.commit_then(move |outcome| {
-                let _ = commit.reply.send(outcome.map(|()| position));
-            }),
-            Err(error) => {
-                let _ = commit.reply.send(Err(error));
-            }
-        }
+        self.answer_when_durable(written.map(|position| (position, true)), commit.reply);
     }
 }
 
@@ -120,13 +113,6 @@ impl Handler<DeletePosition> for StationActor {
             let positioned = self.log.positions().remove(&delete.consumer)?;
             Ok(leased || positioned)
         });
-        match removed {
-            Ok(removed) => self.group_commit.commit_then(move |outcome| {
-                let _ = delete.reply.send(outcome.map(|()| removed));
-            }),
-            Err(error) => {
-                let _ = delete.reply.send(Err(error));
-            }
-        }
+        self.answer_when_durable(removed.map(|removed| (removed, true)), delete.reply);
     }
 }
